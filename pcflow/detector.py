@@ -1,0 +1,488 @@
+"""The OneFlow estimator: a scikit-learn style one-class detector whose region is the preimage of a latent ball."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import NotFittedError, PcflowError
+from .flows import AdditiveCoupling, AffineCoupling, Flow, build_flow
+from .objectives import likelihood_loss, log_unit_ball_volume, oneflow_loss, sample_unit_ball
+from .quantile import check_alpha
+
+#: Architectures of the paper: 2D experiments (4 couplings, hidden 16) and tabular experiments (hidden 256).
+PAPER_2D = {"n_couplings": 4, "hidden_features": 16, "batch_size": 1000, "lr": 1e-3}
+PAPER_TABULAR = {"n_couplings": 4, "hidden_features": 256, "batch_size": 1000, "lr": 1e-3}
+
+FLOWS = {"nice": AdditiveCoupling, "general": AffineCoupling}
+OBJECTIVES = ("volume", "likelihood")
+NORMALIZATIONS = ("standard", "isotropic", "none")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+_FORMAT = "pcflow.OneFlow"
+_FORMAT_VERSION = 1
+_CHUNK = 65_536
+_COVERAGE_GRID = 10_001
+
+
+class OneFlow:
+    """One-class normalizing flow (OneFlow, Maziarka et al.): the smallest-volume region holding 1 - alpha of the data.
+
+    A flow f is trained so that the latent ball B(0, R) holds a share 1 - alpha of the training points while the
+    volume of its preimage f^-1(B(0, R)) is minimal. R is the Bernstein estimate of the (1 - alpha) quantile of
+    ||f(x)|| over each batch. With ``objective='likelihood'`` the same flow is trained by maximum likelihood under a
+    standard normal latent instead (the paper's LL-Flow baseline). After training, the region's radius is the
+    (1 - alpha) quantile of the latent radii of the training set, and a point's score is minus its latent radius.
+
+    Args:
+        alpha: share of the training data left outside the region, 0 < alpha < 1.
+        flow: ``'nice'`` (additive couplings and a diagonal scaling: constant Jacobian, closed-form volume) or
+            ``'general'`` (affine couplings: the paper's OneFlow-Gen, Monte-Carlo volume).
+        objective: ``'volume'`` (OneFlow) or ``'likelihood'`` (LL-Flow).
+        n_couplings: number of coupling layers.
+        hidden_features: width of the hidden layers of each coupling network.
+        n_hidden_layers: number of hidden layers of each coupling network.
+        epochs: maximum number of passes over the training data.
+        batch_size: points per optimisation step (the Bernstein estimate uses the whole batch).
+        lr: Adam learning rate (cosine-annealed to a tenth over the epochs).
+        patience: stop when the epoch loss has not improved by `tol` for this many epochs; None trains all epochs.
+        tol: least improvement of the epoch loss that counts, in loss units (log volume or nats per point).
+        n_volume_samples: Monte-Carlo samples per step for the volume of a general flow.
+        normalize: ``'standard'`` (per-feature mean and standard deviation), ``'isotropic'`` (mean and one common
+            scale, which keeps shapes undistorted: the choice for 3D clouds) or ``'none'``.
+        dtype: ``'float32'`` (fast) or ``'float64'``.
+        device: torch device to train and score on, e.g. ``'cpu'``, ``'cuda'``; ``'auto'`` takes a GPU if present.
+        random_state: seed for initialisation, shuffling and Monte-Carlo samples; None draws one (kept in `seed_`).
+        progress: show a progress bar (tqdm) over the epochs.
+
+    Attributes:
+        flow_: the trained `Flow`, acting on normalised inputs.
+        center_, scale_: (D,) float64 arrays; normalised x = (x - center_) / scale_.
+        radius_: latent radius of the region.
+        offset_: -radius_, so that ``decision_function = score_samples - offset_``.
+        volume_, volume_stderr_: region volume in input units and its Monte-Carlo standard error (0 when exact).
+        constant_jacobian_: whether the region volume is in closed form.
+        history_: dict of per-epoch lists ``loss``, ``radius`` (mean Bernstein radius, volume objective) and ``lr``.
+        n_iter_: epochs run. n_features_in_: D. n_samples_fit_: N. seed_: the seed used.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(500, 2))
+        >>> model = OneFlow(alpha=0.1, epochs=5, random_state=0).fit(X)
+        >>> labels = model.predict(X)
+        >>> 0.8 < (labels == 1).mean() < 1.0
+        True
+    """
+
+    def __init__(
+        self,
+        alpha: float = 0.05,
+        *,
+        flow: str = "nice",
+        objective: str = "volume",
+        n_couplings: int = 6,
+        hidden_features: int = 64,
+        n_hidden_layers: int = 2,
+        epochs: int = 100,
+        batch_size: int = 1000,
+        lr: float = 1e-3,
+        patience: int | None = 10,
+        tol: float = 1e-3,
+        n_volume_samples: int = 256,
+        normalize: str = "standard",
+        dtype: str = "float32",
+        device: str = "cpu",
+        random_state: int | None = None,
+        progress: bool = False,
+    ):
+        self.alpha = alpha
+        self.flow = flow
+        self.objective = objective
+        self.n_couplings = n_couplings
+        self.hidden_features = hidden_features
+        self.n_hidden_layers = n_hidden_layers
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.patience = patience
+        self.tol = tol
+        self.n_volume_samples = n_volume_samples
+        self.normalize = normalize
+        self.dtype = dtype
+        self.device = device
+        self.random_state = random_state
+        self.progress = progress
+
+    # ----------------------------------------------------------------------------------------------------------
+    # scikit-learn plumbing
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return [name for name in signature.parameters if name != "self"]
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor's keyword parameters, as scikit-learn's `get_params`."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params) -> "OneFlow":
+        """Sets constructor parameters, as scikit-learn's `set_params`."""
+        names = self._param_names()
+        for key, value in params.items():
+            if key not in names:
+                raise PcflowError(f"unknown parameter {key!r} for OneFlow; expected one of {', '.join(names)}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {name: p.default for name, p in inspect.signature(type(self).__init__).parameters.items()}
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if defaults.get(k) != v]
+        return f"OneFlow({', '.join(changed)})"
+
+    # ----------------------------------------------------------------------------------------------------------
+    # checks
+
+    def _check_params(self) -> None:
+        check_alpha(self.alpha)
+        choices = {"flow": tuple(FLOWS), "objective": OBJECTIVES, "normalize": NORMALIZATIONS, "dtype": tuple(DTYPES)}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise PcflowError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {getattr(self, name)!r}")
+        for name in ("epochs", "batch_size", "n_couplings", "hidden_features", "n_volume_samples"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise PcflowError(f"{name} must be a positive integer, got {value!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise PcflowError(f"lr must be a positive number, got {self.lr!r}")
+        if self.patience is not None and (not isinstance(self.patience, (int, np.integer)) or self.patience < 1):
+            raise PcflowError(f"patience must be a positive integer or None, got {self.patience!r}")
+
+    def min_samples(self) -> int:
+        """Fewest training points this configuration accepts: enough for the (1 - alpha) quantile to be interior."""
+        return max(10, math.ceil(2.0 / check_alpha(self.alpha)))
+
+    def _check_X(self, X, *, fitting: bool) -> np.ndarray:
+        try:
+            array = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise PcflowError("X must be a numeric array of shape (n_samples, n_features); it holds non-numeric values") from None
+        if array.ndim != 2:
+            raise PcflowError(f"X must be a 2-D array of shape (n_samples, n_features), got shape {array.shape}")
+        if fitting:
+            if array.shape[1] < 2:
+                raise PcflowError(f"OneFlow needs at least 2 features, got {array.shape[1]}")
+            if array.shape[0] < self.min_samples():
+                raise PcflowError(
+                    f"OneFlow with alpha={self.alpha} needs at least {self.min_samples()} samples, got {array.shape[0]}"
+                )
+        elif array.shape[1] != self.n_features_in_:
+            raise PcflowError(f"X has {array.shape[1]} features, but the model was fitted with {self.n_features_in_}")
+        bad = ~np.isfinite(array).all(axis=1)
+        if bad.any():
+            raise PcflowError(f"X contains NaN or infinity in {int(bad.sum())} rows; drop or impute them first")
+        return array
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "flow_"):
+            raise NotFittedError("this OneFlow instance is not fitted yet; call fit(X) first")
+
+    @property
+    def _torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    def _resolve_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError):
+            raise PcflowError(f"device must be a torch device such as 'cpu' or 'cuda', got {self.device!r}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise PcflowError("device 'cuda' was asked for, but torch sees no CUDA GPU on this machine")
+        return device
+
+    # ----------------------------------------------------------------------------------------------------------
+    # fitting
+
+    def _normalization(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        center = X.mean(axis=0)
+        std = X.std(axis=0)
+        if not np.any(std > 0):
+            raise PcflowError("all points are identical: there is no spread to learn a region from")
+        if self.normalize == "none":
+            return np.zeros(X.shape[1]), np.ones(X.shape[1])
+        if self.normalize == "isotropic":
+            return center, np.full(X.shape[1], math.sqrt(float(np.mean(std**2))))
+        constant = np.flatnonzero(std == 0)
+        if constant.size:
+            raise PcflowError(
+                f"features {constant.tolist()} are constant (zero variance); drop them or use normalize='isotropic'"
+            )
+        return center, std
+
+    def fit(self, X, y=None) -> "OneFlow":
+        """Trains the flow on X: (N, D) array and sets the region. `y` is ignored. Returns self."""
+        self._check_params()
+        X = self._check_X(X, fitting=True)
+        seed = int(self.random_state) if self.random_state is not None else int(np.random.SeedSequence().entropy % 2**31)
+        device = self._resolve_device()
+        dtype = self._torch_dtype
+
+        center, scale = self._normalization(X)
+        data = torch.as_tensor((X - center) / scale, dtype=dtype, device=device)
+        n, dim = data.shape
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            flow = build_flow(
+                dim,
+                coupling=FLOWS[self.flow],
+                n_couplings=self.n_couplings,
+                hidden_features=self.hidden_features,
+                n_hidden_layers=self.n_hidden_layers,
+            )
+        flow = flow.to(device=device, dtype=dtype)
+        generator = torch.Generator().manual_seed(seed)
+
+        self.flow_ = flow
+        self.center_, self.scale_ = center, scale
+        self.n_features_in_, self.n_samples_fit_, self.seed_ = dim, n, seed
+        self.constant_jacobian_ = flow.constant_jacobian
+        self.history_ = {"loss": [], "radius": [], "lr": [], "time": []}
+        self._train(data, generator)
+
+        radii = np.sort(self._latent_radius_normalized(data))
+        self.radius_ = float(np.quantile(radii, 1.0 - check_alpha(self.alpha)))
+        self.offset_ = -self.radius_
+        grid = np.round(np.linspace(0, n - 1, min(n, _COVERAGE_GRID))).astype(np.int64)
+        self._coverage_grid = grid / max(n - 1, 1)
+        self._radius_grid = radii[grid]
+        self.volume_, self.volume_stderr_ = self.region_volume()
+        return self
+
+    def _train(self, data: torch.Tensor, generator: torch.Generator) -> None:
+        from tqdm.auto import tqdm
+
+        n, dim = data.shape
+        n_batches = max(1, n // min(self.batch_size, n))
+        optimizer = torch.optim.Adam(self.flow_.parameters(), lr=self.lr)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.epochs, eta_min=0.1 * self.lr)
+        needs_ball = self.objective == "volume" and not self.flow_.constant_jacobian
+        best, stale = math.inf, 0
+        start = time.perf_counter()
+        epochs = tqdm(range(self.epochs), desc="training", unit="epoch", disable=not self.progress, leave=False)
+        self.flow_.train()
+        for epoch in epochs:
+            order = torch.randperm(n, generator=generator).to(data.device)
+            losses, radii = [], []
+            for batch in torch.tensor_split(order, n_batches):
+                x = data[batch]
+                if self.objective == "likelihood":
+                    loss, radius = likelihood_loss(self.flow_, x), None
+                else:
+                    ball = (
+                        sample_unit_ball(self.n_volume_samples, dim, generator=generator, dtype=data.dtype,
+                                         device=data.device)
+                        if needs_ball
+                        else None
+                    )
+                    loss, radius = oneflow_loss(self.flow_, x, self.alpha, unit_ball=ball)
+                if not torch.isfinite(loss):
+                    raise PcflowError(
+                        f"training diverged at epoch {epoch + 1} (loss {loss.item()}); try a smaller lr or dtype='float64'"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+                if radius is not None:
+                    radii.append(radius.item())
+            epoch_loss = float(np.mean(losses))
+            self.history_["loss"].append(epoch_loss)
+            self.history_["radius"].append(float(np.mean(radii)) if radii else float("nan"))
+            self.history_["lr"].append(optimizer.param_groups[0]["lr"])
+            self.history_["time"].append(time.perf_counter() - start)
+            scheduler.step()
+            epochs.set_postfix(loss=f"{epoch_loss:.4f}")
+            self.n_iter_ = epoch + 1
+            if epoch_loss < best - self.tol:
+                best, stale = epoch_loss, 0
+            else:
+                stale += 1
+                if self.patience is not None and stale >= self.patience:
+                    break
+        self.flow_.eval()
+
+    def fit_predict(self, X, y=None) -> np.ndarray:
+        """Fits on X and returns its labels: +1 inside the region, -1 outside."""
+        return self.fit(X).predict(X)
+
+    # ----------------------------------------------------------------------------------------------------------
+    # mapping and scoring
+
+    def _map(self, array: np.ndarray, function) -> np.ndarray:
+        param = next(self.flow_.parameters())
+        out = np.empty_like(array, dtype=np.float64)
+        with torch.no_grad():
+            for start in range(0, array.shape[0], _CHUNK):
+                chunk = torch.as_tensor(array[start:start + _CHUNK], dtype=param.dtype, device=param.device)
+                out[start:start + _CHUNK] = function(chunk).double().cpu().numpy()
+        return out
+
+    def _latent_radius_normalized(self, data: torch.Tensor) -> np.ndarray:
+        radii = []
+        with torch.no_grad():
+            for start in range(0, data.shape[0], _CHUNK):
+                radii.append(self.flow_(data[start:start + _CHUNK])[0].norm(dim=1).double().cpu().numpy())
+        return np.concatenate(radii)
+
+    def transform(self, X) -> np.ndarray:
+        """Latent coordinates f((x - center_) / scale_) of X: (N, D) array, as an (N, D) float64 array."""
+        self._check_fitted()
+        X = self._check_X(X, fitting=False)
+        return self._map((X - self.center_) / self.scale_, lambda x: self.flow_(x)[0])
+
+    def inverse_transform(self, Z) -> np.ndarray:
+        """Input-space points f^-1(z) * scale_ + center_ of latent Z: (N, D) array, as an (N, D) float64 array."""
+        self._check_fitted()
+        Z = np.asarray(Z, dtype=np.float64)
+        if Z.ndim != 2 or Z.shape[1] != self.n_features_in_:
+            raise PcflowError(f"Z must have shape (n, {self.n_features_in_}), got {Z.shape}")
+        return self._map(Z, self.flow_.inverse) * self.scale_ + self.center_
+
+    def latent_radius(self, X) -> np.ndarray:
+        """||f(x)|| for each row of X: (N,) float64 array."""
+        return np.linalg.norm(self.transform(X), axis=1)
+
+    def score_samples(self, X) -> np.ndarray:
+        """Minus the latent radius of each row of X: (N,) array, higher for more normal points."""
+        return -self.latent_radius(X)
+
+    def decision_function(self, X) -> np.ndarray:
+        """radius_ - latent radius: (N,) array, positive inside the region, negative outside."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X) -> np.ndarray:
+        """+1 for points inside the region (decision_function >= 0), -1 outside: (N,) int array."""
+        return np.where(self.decision_function(X) >= 0, 1, -1)
+
+    # ----------------------------------------------------------------------------------------------------------
+    # region
+
+    def radius_at(self, coverage: float) -> float:
+        """Latent radius of the ball that holds a share `coverage` of the training points (0 <= coverage <= 1)."""
+        self._check_fitted()
+        coverage = float(coverage)
+        if not 0.0 <= coverage <= 1.0:
+            raise PcflowError(f"coverage must lie in [0, 1], got {coverage}")
+        return float(np.interp(coverage, self._coverage_grid, self._radius_grid))
+
+    def region_volume(self, radius: float | None = None, *, n_samples: int = 20_000) -> tuple[float, float]:
+        """Volume of f^-1(B(0, radius)) in input units, and its standard error.
+
+        Closed form (standard error 0) for constant-Jacobian flows; otherwise the Monte-Carlo estimate
+        vol(B(0, 1)) R^D mean_k |det df^-1(R e_k)| from `n_samples` seeded uniform samples e_k of the unit ball.
+
+        Args:
+            radius: latent radius; defaults to `radius_`.
+            n_samples: Monte-Carlo sample count for general flows.
+        """
+        self._check_fitted()
+        radius = self.radius_ if radius is None else float(radius)
+        dim = self.n_features_in_
+        log_input_scale = float(np.sum(np.log(self.scale_)))
+        log_ball = log_unit_ball_volume(dim) + dim * math.log(radius) + log_input_scale
+        if self.constant_jacobian_:
+            with torch.no_grad():
+                log_det = float(self.flow_.log_det_constant().double())
+            return math.exp(log_ball - log_det), 0.0
+        param = next(self.flow_.parameters())
+        generator = torch.Generator().manual_seed(self.seed_)
+        weights = []
+        with torch.no_grad():
+            for start in range(0, n_samples, _CHUNK):
+                count = min(_CHUNK, n_samples - start)
+                z = radius * sample_unit_ball(count, dim, generator=generator, dtype=param.dtype, device=param.device)
+                _, log_det = self.flow_(self.flow_.inverse(z))
+                weights.append(torch.exp(-log_det.double()).cpu().numpy())
+        w = np.concatenate(weights)
+        factor = math.exp(log_ball)
+        return factor * float(w.mean()), factor * float(w.std(ddof=1)) / math.sqrt(w.size)
+
+    # ----------------------------------------------------------------------------------------------------------
+    # persistence
+
+    def save(self, path) -> None:
+        """Writes the fitted model to `path` (a torch file of tensors and plain values; atomic)."""
+        self._check_fitted()
+        from .io import atomic_output
+
+        state = {
+            "format": _FORMAT,
+            "format_version": _FORMAT_VERSION,
+            "params": self.get_params(),
+            "flow_state": {k: v.detach().cpu() for k, v in self.flow_.state_dict().items()},
+            "center": torch.as_tensor(self.center_),
+            "scale": torch.as_tensor(self.scale_),
+            "radius": self.radius_,
+            "coverage_grid": torch.as_tensor(self._coverage_grid),
+            "radius_grid": torch.as_tensor(self._radius_grid),
+            "volume": self.volume_,
+            "volume_stderr": self.volume_stderr_,
+            "history": self.history_,
+            "n_iter": self.n_iter_,
+            "n_features_in": self.n_features_in_,
+            "n_samples_fit": self.n_samples_fit_,
+            "seed": self.seed_,
+        }
+        with atomic_output(path) as tmp:
+            torch.save(state, tmp)
+
+    @classmethod
+    def load(cls, path, *, device: str = "cpu") -> "OneFlow":
+        """Reads a model written by `save` (tensors and plain values only: torch's `weights_only` loading)."""
+        path = Path(path)
+        if not path.is_file():
+            raise PcflowError(f"model file not found: {path}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+            raise PcflowError(f"{path} is not a readable pcflow model: {str(error).splitlines()[0]}") from None
+        if not isinstance(state, dict) or state.get("format") != _FORMAT:
+            raise PcflowError(f"{path} is not a pcflow model file")
+        if state["format_version"] > _FORMAT_VERSION:
+            raise PcflowError(f"{path} was written by a newer pcflow (format {state['format_version']})")
+        model = cls(**{**state["params"], "device": device})
+        dim = int(state["n_features_in"])
+        flow = build_flow(
+            dim,
+            coupling=FLOWS[model.flow],
+            n_couplings=model.n_couplings,
+            hidden_features=model.hidden_features,
+            n_hidden_layers=model.n_hidden_layers,
+        )
+        flow.load_state_dict(state["flow_state"])
+        model.flow_ = flow.to(device=model._resolve_device(), dtype=model._torch_dtype).eval()
+        model.center_ = state["center"].numpy()
+        model.scale_ = state["scale"].numpy()
+        model.radius_ = float(state["radius"])
+        model.offset_ = -model.radius_
+        model._coverage_grid = state["coverage_grid"].numpy()
+        model._radius_grid = state["radius_grid"].numpy()
+        model.volume_, model.volume_stderr_ = float(state["volume"]), float(state["volume_stderr"])
+        model.history_ = state["history"]
+        model.n_iter_ = int(state["n_iter"])
+        model.n_features_in_ = dim
+        model.n_samples_fit_ = int(state["n_samples_fit"])
+        model.seed_ = int(state["seed"])
+        model.constant_jacobian_ = flow.constant_jacobian
+        return model
+
+
+__all__ = ["OneFlow", "PAPER_2D", "PAPER_TABULAR", "Flow"]

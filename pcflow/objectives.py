@@ -1,0 +1,77 @@
+"""Training objectives: OneFlow's region volume (constant-Jacobian and general flows) and LL-Flow's likelihood."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .flows import Flow
+from .quantile import bernstein_quantile
+
+
+def log_unit_ball_volume(dim: int) -> float:
+    """log of the volume of the unit ball in R^dim: log(pi^(D/2) / Gamma(D/2 + 1))."""
+    return 0.5 * dim * math.log(math.pi) - math.lgamma(0.5 * dim + 1.0)
+
+
+def sample_unit_ball(n: int, dim: int, *, generator: torch.Generator | None = None, dtype=torch.float32,
+                     device="cpu") -> torch.Tensor:
+    """n points drawn uniformly in the unit ball of R^dim: (n, dim) tensor."""
+    direction = torch.randn(n, dim, generator=generator, dtype=dtype, device="cpu")
+    direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    radius = torch.rand(n, 1, generator=generator, dtype=dtype, device="cpu") ** (1.0 / dim)
+    return (direction * radius).to(device)
+
+
+def log_volume_constant(flow: Flow, radius: torch.Tensor, dim: int) -> torch.Tensor:
+    """log vol f^-1(B(0, R)) = log vol(B(0, 1)) + D log R - log|det df| for a constant-Jacobian flow."""
+    return log_unit_ball_volume(dim) + dim * torch.log(radius) - flow.log_det_constant()
+
+
+def log_volume_monte_carlo(flow: Flow, radius: torch.Tensor, unit_ball: torch.Tensor) -> torch.Tensor:
+    """Monte-Carlo log vol f^-1(B(0, R)) = log[vol(B(0, 1)) R^D mean_k |det df^-1(R e_k)|], e_k in the unit ball.
+
+    Differentiable in both R and the flow's parameters: the points R e_k are mapped back with the inverse and
+    |det df^-1(z)| = 1 / |det df(f^-1(z))| is evaluated by the forward pass there. The mean is a log-mean-exp.
+
+    Args:
+        flow: any flow.
+        radius: 0-dim tensor R.
+        unit_ball: (m, D) samples uniform in the unit ball.
+    """
+    dim = unit_ball.shape[1]
+    x = flow.inverse(radius * unit_ball)
+    _, logdet_forward = flow(x)
+    log_mean_w = torch.logsumexp(-logdet_forward, dim=0) - math.log(unit_ball.shape[0])
+    return log_unit_ball_volume(dim) + dim * torch.log(radius) + log_mean_w
+
+
+def oneflow_loss(flow: Flow, x: torch.Tensor, alpha: float, *, unit_ball: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """OneFlow objective on a batch: log volume of the preimage of the ball holding 1 - alpha of the batch.
+
+    Args:
+        flow: the flow f.
+        x: (n, D) batch.
+        alpha: share of the batch left outside the ball.
+        unit_ball: (m, D) uniform unit-ball samples; required when the flow's Jacobian is not constant.
+
+    Returns:
+        (loss, radius): the log volume and the Bernstein radius R, both 0-dim tensors.
+    """
+    z, _ = flow(x)
+    radius = bernstein_quantile(z.norm(dim=1), alpha)
+    if flow.constant_jacobian:
+        return log_volume_constant(flow, radius, x.shape[1]), radius
+    if unit_ball is None:
+        raise ValueError("a general flow needs unit-ball samples for its Monte-Carlo volume")
+    return log_volume_monte_carlo(flow, radius, unit_ball), radius
+
+
+def likelihood_loss(flow: Flow, x: torch.Tensor) -> torch.Tensor:
+    """LL-Flow objective: mean negative log-likelihood of x under f and a standard normal latent, per point."""
+    z, logdet = flow(x)
+    dim = x.shape[1]
+    log_pz = -0.5 * (z * z).sum(dim=1) - 0.5 * dim * math.log(2.0 * math.pi)
+    return -(log_pz + logdet).mean()

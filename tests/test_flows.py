@@ -1,0 +1,116 @@
+"""Tests of the invertible layers and flows."""
+
+import pytest
+import torch
+from torch.autograd.functional import jacobian
+
+from pcflow.errors import PcflowError
+from pcflow.flows import AdditiveCoupling, AffineCoupling, DiagonalScaling, Flow, build_flow, coupling_masks
+
+TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-12}
+
+
+def trained_like(flow, seed=0):
+    """Randomises every parameter (a fresh flow is the identity) so the tests see a non-trivial map."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    return flow
+
+
+def make_flow(coupling, dim, dtype, n_couplings=5):
+    torch.manual_seed(0)
+    flow = build_flow(dim, coupling=coupling, n_couplings=n_couplings, hidden_features=8)
+    return trained_like(flow.to(dtype))
+
+
+@pytest.mark.parametrize("dim", [2, 3, 4, 7])
+def test_masks_update_every_coordinate(dim):
+    masks = coupling_masks(dim, dim)
+    updated = torch.stack([~m for m in masks]).any(dim=0)
+    kept = torch.stack(masks).any(dim=0)
+    assert updated.all() and kept.all()
+    assert all(m.dtype == torch.bool and 0 < m.sum() < dim for m in masks)
+
+
+def test_masks_need_two_dimensions():
+    with pytest.raises(PcflowError, match="at least 2 dimensions"):
+        coupling_masks(1, 3)
+
+
+@pytest.mark.parametrize("coupling", [AdditiveCoupling, AffineCoupling])
+def test_fresh_flow_is_identity(coupling):
+    flow = build_flow(3, coupling=coupling)
+    x = torch.randn(10, 3)
+    z, logdet = flow(x)
+    assert torch.equal(z, x)
+    assert torch.equal(logdet, torch.zeros(10))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("coupling", [AdditiveCoupling, AffineCoupling])
+@pytest.mark.parametrize("dim", [2, 3, 6])
+def test_inverse_of_forward(coupling, dim, dtype):
+    flow = make_flow(coupling, dim, dtype)
+    x = torch.randn(64, dim, dtype=dtype)
+    z, _ = flow(x)
+    assert not torch.allclose(z, x)  # the map is not trivial
+    torch.testing.assert_close(flow.inverse(z), x, atol=TOLERANCE[dtype], rtol=0)
+    torch.testing.assert_close(flow(flow.inverse(x))[0], x, atol=TOLERANCE[dtype], rtol=0)
+
+
+@pytest.mark.parametrize("coupling", [AdditiveCoupling, AffineCoupling])
+@pytest.mark.parametrize("dim", [2, 3, 5])
+def test_logdet_matches_autograd_jacobian(coupling, dim):
+    flow = make_flow(coupling, dim, torch.float64)
+    x = torch.randn(6, dim, dtype=torch.float64)
+    _, logdet = flow(x)
+    for i in range(x.shape[0]):
+        jac = jacobian(lambda v: flow(v[None])[0][0], x[i])
+        sign, expected = torch.linalg.slogdet(jac)
+        assert sign != 0
+        torch.testing.assert_close(logdet[i], expected, atol=1e-10, rtol=0)
+
+
+def test_nice_logdet_is_constant():
+    flow = make_flow(AdditiveCoupling, 3, torch.float64)
+    assert flow.constant_jacobian
+    _, logdet = flow(torch.randn(50, 3, dtype=torch.float64) * 5)
+    torch.testing.assert_close(logdet, logdet[0].expand(50), atol=1e-12, rtol=0)
+    torch.testing.assert_close(logdet[0], flow.log_det_constant(), atol=1e-12, rtol=0)
+
+
+def test_general_flow_is_not_constant_jacobian():
+    flow = make_flow(AffineCoupling, 3, torch.float64)
+    assert not flow.constant_jacobian
+    with pytest.raises(PcflowError, match="constant-Jacobian"):
+        flow.log_det_constant()
+    _, logdet = flow(torch.randn(50, 3, dtype=torch.float64))
+    assert logdet.std() > 1e-3
+
+
+def test_long_flow_logdet_stays_finite():
+    flow = make_flow(AffineCoupling, 4, torch.float32, n_couplings=64)
+    with torch.no_grad():
+        for layer in flow.layers:
+            if isinstance(layer, AffineCoupling):
+                layer.net[-1].bias.fill_(50.0)  # saturates every log-scale
+    x = torch.randn(32, 4)
+    z, logdet = flow(x)
+    assert torch.isfinite(logdet).all()
+    assert torch.isfinite(flow.inverse(torch.randn(32, 4))).all()
+
+
+def test_layers_compose_explicitly():
+    masks = coupling_masks(3, 2)
+    flow = Flow([AdditiveCoupling(masks[0], 4, 1), AffineCoupling(masks[1], 4, 1), DiagonalScaling(3)])
+    trained_like(flow.double())
+    x = torch.randn(5, 3, dtype=torch.float64)
+    torch.testing.assert_close(flow.inverse(flow(x)[0]), x)
+    assert not flow.constant_jacobian
+
+
+def test_bad_architecture():
+    with pytest.raises(PcflowError, match="n_couplings"):
+        build_flow(3, n_couplings=0)
