@@ -1,0 +1,252 @@
+"""Outlier-removal and reconstruction metrics exactly as defined in EVALUATION.md."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import trimesh
+from scipy.spatial import cKDTree
+
+from pcflow.errors import PcflowError
+
+
+def outlier_scores(labels: np.ndarray, keep_mask: np.ndarray | None = None,
+                   scores: np.ndarray | None = None) -> dict:
+    """Score an outlier-removal result against ground-truth labels; the positive class is outlier.
+
+    Precision, recall and F1 follow scikit-learn with `zero_division=0`: a ratio whose denominator
+    is zero is reported as 0. ROC-AUC and average precision are NaN when `labels` holds one class only.
+
+    Args:
+        labels: (N,) array of 0/1 (or bool), 1 = outlier.
+        keep_mask: optional (N,) bool array, True = the method kept the point (called it an inlier).
+        scores: optional (N,) float array, higher = more outlying.
+
+    Returns:
+        A dict with `n_points`, `n_outliers`; from `keep_mask`: `precision`, `recall`, `f1`,
+        `inlier_retention` (kept inliers / inliers) and `n_flagged` (points removed); from `scores`:
+        `roc_auc` (ties count one half) and `average_precision` (scikit-learn's step-wise sum
+        over distinct thresholds, no interpolation).
+
+    Example:
+        >>> r = outlier_scores([1, 1, 0, 0], keep_mask=[False, True, True, False], scores=[3, 2, 1, 0])
+        >>> r["precision"], r["recall"], r["inlier_retention"], r["roc_auc"]
+        (0.5, 0.5, 0.5, 1.0)
+    """
+    labels = _labels(labels)
+    if keep_mask is None and scores is None:
+        raise PcflowError("neither keep_mask nor scores was given; expected at least one of them")
+    n = len(labels)
+    n_outliers = int(labels.sum())
+    result = {"n_points": n, "n_outliers": n_outliers}
+    if keep_mask is not None:
+        keep = np.asarray(keep_mask)
+        if keep.shape != (n,) or keep.dtype != bool:
+            raise PcflowError(f"keep_mask has shape {keep.shape} and dtype {keep.dtype}; "
+                              f"expected a ({n},) bool array")
+        flagged = ~keep
+        true_pos = int(np.count_nonzero(flagged & labels))
+        n_flagged = int(np.count_nonzero(flagged))
+        precision = true_pos / n_flagged if n_flagged else 0.0
+        recall = true_pos / n_outliers if n_outliers else 0.0
+        n_inliers = n - n_outliers
+        result.update(
+            precision=precision,
+            recall=recall,
+            f1=2.0 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0,
+            inlier_retention=int(np.count_nonzero(keep & ~labels)) / n_inliers if n_inliers else 0.0,
+            n_flagged=n_flagged,
+        )
+    if scores is not None:
+        values = np.asarray(scores, dtype=np.float64)
+        if values.shape != (n,) or not np.all(np.isfinite(values)):
+            raise PcflowError(f"scores has shape {values.shape}; expected ({n},) finite numbers")
+        result.update(roc_auc=roc_auc(labels, values), average_precision=average_precision(labels, values))
+    return result
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve from ranks (Mann-Whitney U); tied scores get their average rank.
+
+    Args:
+        labels: (N,) array of 0/1, 1 = positive.
+        scores: (N,) float array, higher = more likely positive.
+
+    Returns:
+        The AUC in [0, 1], or NaN when only one class is present.
+    """
+    labels = _labels(labels)
+    scores = np.asarray(scores, dtype=np.float64)
+    n_pos = int(labels.sum())
+    n_neg = len(labels) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = _average_ranks(scores)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision, sum over distinct thresholds of (R_k - R_{k-1}) * P_k (scikit-learn's definition).
+
+    Args:
+        labels: (N,) array of 0/1, 1 = positive.
+        scores: (N,) float array, higher = more likely positive.
+
+    Returns:
+        The AP in [0, 1], or NaN when no positive is present.
+    """
+    labels = _labels(labels)
+    scores = np.asarray(scores, dtype=np.float64)
+    n_pos = int(labels.sum())
+    if n_pos == 0:
+        return float("nan")
+    order = np.argsort(-scores, kind="stable")
+    sorted_scores, sorted_labels = scores[order], labels[order]
+    # Last position of each run of equal scores: one threshold per distinct score.
+    ends = np.r_[np.flatnonzero(np.diff(sorted_scores)), len(scores) - 1]
+    true_pos = np.cumsum(sorted_labels)[ends]
+    precision = true_pos / (ends + 1.0)
+    recall = true_pos / n_pos
+    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+
+
+def chamfer_metrics(pred_mesh: trimesh.Trimesh, gt_mesh: trimesh.Trimesh, *, n_samples: int = 100_000,
+                    tau: float = 0.01, seed: int = 0) -> dict:
+    """Surface distances between a predicted and a ground-truth mesh from area-uniform samples.
+
+    Both meshes must already be in the same frame (EVALUATION.md uses the normalised frame,
+    bounding-box diagonal 1). `n_samples` points are drawn by area on each mesh with
+    `trimesh.sample.sample_surface` from one `numpy.random.default_rng(seed)` stream (prediction
+    first), each carrying the normal of the face it was drawn from; distances go to the nearest
+    sample of the other mesh (`scipy.spatial.cKDTree`). Because the other surface is represented by
+    samples, distances are biased upwards by roughly half the sample spacing, sqrt(area / n_samples) / 2.
+
+    Args:
+        pred_mesh: predicted triangle mesh (P).
+        gt_mesh: ground-truth triangle mesh (G).
+        n_samples: points sampled on each mesh.
+        tau: distance threshold of the F-score.
+        seed: sampling seed.
+
+    Returns:
+        A dict of floats: `accuracy` (mean over P of d(p, G)), `completeness` (mean over G of d(g, P)),
+        `cd_l1` (their mean), `cd_l2` (the same with squared distances), `precision` (share of P with
+        d <= tau), `recall` (share of G with d <= tau), `fscore` (2PR / (P + R), 0 when both are 0),
+        `normal_consistency` (mean over both directions of |n . n_nearest|), `hausdorff` (largest
+        distance either way); plus `tau` and `n_samples` to state the protocol.
+    """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise PcflowError(f"n_samples is {n_samples!r}; expected a positive integer")
+    if not (np.isfinite(tau) and tau > 0):
+        raise PcflowError(f"tau is {tau!r}; expected a positive number")
+    rng = np.random.default_rng(seed)
+    pred_points, pred_normals = _sample(pred_mesh, int(n_samples), rng, "pred_mesh")
+    gt_points, gt_normals = _sample(gt_mesh, int(n_samples), rng, "gt_mesh")
+
+    dist_pred, nearest_in_gt = cKDTree(gt_points).query(pred_points)
+    dist_gt, nearest_in_pred = cKDTree(pred_points).query(gt_points)
+    precision = float(np.mean(dist_pred <= tau))
+    recall = float(np.mean(dist_gt <= tau))
+    accuracy, completeness = float(dist_pred.mean()), float(dist_gt.mean())
+    cos_pred = np.abs(np.einsum("ij,ij->i", pred_normals, gt_normals[nearest_in_gt]))
+    cos_gt = np.abs(np.einsum("ij,ij->i", gt_normals, pred_normals[nearest_in_pred]))
+    return {
+        "accuracy": accuracy,
+        "completeness": completeness,
+        "cd_l1": (accuracy + completeness) / 2.0,
+        "cd_l2": float((np.mean(dist_pred ** 2) + np.mean(dist_gt ** 2)) / 2.0),
+        "precision": precision,
+        "recall": recall,
+        "fscore": 2.0 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0,
+        "normal_consistency": float((cos_pred.mean() + cos_gt.mean()) / 2.0),
+        "hausdorff": float(max(dist_pred.max(), dist_gt.max())),
+        "tau": float(tau),
+        "n_samples": int(n_samples),
+    }
+
+
+def mesh_validity(mesh: trimesh.Trimesh) -> dict:
+    """Validity report of a mesh.
+
+    Delegates to `pcflow.mesh.validity` (which also counts self-intersecting triangle pairs) when
+    that module provides it; otherwise returns the light report of `light_validity`.
+
+    Args:
+        mesh: a triangle mesh.
+
+    Returns:
+        A dict of validity fields.
+    """
+    try:
+        mesh_module = importlib.import_module("pcflow.mesh")
+    except ModuleNotFoundError as error:
+        if error.name != "pcflow.mesh":
+            raise
+        mesh_module = None
+    if mesh_module is not None and hasattr(mesh_module, "validity"):
+        return mesh_module.validity(mesh)
+    return light_validity(mesh)
+
+
+def light_validity(mesh: trimesh.Trimesh) -> dict:
+    """Validity fields of EVALUATION.md that need no intersection test.
+
+    Args:
+        mesh: a triangle mesh.
+
+    Returns:
+        A dict: `watertight` (every edge shared by exactly two faces), `winding_consistent` (every
+        shared edge traversed in opposite directions by its two faces), `positive_volume` (signed
+        volume > 0, meaningful only when watertight), `n_components` (connected through shared
+        edges), `euler` (V - E + F over referenced vertices and unique edges), `volume` (signed
+        enclosed volume). No self-intersection count.
+    """
+    if not isinstance(mesh, trimesh.Trimesh):
+        raise PcflowError(f"mesh is a {type(mesh).__name__}; expected a trimesh.Trimesh")
+    faces = np.asarray(mesh.faces)
+    if len(faces) == 0:
+        raise PcflowError("mesh has no faces; expected a triangle mesh")
+    labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(faces))
+    volume = float(mesh.volume)
+    return {
+        "watertight": bool(mesh.is_watertight),
+        "winding_consistent": bool(mesh.is_winding_consistent),
+        "positive_volume": bool(volume > 0.0),
+        "n_components": int(len(np.unique(labels))),
+        "euler": int(len(np.unique(faces)) - len(mesh.edges_unique) + len(faces)),
+        "volume": volume,
+    }
+
+
+def _sample(mesh: trimesh.Trimesh, count: int, rng: np.random.Generator,
+            name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(count, 3) area-uniform samples of a mesh and (count, 3) unit normals of their faces."""
+    if not isinstance(mesh, trimesh.Trimesh):
+        raise PcflowError(f"{name} is a {type(mesh).__name__}; expected a trimesh.Trimesh")
+    if len(mesh.faces) == 0 or not mesh.area > 0:
+        raise PcflowError(f"{name} has no surface area; expected a mesh with non-degenerate faces")
+    points, face_index = trimesh.sample.sample_surface(mesh, count, seed=rng)
+    return np.asarray(points, dtype=np.float64), np.asarray(mesh.face_normals)[face_index]
+
+
+def _labels(labels: np.ndarray) -> np.ndarray:
+    """(N,) bool array from 0/1 or bool labels; raises PcflowError on anything else."""
+    values = np.asarray(labels)
+    if values.ndim != 1 or len(values) == 0:
+        raise PcflowError(f"labels has shape {values.shape}; expected a non-empty (N,) array")
+    if values.dtype != bool and not np.all((values == 0) | (values == 1)):
+        raise PcflowError("labels holds values other than 0 and 1; expected 1 = outlier, 0 = inlier")
+    return values.astype(bool)
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """(N,) 1-based ranks of `values`, tied values sharing the mean of their ranks."""
+    order = np.argsort(values, kind="stable")
+    sorted_values = values[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_values)) + 1]
+    ends = np.r_[starts[1:], len(values)]
+    mean_rank = (starts + ends + 1) / 2.0  # mean of the 1-based ranks starts+1 .. ends
+    ranks = np.empty(len(values))
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks
