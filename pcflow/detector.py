@@ -76,8 +76,8 @@ class OneFlow:
         >>> X = rng.normal(size=(500, 2))
         >>> model = OneFlow(alpha=0.1, epochs=5, random_state=0).fit(X)
         >>> labels = model.predict(X)
-        >>> 0.8 < (labels == 1).mean() < 1.0
-        True
+        >>> print(f"{(labels == 1).mean():.2f}")
+        0.90
     """
 
     def __init__(
