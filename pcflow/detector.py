@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 import pickle
+import struct
 import time
 from pathlib import Path
 
@@ -24,6 +25,10 @@ FLOWS = {"nice": AdditiveCoupling, "general": AffineCoupling}
 OBJECTIVES = ("volume", "likelihood")
 NORMALIZATIONS = ("standard", "isotropic", "none")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+# what torch.load raises on a file that is not a torch archive of plain values
+_UNREADABLE = (pickle.UnpicklingError, struct.error, RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError,
+               TypeError)
 
 _FORMAT = "pcflow.OneFlow"
 _FORMAT_VERSION = 1
@@ -452,7 +457,7 @@ class OneFlow:
             raise PcflowError(f"model file not found: {path}")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+        except _UNREADABLE as error:
             raise PcflowError(f"{path} is not a readable pcflow model: {str(error).splitlines()[0]}") from None
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise PcflowError(f"{path} is not a pcflow model file")

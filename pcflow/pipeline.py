@@ -1,0 +1,295 @@
+"""The 3D jobs behind the command line: fit a cloud, split it into inliers and outliers, mesh the region, report."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .detector import OneFlow
+from .errors import PcflowError
+
+#: Files `reconstruct` writes into its output folder (extra mesh formats and preview.png come on top).
+RECONSTRUCT_OUTPUTS = ("inliers.ply", "outliers.ply", "mesh.ply", "mesh.obj", "model.pt", "report.json")
+
+
+@dataclass
+class FitOptions:
+    """Settings of a 3D fit, as the command line exposes them."""
+
+    alpha: float = 0.05
+    flow: str = "nice"
+    epochs: int = 100
+    seed: int = 0
+    device: str = "cpu"
+    max_train_points: int | None = 20_000
+    n_couplings: int = 6
+    hidden_features: int = 64
+    progress: bool = False
+
+    def estimator(self) -> OneFlow:
+        """An unfitted OneFlow with these settings and the isotropic normalisation that keeps shapes undistorted."""
+        return OneFlow(
+            alpha=self.alpha,
+            flow=self.flow,
+            epochs=self.epochs,
+            n_couplings=self.n_couplings,
+            hidden_features=self.hidden_features,
+            normalize="isotropic",
+            device=self.device,
+            random_state=self.seed,
+            progress=self.progress,
+        )
+
+
+@dataclass
+class MeshOptions:
+    """Settings of the boundary mesh extraction."""
+
+    subdivisions: int = 3
+    tolerance: float | None = None
+    max_faces: int = 200_000
+    coverage: float | None = None
+    formats: tuple[str, ...] = ()
+
+
+@dataclass
+class Timer:
+    """Wall time per named stage, in seconds."""
+
+    stages: dict = field(default_factory=dict)
+
+    def __call__(self, name: str):
+        timer = self
+
+        class _Stage:
+            def __enter__(self):
+                self.start = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.stages[name] = timer.stages.get(name, 0.0) + time.perf_counter() - self.start
+
+        return _Stage()
+
+
+def points_3d(cloud) -> np.ndarray:
+    """The (N, 3) coordinates of a cloud, or a PcflowError naming what is wrong with them."""
+    points = cloud.points
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise PcflowError(f"{cloud.source}: expected 3-D points, got {points.shape[1]} coordinates per point")
+    if len(points) == 0:
+        raise PcflowError(f"{cloud.source}: no points to work with")
+    return points
+
+
+def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow:
+    """Fits OneFlow to a cloud, on a seeded random subset of at most `options.max_train_points` points."""
+    timer = timer or Timer()
+    points = points_3d(cloud)
+    model = options.estimator()
+    if len(points) < model.min_samples():
+        raise PcflowError(
+            f"{cloud.source}: {len(points)} points is too few to fit (alpha={options.alpha} needs {model.min_samples()})"
+        )
+    train = points
+    if options.max_train_points is not None and len(points) > options.max_train_points:
+        rng = np.random.default_rng(options.seed)
+        train = points[np.sort(rng.choice(len(points), options.max_train_points, replace=False))]
+    with timer("fit"):
+        model.fit(train)
+    return model
+
+
+def extract_mesh(model: OneFlow, options: MeshOptions, timer: Timer | None = None):
+    """The boundary mesh of a fitted 3D model and its validity checks: (BoundaryMesh, validity dict)."""
+    from .mesh import boundary_mesh, validity
+
+    timer = timer or Timer()
+    if model.n_features_in_ != 3:
+        raise PcflowError(f"a mesh needs a 3-D model, this one has {model.n_features_in_} features")
+    with timer("mesh"):
+        boundary = boundary_mesh(
+            model,
+            coverage=options.coverage,
+            subdivisions=options.subdivisions,
+            tolerance=options.tolerance,
+            max_faces=options.max_faces,
+        )
+    with timer("mesh_checks"):
+        checks = validity(boundary.mesh, check_intersections=False)
+    # boundary_mesh already counted the self-intersections of the final triangulation
+    checks["self_intersections"] = boundary.info["self_intersections"]
+    return boundary, checks
+
+
+def write_meshes(boundary, outdir: Path, stem: str, formats) -> list[str]:
+    """Writes `stem`.ply and `stem`.obj (with UVs), plus `stem`.<fmt> for each extra format; returns the names."""
+    from .io import write_mesh
+
+    names = []
+    for suffix in dict.fromkeys(("ply", "obj", *formats)):
+        path = outdir / f"{stem}.{suffix}"
+        write_mesh(path, boundary.mesh, uv=boundary.uv if suffix == "obj" else None)
+        names.append(path.name)
+    return names
+
+
+def versions() -> dict:
+    """Versions of pcflow and the libraries that shape its results."""
+    import torch
+    import trimesh
+
+    from . import __version__
+
+    return {
+        "pcflow": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "trimesh": trimesh.__version__,
+    }
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Writes `data` as indented JSON, atomically."""
+    from .io import atomic_output
+
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def prepare_outdir(outdir, names, *, overwrite: bool, inputs=()) -> Path:
+    """Creates `outdir` if needed; refuses to replace existing outputs unless `overwrite`, and inputs ever."""
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise PcflowError(f"output folder {outdir} exists and is not a folder")
+    for source in inputs:
+        for name in names:
+            if (outdir / name).resolve() == Path(source).resolve():
+                raise PcflowError(f"output {outdir / name} would overwrite the input {source}")
+    existing = [name for name in names if (outdir / name).exists()]
+    if existing and not overwrite:
+        raise PcflowError(f"{outdir} already holds {', '.join(existing)}; pass --overwrite or choose another folder")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise PcflowError(f"cannot create output folder {outdir}: {error.strerror}") from None
+    return outdir
+
+
+def reconstruct(
+    input_path,
+    outdir,
+    fit_options: FitOptions,
+    mesh_options: MeshOptions,
+    *,
+    overwrite: bool = False,
+    preview: bool = True,
+) -> dict:
+    """Reads a cloud, fits OneFlow, writes inliers, outliers, boundary meshes, the model and report.json.
+
+    Args:
+        input_path: point cloud or mesh file (any suffix `pcflow.io.read_cloud` knows).
+        outdir: output folder, created if needed.
+        fit_options: model settings.
+        mesh_options: mesh settings.
+        overwrite: replace outputs already in `outdir`.
+        preview: also render preview.png when a headless renderer is available.
+
+    Returns:
+        The report written to report.json.
+    """
+    from .io import read_cloud, write_cloud
+
+    timer = Timer()
+    start = time.perf_counter()
+    input_path = Path(input_path)
+    with timer("read"):
+        cloud = read_cloud(input_path)
+    points = points_3d(cloud)
+    names = list(RECONSTRUCT_OUTPUTS) + [f"mesh.{fmt}" for fmt in mesh_options.formats] + ["preview.png"]
+    outdir = prepare_outdir(outdir, names, overwrite=overwrite, inputs=(input_path,))
+
+    model = fit_cloud(cloud, fit_options, timer)
+    with timer("score"):
+        inside = model.predict(points) == 1
+    with timer("write_clouds"):
+        write_cloud(outdir / "inliers.ply", cloud.subset(inside))
+        write_cloud(outdir / "outliers.ply", cloud.subset(~inside))
+    boundary, checks = extract_mesh(model, mesh_options, timer)
+    with timer("write_mesh"):
+        files = ["inliers.ply", "outliers.ply", *write_meshes(boundary, outdir, "mesh", mesh_options.formats)]
+        model.save(outdir / "model.pt")
+        files.append("model.pt")
+    preview_note = "not asked for"
+    if preview:
+        with timer("preview"):
+            preview_note = _try_preview(cloud, inside, boundary.mesh, outdir / "preview.png")
+        if preview_note is None:
+            files.append("preview.png")
+
+    report = {
+        "input": str(input_path),
+        "n_points": int(len(points) + cloud.n_dropped_nonfinite),
+        "n_dropped_nonfinite": int(cloud.n_dropped_nonfinite),
+        "n_finite": int(len(points)),
+        "n_train": int(model.n_samples_fit_),
+        "n_inliers": int(inside.sum()),
+        "n_outliers": int((~inside).sum()),
+        "alpha": fit_options.alpha,
+        "coverage": mesh_options.coverage if mesh_options.coverage is not None else 1.0 - fit_options.alpha,
+        "flow": fit_options.flow,
+        "radius": model.radius_,
+        "mesh_radius": boundary.radius,
+        "volume": model.volume_,
+        "volume_stderr": model.volume_stderr_,
+        "mesh_volume": float(boundary.mesh.volume),
+        "mesh": checks,
+        "refinement": boundary.info,
+        "training": {
+            "epochs_run": model.n_iter_,
+            "final_loss": model.history_["loss"][-1],
+            "n_couplings": fit_options.n_couplings,
+            "hidden_features": fit_options.hidden_features,
+        },
+        "files": files + ["report.json"],
+        "preview": preview_note or "preview.png",
+        "seed": fit_options.seed,
+        "device": fit_options.device,
+        "versions": versions(),
+    }
+    report["timings"] = {k: round(v, 4) for k, v in timer.stages.items()}
+    report["timings"]["total"] = round(time.perf_counter() - start, 4)
+    write_json(outdir / "report.json", report)
+    return report
+
+
+def _try_preview(cloud, inside, mesh, path: Path) -> str | None:
+    """Renders preview.png; returns None on success or a one-line reason why no preview was made."""
+    try:
+        from .viz import render_scene
+    except ImportError as error:
+        return f"no preview: {error}"
+    try:
+        render_scene(path, cloud=cloud, inside=inside, mesh=mesh)
+    except PcflowError as error:
+        return f"no preview: {error}"
+    return None

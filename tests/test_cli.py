@@ -1,0 +1,252 @@
+"""End-to-end tests of the `pcflow` command line and the reconstruct pipeline, including bad input."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from plyfile import PlyData, PlyElement
+
+from pcflow import OneFlow
+from pcflow.cli import build_parser, main
+from pcflow.io import read_cloud
+from pcflow.mesh import boundary_mesh, validity
+
+FIT = ["--epochs", "4", "--couplings", "2", "--hidden", "16", "-q"]
+FAST = [*FIT, "--no-preview"]
+
+
+def write_ply(path, points, colors=None):
+    dtype = [("x", "f8"), ("y", "f8"), ("z", "f8")]
+    if colors is not None:
+        dtype += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    records = np.empty(len(points), dtype=dtype)
+    records["x"], records["y"], records["z"] = points.T
+    if colors is not None:
+        records["red"], records["green"], records["blue"] = colors.T
+    PlyData([PlyElement.describe(records, "vertex")]).write(str(path))
+    return path
+
+
+def noisy_ellipsoid(n=1500, n_outliers=60, seed=0):
+    rng = np.random.default_rng(seed)
+    direction = rng.normal(size=(n, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    surface = direction * [1.0, 0.6, 0.4] + rng.normal(scale=0.01, size=(n, 3))
+    outliers = rng.uniform(-2.0, 2.0, size=(n_outliers, 3))
+    return np.vstack([surface, outliers])
+
+
+@pytest.fixture(scope="module")
+def cloud_file(tmp_path_factory):
+    points = noisy_ellipsoid()
+    colors = np.random.default_rng(1).integers(0, 256, size=(len(points), 3), dtype=np.uint8)
+    return write_ply(tmp_path_factory.mktemp("in") / "cloud.ply", points, colors)
+
+
+@pytest.fixture(scope="module")
+def reconstructed(cloud_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "result"
+    assert main(["reconstruct", str(cloud_file), "-o", str(out), "--format", "stl", "off", "glb", *FAST]) == 0
+    return out
+
+
+def test_reconstruct_writes_every_output(reconstructed, cloud_file):
+    for name in ("inliers.ply", "outliers.ply", "mesh.ply", "mesh.obj", "mesh.stl", "mesh.off", "mesh.glb",
+                 "model.pt", "report.json"):
+        assert (reconstructed / name).stat().st_size > 0, name
+    assert not [p for p in reconstructed.iterdir() if p.name.startswith(".")]  # no temporary files left
+    report = json.loads((reconstructed / "report.json").read_text())
+    source = read_cloud(cloud_file)
+    inliers, outliers = read_cloud(reconstructed / "inliers.ply"), read_cloud(reconstructed / "outliers.ply")
+    assert report["n_points"] == len(source) == report["n_inliers"] + report["n_outliers"]
+    assert len(inliers) == report["n_inliers"] and len(outliers) == report["n_outliers"]
+    assert abs(report["n_outliers"] / len(source) - 0.05) < 0.01
+    # every vertex property of the input is kept, row for row
+    model = OneFlow.load(reconstructed / "model.pt")
+    inside = model.predict(source.points) == 1
+    np.testing.assert_array_equal(inliers.fields, source.fields[inside])
+    np.testing.assert_array_equal(outliers.colors, source.colors[~inside])
+    mesh = report["mesh"]
+    assert mesh["watertight"] and mesh["n_components"] == 1 and mesh["euler"] == 2
+    assert mesh["self_intersections"] == 0 and mesh["winding_consistent"] and mesh["positive_volume"]
+    for key in ("read", "fit", "score", "mesh", "total"):
+        assert report["timings"][key] >= 0
+    assert report["seed"] == 0 and report["versions"]["pcflow"]
+    assert math.isclose(report["radius"], model.radius_)
+
+
+def test_obj_has_one_uv_per_vertex(reconstructed):
+    lines = (reconstructed / "mesh.obj").read_text().splitlines()
+    n_v = sum(line.startswith("v ") for line in lines)
+    n_vt = sum(line.startswith("vt ") for line in lines)
+    assert n_v == n_vt > 0
+
+
+def test_mesh_volume_matches_closed_form(reconstructed):
+    report = json.loads((reconstructed / "report.json").read_text())
+    assert report["volume_stderr"] == 0.0
+    assert abs(report["mesh_volume"] - report["volume"]) < 0.01 * report["volume"]
+
+
+def test_identity_flow_gives_exact_sphere(reconstructed):
+    model = OneFlow.load(reconstructed / "model.pt")
+    with torch.no_grad():
+        for parameter in model.flow_.parameters():
+            parameter.zero_()  # zero last layers and scaling: the flow is exactly the identity
+    boundary = boundary_mesh(model, subdivisions=4)
+    radius = model.radius_ * model.scale_[0]
+    distance = np.linalg.norm(boundary.mesh.vertices - model.center_, axis=1)
+    np.testing.assert_allclose(distance, radius, rtol=1e-6)
+    volume, stderr = model.region_volume()
+    assert stderr == 0 and math.isclose(volume, 4 / 3 * math.pi * radius**3, rel_tol=1e-6)
+    assert abs(boundary.mesh.volume - volume) < 0.01 * volume
+    assert validity(boundary.mesh)["watertight"]
+
+
+def test_general_flow_reports_monte_carlo_error(cloud_file, tmp_path):
+    out = tmp_path / "general"
+    assert main(["reconstruct", str(cloud_file), "-o", str(out), "--flow", "general", *FAST]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["volume_stderr"] > 0
+    assert abs(report["mesh_volume"] - report["volume"]) < 0.05 * report["volume"] + 4 * report["volume_stderr"]
+
+
+def test_fit_mesh_denoise_info(cloud_file, tmp_path, capsys):
+    model_path = tmp_path / "model.pt"
+    assert main(["fit", str(cloud_file), "-o", str(model_path), *FIT]) == 0
+    assert main(["mesh", str(model_path), "-o", str(tmp_path / "fine.obj"), "--subdivisions", "4", "-q"]) == 0
+    assert main(["mesh", str(model_path), "-o", str(tmp_path / "wide.ply"), "--coverage", "0.99", "-q"]) == 0
+    assert main(["mesh", str(model_path), "-o", str(tmp_path / "mc.ply"), "--marching-cubes", "32", "-q"]) == 0
+    from pcflow.io import read_mesh
+
+    fine, wide, cubes = (read_mesh(tmp_path / n) for n in ("fine.obj", "wide.ply", "mc.ply"))
+    assert wide.volume > fine.volume  # a larger coverage gives a larger region
+    assert abs(cubes.volume - fine.volume) < 0.1 * fine.volume
+    assert main(["denoise", str(cloud_file), "-o", str(tmp_path / "clean.pcd"), "--model", str(model_path),
+                 "--outliers", str(tmp_path / "removed.xyz"), "-q"]) == 0
+    clean, removed = read_cloud(tmp_path / "clean.pcd"), read_cloud(tmp_path / "removed.xyz")
+    assert len(clean) + len(removed) == len(read_cloud(cloud_file))
+    capsys.readouterr()
+    assert main(["info", str(model_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["n_features"] == 3
+    assert main(["info", str(cloud_file)]) == 0
+    assert json.loads(capsys.readouterr().out)["n_points"] == len(clean) + len(removed)
+
+
+def test_far_from_origin_coordinates(tmp_path):
+    points = noisy_ellipsoid(n=800, n_outliers=0)
+    offset = np.array([4.5e6, 5.2e6, 120.0])
+    write_ply(tmp_path / "local.ply", points)
+    write_ply(tmp_path / "geo.ply", points + offset)
+    for name in ("local", "geo"):
+        assert main(["reconstruct", str(tmp_path / f"{name}.ply"), "-o", str(tmp_path / name), *FAST]) == 0
+    local, geo = (json.loads((tmp_path / name / "report.json").read_text()) for name in ("local", "geo"))
+    # the same region, moved: full float64 precision survives the offset
+    assert geo["mesh"]["watertight"] and geo["n_outliers"] == local["n_outliers"]
+    assert math.isclose(geo["mesh_volume"], local["mesh_volume"], rel_tol=1e-3)
+    from pcflow.io import read_mesh
+
+    moved = read_mesh(tmp_path / "geo" / "mesh.ply").bounds - offset
+    np.testing.assert_allclose(moved, read_mesh(tmp_path / "local" / "mesh.ply").bounds, atol=1e-3)
+
+
+@pytest.mark.parametrize("command", ["reconstruct", "demo", "denoise", "fit", "mesh", "info"])
+def test_every_subcommand_has_help_with_example(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "example:" in capsys.readouterr().out
+
+
+def corrupt_inputs(folder):
+    """Bad input files, each with the words its error message must contain."""
+    cases = {}
+    (folder / "empty.ply").write_bytes(b"")
+    cases["empty.ply"] = "empty"
+    (folder / "cloud.abc").write_text("1 2 3\n")
+    cases["cloud.abc"] = "suffix"
+    write_ply(folder / "full.ply", noisy_ellipsoid(n=200, n_outliers=0))
+    data = (folder / "full.ply").read_bytes()
+    (folder / "truncated.ply").write_bytes(data[: len(data) // 2])
+    cases["truncated.ply"] = "truncated.ply"
+    (folder / "lying.pcd").write_text(
+        "VERSION .7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 100\nHEIGHT 1\nPOINTS 100\nDATA ascii\n"
+        "1 2 3\n4 5 6\n"
+    )
+    cases["lying.pcd"] = "lying.pcd"
+    (folder / "nan.xyz").write_text("nan nan nan\ninf 0 0\n")
+    cases["nan.xyz"] = "finite"
+    (folder / "few.xyz").write_text("".join(f"{i} {i * i} {i % 3}\n" for i in range(12)))
+    cases["few.xyz"] = "too few"
+    (folder / "flat.xyz").write_text("".join(f"{i} {i * 2}\n" for i in range(500)))
+    cases["flat.xyz"] = "3-D points"
+    (folder / "same.xyz").write_text("1 2 3\n" * 500)
+    cases["same.xyz"] = "identical"
+    return cases
+
+
+def test_bad_inputs_give_one_line_errors_and_no_output(tmp_path, capsys):
+    for name, words in corrupt_inputs(tmp_path).items():
+        out = tmp_path / f"out_{name}"
+        code = main(["reconstruct", str(tmp_path / name), "-o", str(out), *FAST])
+        err = capsys.readouterr().err
+        assert code != 0, name
+        assert err.startswith("pcflow: error:") and err.count("\n") == 1, (name, err)
+        assert words in err, (name, err)
+        assert "Traceback" not in err
+        assert not out.exists() or not any(out.iterdir()), name
+
+
+def test_nonfinite_rows_are_dropped_and_counted(tmp_path):
+    points = noisy_ellipsoid(n=600, n_outliers=0)
+    points[:7] = np.nan
+    points[7, 1] = np.inf
+    text = "\n".join(" ".join(f"{v}" for v in row) for row in points)
+    (tmp_path / "holes.xyz").write_text(text + "\n")
+    assert main(["reconstruct", str(tmp_path / "holes.xyz"), "-o", str(tmp_path / "out"), *FAST]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["n_dropped_nonfinite"] == 8 and report["n_finite"] == 592 and report["n_points"] == 600
+
+
+def test_refuses_to_overwrite_outputs_and_inputs(cloud_file, reconstructed, tmp_path, capsys):
+    before = (reconstructed / "mesh.ply").read_bytes()
+    assert main(["reconstruct", str(cloud_file), "-o", str(reconstructed), *FAST]) != 0
+    assert "--overwrite" in capsys.readouterr().err
+    assert (reconstructed / "mesh.ply").read_bytes() == before
+    original = cloud_file.read_bytes()
+    assert main(["denoise", str(cloud_file), "-o", str(cloud_file), "--overwrite", *FIT]) != 0
+    assert "overwrite the input" in capsys.readouterr().err
+    assert cloud_file.read_bytes() == original
+
+
+def test_unwritable_output_folder(cloud_file, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["reconstruct", str(cloud_file), "-o", str(blocker / "out"), *FAST]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("pcflow: error:") and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_missing_input_and_bad_model(tmp_path, capsys):
+    assert main(["reconstruct", str(tmp_path / "missing.ply"), "-o", str(tmp_path / "o"), *FAST]) != 0
+    assert "missing.ply" in capsys.readouterr().err
+    (tmp_path / "bad.pt").write_bytes(b"junk")
+    assert main(["mesh", str(tmp_path / "bad.pt"), "-o", str(tmp_path / "m.ply")]) != 0
+    assert "not a readable pcflow model" in capsys.readouterr().err
+    assert not (tmp_path / "m.ply").exists()
+
+
+def test_bad_option_values(cloud_file, tmp_path, capsys):
+    assert main(["reconstruct", str(cloud_file), "-o", str(tmp_path / "o"), "--alpha", "1.5", *FAST]) != 0
+    assert "alpha" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["reconstruct", str(cloud_file), "-o", str(tmp_path / "o"), "--flow", "maf"])
+    assert exit_info.value.code == 2
+
+
+def test_parser_lists_subcommands():
+    text = build_parser().format_help()
+    for command in ("reconstruct", "demo", "denoise", "fit", "mesh", "info"):
+        assert command in text
