@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -176,8 +177,13 @@ def _json_default(value):
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-def prepare_outdir(outdir, names, *, overwrite: bool, inputs=()) -> Path:
-    """Creates `outdir` if needed; refuses to replace existing outputs unless `overwrite`, and inputs ever."""
+def prepare_outdir(outdir, names, *, overwrite: bool, inputs=(), create: bool = True) -> Path:
+    """Checks that `names` can be written into `outdir` and creates the folder if `create`.
+
+    Refuses to replace existing outputs unless `overwrite`, and inputs ever. With `create=False` it only checks
+    that the folder, or the nearest existing folder above it, is writable, so a long job can fail early without
+    leaving an empty folder behind.
+    """
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise PcflowError(f"output folder {outdir} exists and is not a folder")
@@ -188,6 +194,13 @@ def prepare_outdir(outdir, names, *, overwrite: bool, inputs=()) -> Path:
     existing = [name for name in names if (outdir / name).exists()]
     if existing and not overwrite:
         raise PcflowError(f"{outdir} already holds {', '.join(existing)}; pass --overwrite or choose another folder")
+    if not create:
+        ancestor = outdir.absolute()
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+        if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+            raise PcflowError(f"cannot create output folder {outdir}: {ancestor} is not a writable folder")
+        return outdir
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -226,9 +239,10 @@ def reconstruct(
         cloud = read_cloud(input_path)
     points = points_3d(cloud)
     names = list(RECONSTRUCT_OUTPUTS) + [f"mesh.{fmt}" for fmt in mesh_options.formats] + ["preview.png"]
-    outdir = prepare_outdir(outdir, names, overwrite=overwrite, inputs=(input_path,))
+    prepare_outdir(outdir, names, overwrite=overwrite, inputs=(input_path,), create=False)
 
     model = fit_cloud(cloud, fit_options, timer)
+    outdir = prepare_outdir(outdir, names, overwrite=overwrite, inputs=(input_path,))
     with timer("score"):
         inside = model.predict(points) == 1
     with timer("write_clouds"):
