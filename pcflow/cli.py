@@ -38,6 +38,15 @@ def _mesh_arguments(parser: argparse.ArgumentParser) -> None:
                        help="mesh the region holding this share of the training points (default 1 - alpha)")
 
 
+def _reconstruct_arguments(parser: argparse.ArgumentParser) -> None:
+    _fit_arguments(parser)
+    _mesh_arguments(parser)
+    parser.add_argument("--format", nargs="+", choices=("stl", "off", "glb"), default=(),
+                        help="extra mesh formats beside mesh.ply and mesh.obj")
+    parser.add_argument("--no-preview", action="store_true", help="do not render preview.png")
+    _common_arguments(parser)
+
+
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
@@ -255,12 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("input", help="point cloud (PLY, PCD, XYZ/TXT/CSV/PTS, LAS/LAZ) or mesh (OBJ, STL, OFF, PLY)")
     p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
-    _fit_arguments(p)
-    _mesh_arguments(p)
-    p.add_argument("--format", nargs="+", choices=("stl", "off", "glb"), default=(),
-                   help="extra mesh formats beside mesh.ply and mesh.obj")
-    p.add_argument("--no-preview", action="store_true", help="do not render preview.png")
-    _common_arguments(p)
+    _reconstruct_arguments(p)
     p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser(
@@ -271,12 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  pcflow demo -o results/demo",
     )
     p.add_argument("-o", "--output", default=None, help="output folder (default: a fresh ./pcflow-demo*)")
-    _fit_arguments(p)
-    _mesh_arguments(p)
-    p.add_argument("--format", nargs="+", choices=("stl", "off", "glb"), default=(),
-                   help="extra mesh formats beside mesh.ply and mesh.obj")
-    p.add_argument("--no-preview", action="store_true", help="do not render preview.png")
-    _common_arguments(p)
+    _reconstruct_arguments(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(

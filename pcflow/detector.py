@@ -201,6 +201,15 @@ class OneFlow:
     def _torch_dtype(self) -> torch.dtype:
         return DTYPES[self.dtype]
 
+    def _build_flow(self, dim: int) -> Flow:
+        return build_flow(
+            dim,
+            coupling=FLOWS[self.flow],
+            n_couplings=self.n_couplings,
+            hidden_features=self.hidden_features,
+            n_hidden_layers=self.n_hidden_layers,
+        )
+
     def _resolve_device(self) -> torch.device:
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -245,14 +254,7 @@ class OneFlow:
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            flow = build_flow(
-                dim,
-                coupling=FLOWS[self.flow],
-                n_couplings=self.n_couplings,
-                hidden_features=self.hidden_features,
-                n_hidden_layers=self.n_hidden_layers,
-            )
-        flow = flow.to(device=device, dtype=dtype)
+            flow = self._build_flow(dim).to(device=device, dtype=dtype)
         generator = torch.Generator().manual_seed(seed)
 
         self.flow_ = flow
@@ -465,13 +467,7 @@ class OneFlow:
             raise PcflowError(f"{path} was written by a newer pcflow (format {state['format_version']})")
         model = cls(**{**state["params"], "device": device})
         dim = int(state["n_features_in"])
-        flow = build_flow(
-            dim,
-            coupling=FLOWS[model.flow],
-            n_couplings=model.n_couplings,
-            hidden_features=model.hidden_features,
-            n_hidden_layers=model.n_hidden_layers,
-        )
+        flow = model._build_flow(dim)
         flow.load_state_dict(state["flow_state"])
         model.flow_ = flow.to(device=model._resolve_device(), dtype=model._torch_dtype).eval()
         model.center_ = state["center"].numpy()
