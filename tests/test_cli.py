@@ -8,7 +8,7 @@ import pytest
 import torch
 from plyfile import PlyData, PlyElement
 
-from pcflow import OneFlow
+from pcflow import OneFlow, PcflowError
 from pcflow.cli import build_parser, main
 from pcflow.io import read_cloud
 from pcflow.mesh import boundary_mesh, validity
@@ -152,7 +152,7 @@ def test_far_from_origin_coordinates(tmp_path):
     np.testing.assert_allclose(moved, read_mesh(tmp_path / "local" / "mesh.ply").bounds, atol=1e-3)
 
 
-@pytest.mark.parametrize("command", ["reconstruct", "demo", "denoise", "fit", "mesh", "info"])
+@pytest.mark.parametrize("command", ["reconstruct", "demo", "denoise", "fit", "mesh", "info", "view", "render"])
 def test_every_subcommand_has_help_with_example(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -250,3 +250,38 @@ def test_parser_lists_subcommands():
     text = build_parser().format_help()
     for command in ("reconstruct", "demo", "denoise", "fit", "mesh", "info"):
         assert command in text
+
+
+def can_render():
+    pytest.importorskip("pyvista")
+    from pcflow import viz
+
+    try:
+        viz._pyvista()
+    except PcflowError as error:
+        pytest.skip(f"no off-screen rendering here: {error}")
+
+
+def test_render_and_reconstruct_preview(cloud_file, reconstructed, tmp_path):
+    can_render()
+    import imageio.v3 as iio
+
+    picture = tmp_path / "picture.png"
+    code = main(["render", str(cloud_file), "--model", str(reconstructed / "model.pt"), "-o", str(picture),
+                 "--views", "front", "top", "-q"])
+    assert code == 0
+    image = iio.imread(picture)
+    assert image.shape[:2] == (500, 1000)
+    assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 20  # a scene, not a blank canvas
+    out = tmp_path / "with_preview"
+    assert main(["reconstruct", str(cloud_file), "-o", str(out), *FIT]) == 0
+    assert iio.imread(out / "preview.png").ndim == 3
+    assert json.loads((out / "report.json").read_text())["preview"] == "preview.png"
+
+
+def test_view_without_display_says_what_to_do(cloud_file, capsys, monkeypatch):
+    pytest.importorskip("pyvista")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main(["view", str(cloud_file)]) != 0
+    assert "pcflow render" in capsys.readouterr().err
