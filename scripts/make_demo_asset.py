@@ -13,7 +13,7 @@ from plyfile import PlyData, PlyElement
 from pcflow.synthetic import synthetic_scan, winding_number
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_MESH = Path("/work/shared/data/meshes/spot.obj")
+DEFAULT_MESH = REPO.parent / "shared" / "data" / "meshes" / "spot.obj"
 N_POINTS, NOISE, OUTLIER_RATIO, SEED = 20_000, 0.002, 0.05, 0
 UP_AXIS = 1  # Spot stands along +y
 LOW_COLOUR, HIGH_COLOUR = np.array([60.0, 110.0, 190.0]), np.array([240.0, 190.0, 90.0])

@@ -24,7 +24,9 @@ from pcflow.io import (
 )
 from pcflow.pcd import lzf_decompress
 
-SCANS = Path("/work/shared/data/scans")
+#: The project's shared data folder beside the repository (override with PCFLOW_DATA); tests skip what is missing.
+DATA = Path(os.environ.get("PCFLOW_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SCANS = DATA / "scans"
 
 
 def rich_cloud(n=50, seed=0):
