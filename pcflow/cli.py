@@ -179,16 +179,20 @@ def cmd_denoise(args) -> int:
 
 
 def cmd_fit(args) -> int:
+    from .distributed import init_from_env
     from .io import read_cloud
     from .pipeline import fit_cloud, prepare_outdir
 
     output = Path(args.output)
+    parallel = init_from_env(args.device)  # several ranks under torchrun, one otherwise
     prepare_outdir(output.parent, [output.name], overwrite=args.overwrite, inputs=(args.input,))
     cloud = read_cloud(args.input)
-    model = fit_cloud(cloud, _fit_options(args, args.quiet))
-    model.save(output)
-    _say(args, f"fitted {model.n_samples_fit_} points in {model.n_iter_} epochs; radius {model.radius_:.4g}, "
-               f"volume {model.volume_:.6g}; wrote {output}")
+    model = fit_cloud(cloud, _fit_options(args, args.quiet or parallel.rank > 0))
+    if parallel.rank == 0:
+        model.save(output)
+        ranks = f" on {parallel.world_size} ranks" if parallel.world_size > 1 else ""
+        _say(args, f"fitted {model.n_samples_fit_} points{ranks} in {model.n_iter_} epochs; radius {model.radius_:.4g}, "
+                   f"volume {model.volume_:.6g}; wrote {output}")
     return 0
 
 
@@ -335,7 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "fit", formatter_class=formatter, help="fit a model and save it",
         description="Fit OneFlow to a point cloud and save the model (load it with pcflow.OneFlow.load).",
-        epilog="example:\n  pcflow fit scan.ply -o model.pt --flow general --epochs 200",
+        epilog="example:\n  pcflow fit scan.ply -o model.pt --flow general --epochs 200\n"
+               "  torchrun --nproc_per_node 4 -m pcflow.cli fit city.las -o model.pt --max-train-points 0"
+               "   # data-parallel",
     )
     p.add_argument("input", help="point cloud or mesh file")
     p.add_argument("-o", "--output", required=True, help="model file (.pt)")

@@ -14,7 +14,8 @@ import torch
 
 from .errors import NotFittedError, PcflowError
 from .flows import AdditiveCoupling, AffineCoupling, Flow, build_flow
-from .objectives import likelihood_loss, log_unit_ball_volume, oneflow_loss, sample_unit_ball
+from .distributed import SingleProcess, group
+from .objectives import Objective, log_unit_ball_volume, sample_unit_ball
 from .quantile import check_alpha
 
 #: Architectures of the paper: 2D experiments (4 couplings, hidden 16) and tabular experiments (hidden 256).
@@ -224,9 +225,10 @@ class OneFlow:
     # ----------------------------------------------------------------------------------------------------------
     # fitting
 
-    def _normalization(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        center = X.mean(axis=0)
-        std = X.std(axis=0)
+    def _normalization(self, X: np.ndarray, parallel: SingleProcess) -> tuple[np.ndarray, np.ndarray]:
+        n = parallel.sum(np.array([len(X)]))[0]
+        center = parallel.sum(X.sum(axis=0)) / n
+        std = np.sqrt(parallel.sum(((X - center) ** 2).sum(axis=0)) / n)
         if not np.any(std > 0):
             raise PcflowError("all points are identical: there is no spread to learn a region from")
         if self.normalize == "none":
@@ -241,30 +243,37 @@ class OneFlow:
         return center, std
 
     def fit(self, X, y=None) -> "OneFlow":
-        """Trains the flow on X: (N, D) array and sets the region. `y` is ignored. Returns self."""
+        """Trains the flow on X: (N, D) array and sets the region. `y` is ignored. Returns self.
+
+        Inside an initialised torch.distributed process group with several ranks, each rank passes its own shard
+        of the training data and training is data-parallel (see `pcflow.distributed`); every rank gets the same
+        model. Pass the same `random_state` on every rank.
+        """
         self._check_params()
         X = self._check_X(X, fitting=True)
+        parallel = group()
         seed = int(self.random_state) if self.random_state is not None else int(np.random.SeedSequence().entropy % 2**31)
+        seed = int(parallel.sum(np.array([seed if parallel.rank == 0 else 0]))[0])  # rank 0's seed everywhere
         device = self._resolve_device()
         dtype = self._torch_dtype
 
-        center, scale = self._normalization(X)
+        center, scale = self._normalization(X, parallel)
         data = torch.as_tensor((X - center) / scale, dtype=dtype, device=device)
         n, dim = data.shape
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             flow = self._build_flow(dim).to(device=device, dtype=dtype)
-        generator = torch.Generator().manual_seed(seed)
 
         self.flow_ = flow
         self.center_, self.scale_ = center, scale
-        self.n_features_in_, self.n_samples_fit_, self.seed_ = dim, n, seed
+        self.n_features_in_, self.seed_ = dim, seed
         self.constant_jacobian_ = flow.constant_jacobian
         self.history_ = {"loss": [], "radius": [], "lr": [], "time": []}
-        self._train(data, generator)
+        self._train(data, torch.Generator().manual_seed(seed + parallel.rank), parallel)
 
-        radii = np.sort(self._latent_radius_normalized(data))
+        radii = np.sort(parallel.gather(self._latent_radius_normalized(data)))
+        n = self.n_samples_fit_ = len(radii)
         self.radius_ = float(np.quantile(radii, 1.0 - check_alpha(self.alpha)))
         self.offset_ = -self.radius_
         grid = np.round(np.linspace(0, n - 1, min(n, _COVERAGE_GRID))).astype(np.int64)
@@ -273,33 +282,31 @@ class OneFlow:
         self.volume_, self.volume_stderr_ = self.region_volume()
         return self
 
-    def _train(self, data: torch.Tensor, generator: torch.Generator) -> None:
+    def _train(self, data: torch.Tensor, generator: torch.Generator, parallel: SingleProcess) -> None:
         from tqdm.auto import tqdm
 
         n, dim = data.shape
-        n_batches = max(1, n // min(self.batch_size, n))
+        n_batches = parallel.min(max(1, n // min(self.batch_size, n)))  # every rank takes the same number of steps
+        objective = parallel.wrap(Objective(self.flow_, self.objective, check_alpha(self.alpha)))
         optimizer = torch.optim.Adam(self.flow_.parameters(), lr=self.lr)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.epochs, eta_min=0.1 * self.lr)
         needs_ball = self.objective == "volume" and not self.flow_.constant_jacobian
         best, stale = math.inf, 0
         start = time.perf_counter()
-        epochs = tqdm(range(self.epochs), desc="training", unit="epoch", disable=not self.progress, leave=False)
+        show = self.progress and parallel.rank == 0
+        epochs = tqdm(range(self.epochs), desc="training", unit="epoch", disable=not show, leave=False)
         self.flow_.train()
         for epoch in epochs:
             order = torch.randperm(n, generator=generator).to(data.device)
             losses, radii = [], []
             for batch in torch.tensor_split(order, n_batches):
-                x = data[batch]
-                if self.objective == "likelihood":
-                    loss, radius = likelihood_loss(self.flow_, x), None
-                else:
-                    ball = (
-                        sample_unit_ball(self.n_volume_samples, dim, generator=generator, dtype=data.dtype,
-                                         device=data.device)
-                        if needs_ball
-                        else None
-                    )
-                    loss, radius = oneflow_loss(self.flow_, x, self.alpha, unit_ball=ball)
+                ball = (
+                    sample_unit_ball(self.n_volume_samples, dim, generator=generator, dtype=data.dtype,
+                                     device=data.device)
+                    if needs_ball
+                    else None
+                )
+                loss, radius = objective(data[batch], ball)
                 if not torch.isfinite(loss):
                     raise PcflowError(
                         f"training diverged at epoch {epoch + 1} (loss {loss.item()}); try a smaller lr or dtype='float64'"
@@ -308,11 +315,11 @@ class OneFlow:
                 loss.backward()
                 optimizer.step()
                 losses.append(loss.item())
-                if radius is not None:
-                    radii.append(radius.item())
-            epoch_loss = float(np.mean(losses))
-            self.history_["loss"].append(epoch_loss)
-            self.history_["radius"].append(float(np.mean(radii)) if radii else float("nan"))
+                radii.append(radius.item())
+            # the epoch's mean loss and radius over all ranks, so that every rank stops at the same epoch
+            epoch_loss, epoch_radius = parallel.sum(np.array([np.mean(losses), np.mean(radii)])) / parallel.world_size
+            self.history_["loss"].append(float(epoch_loss))
+            self.history_["radius"].append(float(epoch_radius))
             self.history_["lr"].append(optimizer.param_groups[0]["lr"])
             self.history_["time"].append(time.perf_counter() - start)
             scheduler.step()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
 from .flows import Flow
 from .quantile import bernstein_quantile
@@ -75,3 +76,25 @@ def likelihood_loss(flow: Flow, x: torch.Tensor) -> torch.Tensor:
     dim = x.shape[1]
     log_pz = -0.5 * (z * z).sum(dim=1) - 0.5 * dim * math.log(2.0 * math.pi)
     return -(log_pz + logdet).mean()
+
+
+class Objective(nn.Module):
+    """A flow's training loss as a module, so that DistributedDataParallel can wrap it.
+
+    Args:
+        flow: the flow being trained (a submodule: its parameters are this module's).
+        objective: ``'volume'`` (OneFlow) or ``'likelihood'`` (LL-Flow).
+        alpha: share of each batch left outside the ball (volume objective).
+    """
+
+    def __init__(self, flow: Flow, objective: str, alpha: float):
+        super().__init__()
+        self.flow = flow
+        self.objective = objective
+        self.alpha = alpha
+
+    def forward(self, x: torch.Tensor, unit_ball: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, Bernstein radius) on a batch x: (n, D); the radius is NaN for the likelihood objective."""
+        if self.objective == "likelihood":
+            return likelihood_loss(self.flow, x), torch.full((), float("nan"), dtype=x.dtype, device=x.device)
+        return oneflow_loss(self.flow, x, self.alpha, unit_ball=unit_ball)

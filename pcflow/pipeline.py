@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .detector import OneFlow
+from .distributed import group, shard
 from .errors import PcflowError
 
 #: Files `reconstruct` writes into its output folder (extra mesh formats and preview.png come on top).
@@ -88,7 +89,11 @@ def points_3d(cloud) -> np.ndarray:
 
 
 def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow:
-    """Fits OneFlow to a cloud, on a seeded random subset of at most `options.max_train_points` points."""
+    """Fits OneFlow to a cloud, on a seeded random subset of at most `options.max_train_points` points.
+
+    In a torch.distributed process group of several ranks, every rank draws the same subset and trains
+    data-parallel on its share of it.
+    """
     timer = timer or Timer()
     points = points_3d(cloud)
     model = options.estimator()
@@ -101,7 +106,7 @@ def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow
         rng = np.random.default_rng(options.seed)
         train = points[np.sort(rng.choice(len(points), options.max_train_points, replace=False))]
     with timer("fit"):
-        model.fit(train)
+        model.fit(shard(train, group()))  # under torchrun each rank trains on its share
     return model
 
 

@@ -1,0 +1,49 @@
+"""Data-parallel training: two CPU processes with the gloo backend against a single process."""
+
+import numpy as np
+import pytest
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from pcflow import OneFlow
+from pcflow.distributed import SingleProcess, group, shard
+
+from test_detector import FAST, two_blobs
+
+
+def _train_rank(rank, world_size, init_file, model_path, params):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        X, _ = two_blobs()
+        parallel = group()
+        assert parallel.world_size == world_size and parallel.rank == rank
+        model = OneFlow(**params).fit(shard(X, parallel))
+        if rank == 0:
+            model.save(model_path)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("flow", ["nice", "general"])
+def test_two_gloo_processes_match_single_process_quality(tmp_path, flow):
+    X, n_big = two_blobs()
+    params = dict(FAST, alpha=0.05, flow=flow, epochs=30)
+    mp.spawn(_train_rank, args=(2, str(tmp_path / "init"), str(tmp_path / "model.pt"), params), nprocs=2, join=True)
+    parallel = OneFlow.load(tmp_path / "model.pt")
+    single = OneFlow(**params).fit(X)
+    assert parallel.n_samples_fit_ == len(X)  # the radius is the quantile over both shards
+    labels = parallel.predict(X)
+    assert abs((labels == 1).mean() - 0.95) < 2 / len(X)
+    assert (labels[n_big:] == -1).mean() >= 0.9
+    assert parallel.volume_ < 1.15 * single.volume_
+    # the normalisation is the one of the whole data set
+    np.testing.assert_allclose(parallel.center_, single.center_, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(parallel.scale_, single.scale_, rtol=1e-12)
+
+
+def test_single_process_group_is_trivial():
+    parallel = group()
+    assert isinstance(parallel, SingleProcess) and parallel.world_size == 1
+    array = np.arange(10.0)
+    np.testing.assert_array_equal(shard(array, parallel), array)
+    assert parallel.min(3) == 3
