@@ -1,0 +1,174 @@
+"""Speed of pcflow against Open3D measured in the same run: reconstruct wall time, scoring throughput, mesh time.
+
+Prints ratios (machines are shared and noisy, so a lone absolute time means little):
+- `pcflow reconstruct` on an N-point scan (default 100,000) against the Open3D pipeline of EVALUATION.md
+  (statistical outlier removal, normals, consistent orientation, Poisson depth 8), each as a whole command in a
+  fresh process, median of --repeats runs; with the outlier F1 and the mesh CD-L1 / F-score of both, so that the
+  speed is read beside the quality;
+- scoring throughput (forward pass and latent radius) of the fitted model, in GFLOP/s, against the float32
+  matrix-multiply rate measured on this machine;
+- boundary-mesh extraction with adaptive refinement at the default tolerance.
+
+Usage:
+    python scripts/benchmark_speed.py [--points 100000] [--repeats 3] [--out results/speed.json] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import trimesh
+
+REPO = Path(__file__).resolve().parent.parent
+
+OPEN3D_PIPELINE = """
+import sys, time
+import numpy as np
+import open3d as o3d
+start = time.perf_counter()
+cloud = o3d.io.read_point_cloud(sys.argv[1])
+diag = float(np.linalg.norm(cloud.get_max_bound() - cloud.get_min_bound()))
+clean, kept = cloud.remove_statistical_outlier(nb_neighbors=20, std_ratio=2.0)
+clean.estimate_normals()
+clean.orient_normals_consistent_tangent_plane(15)
+mesh, _ = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(clean, depth=8)
+o3d.io.write_triangle_mesh(sys.argv[2], mesh)
+np.save(sys.argv[3], np.asarray(kept))
+print(time.perf_counter() - start)
+"""
+
+
+def make_scan(n_points: int, folder: Path) -> tuple[Path, np.ndarray, trimesh.Trimesh]:
+    """A synthetic scan of Spot under the EVALUATION.md protocol (5% outliers), as a binary PLY."""
+    from pcflow.io import PointCloud, read_mesh, write_cloud
+    from pcflow.synthetic import synthetic_scan
+
+    spot = read_mesh(REPO / "assets" / "spot_mesh.ply")
+    scan = synthetic_scan(spot, n_points=n_points, seed=0)
+    path = folder / "scan.ply"
+    write_cloud(path, PointCloud(points=scan.points.astype(np.float32).astype(np.float64), source=str(path)))
+    return path, scan.labels, scan.mesh
+
+
+def timed_run(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    return time.perf_counter() - start
+
+
+def matmul_rate(size: int = 2048, repeats: int = 5) -> float:
+    """Measured float32 matrix-multiply rate of this machine with torch, in GFLOP/s (best of `repeats`)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = min(_seconds(lambda: torch.mm(a, b)) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _seconds(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def model_flops_per_point(model) -> int:
+    """Multiply-add FLOPs of one forward pass per point: 2 per weight of every linear layer."""
+    return sum(2 * m.weight.numel() for m in model.flow_.modules() if isinstance(m, torch.nn.Linear))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--score-points", type=int, default=1_000_000)
+    parser.add_argument("--out", default="results/speed.json")
+    parser.add_argument("--quick", action="store_true", help="a small run for the tests (about a minute)")
+    parser.add_argument("--pcflow-args", default="", help="extra options for pcflow reconstruct, as one string")
+    args = parser.parse_args()
+    if args.quick:
+        args.points, args.repeats, args.score_points = 4000, 1, 50_000
+        args.pcflow_args = (args.pcflow_args + " --epochs 5 --couplings 2 --hidden 16").strip()
+
+    from pcflow.detector import OneFlow
+    from pcflow.io import read_cloud, read_mesh
+    from pcflow.mesh import boundary_mesh
+    from pcflow.metrics import chamfer_metrics, outlier_scores
+
+    results: dict = {"points": args.points, "repeats": args.repeats, "pcflow_args": args.pcflow_args,
+                     "threads": torch.get_num_threads()}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        scan_path, labels, truth = make_scan(args.points, folder)
+
+        pcflow_times, open3d_times = [], []
+        for repeat in range(args.repeats):
+            out = folder / f"pcflow_{repeat}"
+            command = [sys.executable, "-m", "pcflow.cli", "reconstruct", str(scan_path), "-o", str(out), "-q",
+                       *args.pcflow_args.split()]
+            pcflow_times.append(timed_run(command))
+            o3d_mesh, o3d_kept = folder / f"poisson_{repeat}.ply", folder / f"kept_{repeat}.npy"
+            open3d_times.append(timed_run([sys.executable, "-c", OPEN3D_PIPELINE, str(scan_path), str(o3d_mesh),
+                                           str(o3d_kept)]))
+        results["pcflow_reconstruct_s"] = statistics.median(pcflow_times)
+        results["open3d_pipeline_s"] = statistics.median(open3d_times)
+        results["reconstruct_ratio"] = results["pcflow_reconstruct_s"] / results["open3d_pipeline_s"]
+        report = json.loads((folder / "pcflow_0" / "report.json").read_text())
+        results["pcflow_stage_s"] = report["timings"]
+
+        # quality of both, from the first run
+        model = OneFlow.load(folder / "pcflow_0" / "model.pt")
+        points = read_cloud(scan_path).points
+        keep = model.predict(points) == 1
+        o3d_keep = np.zeros(len(points), dtype=bool)
+        o3d_keep[np.load(folder / "kept_0.npy")] = True
+        results["pcflow_outlier_f1"] = outlier_scores(labels, keep_mask=keep)["f1"]
+        results["open3d_outlier_f1"] = outlier_scores(labels, keep_mask=o3d_keep)["f1"]
+        for name, mesh_path in (("pcflow", folder / "pcflow_0" / "mesh.ply"), ("open3d", folder / "poisson_0.ply")):
+            metrics = chamfer_metrics(read_mesh(mesh_path), truth, n_samples=20_000 if args.quick else 100_000)
+            results[f"{name}_cd_l1"], results[f"{name}_fscore"] = metrics["cd_l1"], metrics["fscore"]
+
+        # scoring throughput against the machine's matmul rate
+        rng = np.random.default_rng(0)
+        many = points[rng.integers(0, len(points), args.score_points)]
+        model.latent_radius(many[:1000])
+        seconds = min(_seconds(lambda: model.latent_radius(many)) for _ in range(3))
+        flops = model_flops_per_point(model)
+        results["score_points_per_s"] = args.score_points / seconds
+        results["score_gflops"] = flops * args.score_points / seconds / 1e9
+        results["matmul_gflops"] = matmul_rate()
+        results["score_to_matmul"] = results["score_gflops"] / results["matmul_gflops"]
+
+        # mesh extraction at the default tolerance
+        mesh_times = [_seconds(lambda: boundary_mesh(model)) for _ in range(3)]
+        results["mesh_s"] = statistics.median(mesh_times)
+
+    print(f"scan: {args.points} points (Spot, 5% outliers); medians of {args.repeats} runs; "
+          f"torch threads {results['threads']}")
+    print("| measure | pcflow | Open3D | ratio pcflow / Open3D |")
+    print("|---|---|---|---|")
+    print(f"| reconstruct wall time (s) | {results['pcflow_reconstruct_s']:.2f} | {results['open3d_pipeline_s']:.2f} | "
+          f"{results['reconstruct_ratio']:.2f} |")
+    print(f"| outlier F1 | {results['pcflow_outlier_f1']:.3f} | {results['open3d_outlier_f1']:.3f} | |")
+    print(f"| mesh CD-L1 | {results['pcflow_cd_l1']:.4f} | {results['open3d_cd_l1']:.4f} | "
+          f"{results['pcflow_cd_l1'] / results['open3d_cd_l1']:.2f} |")
+    print(f"| mesh F-score@1% | {results['pcflow_fscore']:.3f} | {results['open3d_fscore']:.3f} | |")
+    print(f"scoring: {results['score_points_per_s'] / 1e6:.2f} M points/s = {results['score_gflops']:.1f} GFLOP/s "
+          f"({model_flops_per_point(model)} FLOP/point); float32 matmul {results['matmul_gflops']:.1f} GFLOP/s; "
+          f"ratio {results['score_to_matmul']:.2f}")
+    print(f"mesh extraction at default tolerance: {results['mesh_s']:.2f} s")
+    print("pcflow stages (s): " + ", ".join(f"{k} {v:.2f}" for k, v in results["pcflow_stage_s"].items()))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
