@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import itertools
 import os
 import re
 import struct
 import tempfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -384,7 +386,8 @@ def _native(records: np.ndarray) -> np.ndarray:
 # PLY (plyfile)
 
 
-def _read_ply(path: Path) -> tuple[np.ndarray, dict]:
+def _load_ply(path: Path):
+    """The parsed PLY file (binary elements memory-mapped), or a PcflowError; it must have a vertex element."""
     from plyfile import PlyData, PlyParseError
 
     try:
@@ -396,15 +399,19 @@ def _read_ply(path: Path) -> tuple[np.ndarray, dict]:
     names = [element.name for element in ply.elements]
     if "vertex" not in names:
         raise PcflowError(f"{path}: PLY file has no vertex element (elements: {', '.join(names) or 'none'})")
+    return ply
+
+
+def _read_ply(path: Path) -> tuple[np.ndarray, dict]:
+    ply = _load_ply(path)
+    names = [element.name for element in ply.elements]
     n_faces = ply["face"].count if "face" in names else 0
     text = "ascii" if ply.text else "binary"
     return _native(ply["vertex"].data), {"format": f"PLY {text}", "n_faces": n_faces}
 
 
-def _write_ply(path: Path, records: np.ndarray, *, ascii: bool = False) -> None:
-    """PLY vertex element of all fields; a packed PCD rgb/rgba also gets red/green/blue uchar for PLY viewers."""
-    from plyfile import PlyData, PlyElement
-
+def _ply_records(records: np.ndarray) -> np.ndarray:
+    """The records a PLY file stores: a packed PCD rgb/rgba also gets red/green/blue uchar for PLY viewers."""
     names = records.dtype.names
     if {"rgb", "rgba"} & set(names) and not {"red", "green", "blue"} & set(names):
         colors = _colors_of(records)
@@ -414,7 +421,14 @@ def _write_ply(path: Path, records: np.ndarray, *, ascii: bool = False) -> None:
         for k, name in enumerate(("red", "green", "blue")):
             extended[name] = colors[:, k]
         records = extended
-    PlyData([PlyElement.describe(records, "vertex")], text=ascii, byte_order="<").write(str(path))
+    return records
+
+
+def _write_ply(path: Path, records: np.ndarray, *, ascii: bool = False) -> None:
+    """PLY vertex element of all fields (see `_ply_records`)."""
+    from plyfile import PlyData, PlyElement
+
+    PlyData([PlyElement.describe(_ply_records(records), "vertex")], text=ascii, byte_order="<").write(str(path))
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -606,3 +620,349 @@ CLOUD_SUFFIXES = tuple(s for s, f in _FORMATS.items() if f.read_cloud)
 CLOUD_WRITE_SUFFIXES = tuple(s for s, f in _FORMATS.items() if f.write_cloud)
 #: Suffixes `read_mesh` and `write_mesh` accept.
 MESH_SUFFIXES = tuple(s for s, f in _FORMATS.items() if f.read_mesh)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# chunked reading and writing, for clouds larger than memory should hold
+
+
+class ChunkLayoutError(PcflowError):
+    """A later chunk of a streamed cloud needs other field dtypes than the first chunk fixed.
+
+    Text colour columns are uint8 only when every value is a byte, and 64-bit integer fields are narrowed from their
+    range; a stream that decided from its first chunk raises this, and callers fall back to whole-file reading.
+    """
+
+
+def iter_cloud_chunks(path, chunk_size: int = 1_000_000) -> Iterator[np.ndarray]:
+    """Reads a cloud file in chunks of at most `chunk_size` rows, in file order.
+
+    Streams binary PLY (memory-mapped) and ASCII PLY whose first element is the vertex element, PCD ascii and
+    binary (memory-mapped), text (XYZ/TXT/CSV/PTS) and LAS/LAZ (laspy's chunk iterator). Binary_compressed PCD,
+    ASCII PLY with other elements first or list properties, and mesh files are read whole and then cut, so their
+    memory is not bounded by `chunk_size`.
+
+    Args:
+        path: a file with a suffix from `CLOUD_SUFFIXES`.
+        chunk_size: most rows per chunk, at least 1.
+
+    Yields:
+        (n,) structured arrays with the fields and dtypes `read_cloud` keeps (native byte order), rows with
+        non-finite coordinates included; at least one chunk, possibly empty.
+
+    Raises:
+        PcflowError: as `read_cloud`, when the chunk that holds the problem is reached; ChunkLayoutError when a text
+            colour column holds non-byte values only after the first chunk.
+    """
+    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise PcflowError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    fmt = _format_for(path, "read_cloud", "read point clouds from")
+    path = _existing_file(path)
+    reader = _CHUNK_READERS.get(fmt.name)
+    if reader is None:
+        yield from _cut(_read_records(path)[0], chunk_size)
+        return
+    chunks = reader(path, chunk_size)
+    while True:
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            return
+        except PcflowError:
+            raise
+        except _PARSE_ERRORS as e:
+            raise PcflowError(f"{path}: corrupt or unreadable {fmt.name} file: {_one_line(e)}") from e
+        yield chunk
+
+
+def _cut(records: np.ndarray, chunk_size: int) -> Iterator[np.ndarray]:
+    for start in range(0, max(len(records), 1), chunk_size):
+        yield records[start:start + chunk_size]
+
+
+def _ply_chunks(path: Path, chunk_size: int) -> Iterator[np.ndarray]:
+    with open(path, "rb") as f:
+        header = _ascii_ply_vertex_header(f)
+        if header is None:  # binary (plyfile memory-maps it) or an ASCII layout read whole
+            vertex = _load_ply(path)["vertex"].data
+            for start in range(0, max(len(vertex), 1), chunk_size):
+                yield _native(vertex[start:start + chunk_size])
+            return
+        dtype, count = header
+        text = io.TextIOWrapper(f, encoding="ascii")
+        done = 0
+        while done < count or done == 0:
+            take = min(chunk_size, count - done)
+            lines = list(itertools.islice(text, take))
+            if len(lines) < take:
+                raise PcflowError(f"{path}: corrupt or truncated PLY file: {count} vertices declared, "
+                                  f"{done + len(lines)} present")
+            chunk = np.loadtxt(lines, dtype=dtype, ndmin=1, comments=None) if lines else np.empty(0, dtype)
+            if len(chunk) != take:
+                raise PcflowError(f"{path}: corrupt PLY file: blank or broken vertex lines near row {done + 1}")
+            done += take
+            yield _native(chunk)
+            if count == 0:
+                return
+
+
+_PLY_TYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
+              "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
+              "float": "f4", "float32": "f4", "double": "f8", "float64": "f8"}
+
+
+def _ascii_ply_vertex_header(f) -> tuple[np.dtype, int] | None:
+    """(vertex dtype, count) of an ASCII PLY whose first element is a vertex element of scalars, the stream left
+    at its first data line; None for any other layout (binary, lists, other elements first)."""
+    lines = []
+    for _ in range(10_000):
+        line = f.readline()
+        if not line:
+            return None
+        words = line.decode("ascii", errors="replace").split()
+        if words[:1] == ["end_header"]:
+            break
+        lines.append(words)
+    else:
+        return None
+    if len(lines) < 2 or lines[0] != ["ply"] or lines[1][:2] != ["format", "ascii"]:
+        return None
+    elements = [k for k, words in enumerate(lines) if words[:1] == ["element"]]
+    if not elements or len(lines[elements[0]]) != 3 or lines[elements[0]][1] != "vertex":
+        return None
+    stop = elements[1] if len(elements) > 1 else len(lines)
+    fields = []
+    for words in lines[elements[0] + 1:stop]:
+        if words[:1] in (["comment"], ["obj_info"]):
+            continue
+        if len(words) != 3 or words[0] != "property" or words[1] not in _PLY_TYPES:
+            return None
+        fields.append((words[2], _PLY_TYPES[words[1]]))
+    try:
+        return np.dtype(fields), int(lines[elements[0]][2])
+    except (TypeError, ValueError):
+        return None
+
+
+def _pcd_chunks(path: Path, chunk_size: int) -> Iterator[np.ndarray]:
+    from pcflow import pcd
+
+    with open(path, "rb") as f:
+        header, offset = pcd._parse_header(f.read(1 << 20), path)
+    fields, n, _, _ = pcd._layout(header, path)
+    fields = pcd._unique_names(fields)
+    kind = header["DATA"][0]
+    dtype = np.dtype([(name, kind_, (count,)) for name, kind_, count in fields])
+    if kind == "binary":
+        available = path.stat().st_size - offset
+        if available < n * dtype.itemsize:
+            raise PcflowError(f"{path}: truncated PCD binary data: header declares {n} points of {dtype.itemsize} "
+                              f"bytes, the file holds {available} bytes of data")
+        data = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(n,)) if n else np.empty(0, dtype)
+        for start in range(0, max(n, 1), chunk_size):
+            yield pcd._flatten(np.array(data[start:start + chunk_size]), fields)
+        return
+    if kind != "ascii":  # binary_compressed: one LZF block, read whole
+        yield from _cut(read_pcd(path)[0], chunk_size)
+        return
+    with open(path, "rb") as f:
+        f.seek(offset)
+        lines = (line for line in f if line.strip())
+        done = 0
+        while done < n or done == 0:
+            take = min(chunk_size, n - done)
+            block = list(itertools.islice(lines, take))
+            if len(block) < take:
+                raise PcflowError(f"{path}: PCD header declares {n} points but the data holds {done + len(block)} rows")
+            records = pcd._read_ascii(b"".join(block), fields, take, path) if take else np.empty(0, dtype)
+            done += take
+            yield pcd._flatten(records, fields)
+            if n == 0:
+                return
+
+
+def _text_chunks(path: Path, chunk_size: int) -> Iterator[np.ndarray]:
+    with open(path, encoding="utf-8") as f:
+        lines = (line.strip() for line in f)
+        lines = (line for line in lines if line)
+        previous, start = "", 0
+        for first in lines:
+            if _numeric_row(first) >= 2:
+                break
+            previous, start = first, start + 1
+        else:
+            raise PcflowError(f"{path}: no numeric rows of 2 or more columns (non-numeric text?)")
+        delimiter = "," if "," in first else ";" if ";" in first else None
+        width = len(first.split(delimiter))
+        names = _column_names(previous, width, path.suffix.lower())
+        rows = itertools.chain([first], lines)
+        dtype, done = None, 0
+        while True:
+            block = [line.split(delimiter) for line in itertools.islice(rows, chunk_size)]
+            if not block and dtype is not None:
+                return
+            bad = next((k for k, row in enumerate(block) if len(row) != width), None)
+            if bad is not None:
+                raise PcflowError(f"{path}: line {start + done + bad + 1} has {len(block[bad])} columns, "
+                                  f"expected {width}")
+            try:
+                values = np.array(block, dtype=np.float64).reshape(len(block), width)
+            except ValueError as e:
+                raise PcflowError(f"{path}: non-numeric text in the data rows ({_one_line(e)})") from e
+            kinds = [_text_dtype(name, values[:, k]) for k, name in enumerate(names)]
+            if dtype is None:
+                dtype = np.dtype(list(zip(names, kinds)))
+            elif any(kind != dtype[k] and dtype[k] == np.uint8 for k, kind in enumerate(kinds)):
+                raise ChunkLayoutError(f"{path}: a colour column holds non-byte values after row {done}, "
+                                       "but the rows before were bytes")
+            records = np.empty(len(values), dtype=dtype)
+            for k, name in enumerate(names):
+                records[name] = values[:, k]
+            done += len(block)
+            yield records
+
+
+def _las_chunks(path: Path, chunk_size: int) -> Iterator[np.ndarray]:
+    try:
+        import laspy
+    except ImportError:
+        yield from _cut(_read_las(path)[0], chunk_size)
+        return
+    try:
+        with laspy.open(str(path)) as reader:
+            present = set(reader.header.point_format.dimension_names)
+            for points in reader.chunk_iterator(chunk_size):
+                columns = {axis: np.asarray(getattr(points, axis), dtype=np.float64) for axis in "xyz"}
+                columns.update({name: np.asarray(points[name]) for name in _LAS_FIELDS if name in present})
+                records = np.empty(len(columns["x"]), dtype=[(name, v.dtype) for name, v in columns.items()])
+                for name, values in columns.items():
+                    records[name] = values
+                yield records
+    except laspy.errors.LaspyException as e:
+        hint = ' (LAZ needs lazrs: pip install "pcflow[las]")' if path.suffix.lower() == ".laz" else ""
+        raise PcflowError(f"{path}: cannot read LAS/LAZ file: {_one_line(e)}{hint}") from e
+
+
+#: Chunked readers by format name; formats not listed are read whole and then cut.
+_CHUNK_READERS: dict[str, Callable[[Path, int], Iterator[np.ndarray]]] = {
+    "PLY": _ply_chunks, "PCD": _pcd_chunks, "XYZ": _text_chunks, "CSV": _text_chunks, "PTS": _text_chunks,
+    "LAS": _las_chunks,
+}
+
+
+class CloudWriter:
+    """Writes a cloud chunk by chunk into PLY, PCD, XYZ/TXT or CSV, atomically, with the fields `write_cloud` keeps.
+
+    Nothing appears at `path` until the writer closes without error; the header's point count is patched in at the
+    end (a padded comment line keeps the header's length fixed). Use it as a context manager.
+
+    Args:
+        path: a file with a suffix from `CLOUD_WRITE_SUFFIXES`.
+        ascii: text PLY/PCD instead of binary (little endian).
+        inputs: paths that must not be overwritten.
+
+    Example:
+        >>> import tempfile; folder = Path(tempfile.mkdtemp())
+        >>> with CloudWriter(folder / "a.ply") as writer:
+        ...     writer.write(PointCloud(np.zeros((2, 3))))
+        ...     writer.write(PointCloud(np.ones((1, 3))))
+        >>> read_cloud(folder / "a.ply").points.tolist()
+        [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]
+        >>> import shutil; shutil.rmtree(folder)
+    """
+
+    _PAD = 48  # spare header bytes: room for two counts of up to 20 digits
+
+    def __init__(self, path, *, ascii: bool = False, inputs=()):
+        self.path = Path(path)
+        self._fmt = _format_for(path, "write_cloud", "write point clouds to")
+        self._ascii = ascii
+        self._stack = ExitStack()
+        tmp = self._stack.enter_context(atomic_output(path, inputs=inputs))
+        self._file = self._stack.enter_context(open(tmp, "wb"))
+        self._dtype = None
+        self._header_size = 0
+        self.count = 0
+
+    def __enter__(self) -> CloudWriter:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if kind is None:
+            self.close()
+            return False
+        return bool(self._stack.__exit__(kind, error, traceback))
+
+    def write(self, cloud: PointCloud) -> None:
+        """Appends the rows of `cloud`; every chunk must give the same fields and dtypes as the first."""
+        records = _records_of(cloud)
+        if self._fmt.name == "PLY":
+            records = _ply_records(records)
+        elif self._fmt.name == "XYZ":
+            axes = [name for name in ("x", "y", "z") if name in records.dtype.names]
+            records = records[axes]
+        if self._dtype is None:
+            self._dtype = records.dtype
+            header = self._header(0, self._PAD)
+            self._header_size = len(header)
+            self._file.write(header)
+        elif records.dtype != self._dtype:
+            raise ChunkLayoutError(f"{self.path}: a later chunk has fields {records.dtype.descr}, "
+                                   f"the first had {self._dtype.descr}")
+        self._file.write(self._body(records))
+        self.count += len(records)
+
+    def close(self) -> None:
+        """Writes the final header and moves the file into place."""
+        if self._dtype is None:
+            self.write(PointCloud(np.zeros((0, 3))))
+        header = self._header(self.count, 0)
+        if len(header) > self._header_size:
+            raise PcflowError(f"{self.path}: header grew beyond its reserved size")
+        self._file.seek(0)
+        self._file.write(self._header(self.count, self._header_size - len(header)))
+        self._stack.close()
+
+    def _header(self, count: int, pad: int) -> bytes:
+        names = self._dtype.names
+        if self._fmt.name == "PLY":
+            types = {"i1": "char", "u1": "uchar", "i2": "short", "u2": "ushort", "i4": "int", "u4": "uint",
+                     "f4": "float", "f8": "double"}
+            lines = ["ply", f"format {'ascii' if self._ascii else 'binary_little_endian'} 1.0",
+                     "comment written by pcflow" + " " * pad, f"element vertex {count}"]
+            lines += [f"property {types[self._dtype[name].str[1:]]} {name}" for name in names]
+            lines.append("end_header")
+        elif self._fmt.name == "PCD":
+            kinds = [self._dtype[name] for name in names]
+            letters = ["F" if dt.kind == "f" else "U" if dt.kind in "ub" else "I" for dt in kinds]
+            if self._ascii:
+                letters = ["U" if name in ("rgb", "rgba") and dt == np.float32 else letter
+                           for name, dt, letter in zip(names, kinds, letters)]
+            lines = ["# .PCD v0.7 - Point Cloud Data file format" + " " * pad, "VERSION 0.7",
+                     "FIELDS " + " ".join(names), "SIZE " + " ".join(str(dt.itemsize) for dt in kinds),
+                     "TYPE " + " ".join(letters), "COUNT " + " ".join("1" for _ in names), f"WIDTH {count}",
+                     "HEIGHT 1", "VIEWPOINT 0 0 0 1 0 0 0", f"POINTS {count}",
+                     f"DATA {'ascii' if self._ascii else 'binary'}"]
+        elif self._fmt.name == "CSV":
+            lines = [",".join(names)]
+        else:
+            return b""
+        return ("\n".join(lines) + "\n").encode("ascii")
+
+    def _body(self, records: np.ndarray) -> bytes:
+        names = records.dtype.names
+        text = self._ascii or self._fmt.name in ("XYZ", "CSV")
+        if not text:
+            little = np.dtype([(name, records.dtype[name].newbyteorder("<")) for name in names])
+            return records.astype(little).tobytes()
+        columns = [records[name] for name in names]
+        formats = ["%.17g" if column.dtype.kind == "f" else "%d" for column in columns]
+        if self._fmt.name == "PCD":  # as pcflow.pcd.write_pcd: float rgb as its bits, float32 with 9 digits
+            for k, name in enumerate(names):
+                if name in ("rgb", "rgba") and columns[k].dtype == np.float32:
+                    columns[k], formats[k] = np.ascontiguousarray(columns[k]).view(np.uint32), "%d"
+                elif columns[k].dtype == np.float32:
+                    formats[k] = "%.9g"
+        line = (" " if self._fmt.name != "CSV" else ",").join(formats) + "\n"
+        rows = zip(*(column.tolist() for column in columns))
+        return "".join(line % row for row in rows).encode("ascii")

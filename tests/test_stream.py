@@ -1,0 +1,197 @@
+"""Tests of chunked denoising: the same rows, fields and model as the whole-file path, in any chunking."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pcflow import PcflowError
+from pcflow.io import PointCloud, iter_cloud_chunks, read_cloud, write_cloud
+from pcflow.pipeline import FitOptions, fit_cloud
+from pcflow.stream import denoise_file, fit_file, should_stream, split_file
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = FitOptions(epochs=3, n_couplings=2, hidden_features=16, max_train_points=300, seed=3)
+
+
+class BallModel:
+    """Stand-in for a fitted OneFlow: inside a ball around the origin; can fail on its n-th call."""
+
+    def __init__(self, radius=1.0, fail_on_call=None):
+        self.radius, self.fail_on_call, self.calls = radius, fail_on_call, 0
+
+    def predict(self, X):
+        self.calls += 1
+        if self.calls == self.fail_on_call:
+            raise PcflowError("scoring failed on purpose")
+        X = np.asarray(X, dtype=np.float64)
+        assert X.ndim == 2 and X.shape[1] == 3 and np.isfinite(X).all()
+        return np.where(np.linalg.norm(X, axis=1) <= self.radius, 1, -1)
+
+
+def make_cloud(n=500, seed=0, n_nan=3):
+    """Sphere surface plus uniform outliers, float32 xyz, uchar colours, a float64 intensity, some NaN rows."""
+    rng = np.random.default_rng(seed)
+    direction = rng.normal(size=(n, 3))
+    points = direction / np.linalg.norm(direction, axis=1, keepdims=True) * 0.8
+    points[: n // 10] = rng.uniform(-1.5, 1.5, size=(n // 10, 3))
+    rng.shuffle(points)
+    fields = np.empty(n, dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"),
+                                ("blue", "u1"), ("intensity", "f8")])
+    for k, axis in enumerate("xyz"):
+        fields[axis] = points[:, k]
+    for name in ("red", "green", "blue"):
+        fields[name] = rng.integers(0, 256, n)
+    fields["intensity"] = rng.normal(size=n)
+    fields["x"][rng.choice(n, n_nan, replace=False)] = np.nan
+    return fields
+
+
+def write_input(folder, suffix, ascii, fields):
+    """Writes `fields` (NaN rows included) through pcflow's own writers, which keep non-finite rows."""
+    points = np.stack([fields[axis].astype(np.float64) for axis in "xyz"], axis=1)
+    path = Path(folder) / f"input{'_ascii' if ascii else ''}{suffix}"
+    write_cloud(path, PointCloud(points, fields), ascii=ascii)
+    return path
+
+
+def in_memory(path, model, folder, suffix=".ply", ascii=False):
+    """The whole-file reference: read_cloud, predict, write_cloud."""
+    cloud = read_cloud(path)
+    inside = model.predict(cloud.points) == 1
+    inliers, outliers = Path(folder) / f"ref_in{suffix}", Path(folder) / f"ref_out{suffix}"
+    write_cloud(inliers, cloud.subset(inside), ascii=ascii)
+    write_cloud(outliers, cloud.subset(~inside), ascii=ascii)
+    return cloud, read_cloud(inliers), read_cloud(outliers)
+
+
+def assert_same_cloud(actual, expected):
+    np.testing.assert_array_equal(actual.points, expected.points)
+    if expected.fields is None:
+        assert actual.fields is None
+    else:
+        assert actual.fields.dtype == expected.fields.dtype
+        np.testing.assert_array_equal(actual.fields, expected.fields)
+
+
+INPUTS = [(".ply", False), (".ply", True), (".xyz", False), (".pcd", False), (".pcd", True), (".csv", False)]
+
+
+@pytest.mark.parametrize("suffix, ascii", INPUTS, ids=lambda v: str(v))
+@pytest.mark.parametrize("chunk_size", [97, 500, 10**6])
+def test_split_equals_whole_file_path(tmp_path, suffix, ascii, chunk_size):
+    path = write_input(tmp_path, suffix, ascii, make_cloud())
+    source, ref_in, ref_out = in_memory(path, BallModel(), tmp_path)
+    counts = split_file(path, BallModel(), tmp_path / "in.ply", tmp_path / "out.ply", chunk_size=chunk_size)
+    assert counts["streamed"]
+    assert counts["n_dropped_nonfinite"] == source.n_dropped_nonfinite == 3
+    assert counts["n_points"] == 500 and counts["n_inliers"] + counts["n_outliers"] == len(source) == 497
+    inliers, outliers = read_cloud(tmp_path / "in.ply"), read_cloud(tmp_path / "out.ply")
+    assert len(inliers) == counts["n_inliers"] and 0 < counts["n_outliers"] < 100
+    assert_same_cloud(inliers, ref_in)
+    assert_same_cloud(outliers, ref_out)
+
+
+@pytest.mark.parametrize("suffix, ascii", [(".ply", True), (".pcd", False), (".pcd", True), (".xyz", False),
+                                           (".txt", False), (".csv", False)], ids=lambda v: str(v))
+def test_every_output_format_matches_write_cloud(tmp_path, suffix, ascii):
+    path = write_input(tmp_path, ".ply", False, make_cloud(seed=1))
+    _, ref_in, ref_out = in_memory(path, BallModel(), tmp_path, suffix=suffix, ascii=ascii)
+    split_file(path, BallModel(), tmp_path / f"in{suffix}", tmp_path / f"out{suffix}", chunk_size=61, ascii=ascii)
+    assert_same_cloud(read_cloud(tmp_path / f"in{suffix}"), ref_in)
+    assert_same_cloud(read_cloud(tmp_path / f"out{suffix}"), ref_out)
+
+
+def test_chunks_concatenate_to_the_whole_file(tmp_path):
+    path = write_input(tmp_path, ".pcd", False, make_cloud())
+    chunks = list(iter_cloud_chunks(path, 128))
+    assert [len(c) for c in chunks] == [128, 128, 128, 116]
+    whole = np.concatenate(chunks)
+    finite = np.isfinite(whole["x"])
+    np.testing.assert_array_equal(whole[finite], read_cloud(path).fields)
+
+
+def test_fit_file_gives_the_model_fit_cloud_gives(tmp_path):
+    path = write_input(tmp_path, ".ply", False, make_cloud(n=700))
+    fitted = fit_file(path, TINY, chunk_size=101)
+    cloud = read_cloud(path)
+    reference = fit_cloud(cloud, TINY)
+    assert fitted.n_points == 700 and fitted.n_dropped_nonfinite == 3 and len(fitted.train) == 300
+    assert fitted.model.radius_ == reference.radius_
+    np.testing.assert_array_equal(fitted.model.score_samples(cloud.points), reference.score_samples(cloud.points))
+
+
+def test_denoise_file_reports_counts_and_keeps_everything(tmp_path):
+    path = write_input(tmp_path, ".ply", False, make_cloud(n=700))
+    result = denoise_file(path, tmp_path / "in.ply", tmp_path / "out.ply", fit_options=TINY, chunk_size=200)
+    assert result["n_points"] == 700 and result["n_dropped_nonfinite"] == 3 and result["n_train"] == 300
+    assert result["n_inliers"] + result["n_outliers"] == 697
+    _, ref_in, ref_out = in_memory(path, result["model"], tmp_path)
+    assert_same_cloud(read_cloud(tmp_path / "in.ply"), ref_in)
+    assert_same_cloud(read_cloud(tmp_path / "out.ply"), ref_out)
+    for stage in ("read", "fit", "score", "write_clouds", "total"):
+        assert result["timings"][stage] >= 0
+
+
+def test_failure_midway_leaves_no_file(tmp_path):
+    path = write_input(tmp_path, ".ply", False, make_cloud())
+    before = set(tmp_path.iterdir())
+    with pytest.raises(PcflowError, match="on purpose"):
+        split_file(path, BallModel(fail_on_call=3), tmp_path / "in.ply", tmp_path / "out.ply", chunk_size=100)
+    assert set(tmp_path.iterdir()) == before  # neither outputs nor temporary files
+
+
+def test_truncated_file_found_late_leaves_no_file(tmp_path):
+    path = write_input(tmp_path, ".pcd", True, make_cloud())
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:-50]))  # the header still declares 500 points
+    before = set(tmp_path.iterdir())
+    with pytest.raises(PcflowError, match="declares 500 points"):
+        split_file(path, BallModel(), tmp_path / "in.ply", chunk_size=100)
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_later_chunk_with_other_dtypes_falls_back_to_whole_file(tmp_path):
+    rows = [f"{x:.3f} {y:.3f} {z:.3f} {r}" for x, y, z, r in
+            zip(*np.random.default_rng(0).uniform(-1, 1, (3, 300)), range(300))]
+    path = tmp_path / "colours.xyz"
+    path.write_text("x y z red\n" + "\n".join(rows) + "\n")  # red is a byte in the first 256 rows only
+    assert read_cloud(path).fields.dtype["red"] == np.float64
+    _, ref_in, _ = in_memory(path, BallModel(), tmp_path)
+    counts = split_file(path, BallModel(), tmp_path / "in.ply", chunk_size=100)
+    assert not counts["streamed"]
+    assert_same_cloud(read_cloud(tmp_path / "in.ply"), ref_in)
+
+
+def test_refuses_to_overwrite_the_input(tmp_path):
+    path = write_input(tmp_path, ".ply", False, make_cloud())
+    data = path.read_bytes()
+    with pytest.raises(PcflowError, match="refusing to overwrite"):
+        split_file(path, BallModel(), path, chunk_size=100)
+    assert path.read_bytes() == data
+
+
+def test_should_stream_reads_the_header_count(tmp_path):
+    path = write_input(tmp_path, ".ply", False, make_cloud())
+    assert should_stream(path, min_points=500) and not should_stream(path, min_points=501)
+
+
+def test_quick_scale_benchmark_prints_sane_numbers(tmp_path):
+    out = tmp_path / "scale.json"
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark_scale.py"), "--quick", "--out", str(out)],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(out.read_text())
+    rows = {row["name"]: row for row in result["rows"]}
+    sizes = result["sizes"]
+    for n in sizes:
+        row = rows[f"pcflow stream {n}"]
+        assert row["ok"] and row["n_points"] == n and row["n_inliers"] + row["n_outliers"] == n
+        assert 0.85 < row["n_inliers"] / n < 0.99
+        assert row["peak_rss_mib"] > 50 and row["seconds"] > 0
+    assert rows[f"pcflow in-memory {sizes[0]}"]["n_inliers"] == rows[f"pcflow stream {sizes[0]}"]["n_inliers"]
+    assert result["growth"]["time"][-1] > 0 and "open3d" in run.stdout.lower()
+    assert "time / M points" in run.stdout
