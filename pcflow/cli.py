@@ -104,14 +104,32 @@ def _summary(report: dict, outdir: Path) -> str:
 
 
 def cmd_reconstruct(args) -> int:
+    from .batch import BATCH_REPORT, is_batch, run_batch
     from .pipeline import reconstruct
 
-    report = reconstruct(
-        args.input, args.output, _fit_options(args, args.quiet), _mesh_options(args),
-        overwrite=args.overwrite, preview=not args.no_preview,
+    if not is_batch(args.input):
+        report = reconstruct(
+            args.input[0], args.output, _fit_options(args, args.quiet), _mesh_options(args),
+            overwrite=args.overwrite, preview=not args.no_preview,
+        )
+        _say(args, _summary(report, Path(args.output)))
+        return 0
+    report = run_batch(
+        args.input, args.output, _fit_options(args, True), _mesh_options(args), jobs=args.jobs,
+        overwrite=args.overwrite, preview=not args.no_preview, progress=lambda entry: _batch_line(args, entry),
     )
-    _say(args, _summary(report, Path(args.output)))
-    return 0
+    _say(args, f"{report['n_ok']} of {report['n_files']} files reconstructed in {report['seconds']:.1f} s; "
+               f"report in {Path(args.output) / BATCH_REPORT}")
+    return 0 if report["n_failed"] == 0 else EXIT_FAILURE
+
+
+def _batch_line(args, entry: dict) -> None:
+    """One line per finished file of a batch: successes on stdout (unless quiet), failures on stderr."""
+    if entry["ok"]:
+        _say(args, f"ok: {entry['input']}: kept {entry['n_inliers']}, removed {entry['n_outliers']}; "
+                   f"outputs in {entry['output']}")
+    else:
+        print(f"pcflow: error: {entry['error']}", file=sys.stderr)
 
 
 def demo_asset() -> tuple[Path, Path]:
@@ -161,20 +179,19 @@ def cmd_demo(args) -> int:
 
 def cmd_denoise(args) -> int:
     from .detector import OneFlow
-    from .io import read_cloud, write_cloud
-    from .pipeline import fit_cloud, points_3d, prepare_outdir
+    from .pipeline import prepare_outdir
+    from .stream import denoise_file
 
     outputs = [Path(args.output)] + ([Path(args.outliers)] if args.outliers else [])
     for path in outputs:
         prepare_outdir(path.parent, [path.name], overwrite=args.overwrite, inputs=(args.input,))
-    cloud = read_cloud(args.input)
-    points = points_3d(cloud)
-    model = OneFlow.load(args.model, device=args.device) if args.model else fit_cloud(cloud, _fit_options(args, args.quiet))
-    inside = model.predict(points) == 1
-    write_cloud(args.output, cloud.subset(inside), ascii=args.ascii)
-    if args.outliers:
-        write_cloud(args.outliers, cloud.subset(~inside), ascii=args.ascii)
-    _say(args, f"kept {int(inside.sum())} of {len(points)} points, removed {int((~inside).sum())}; wrote {args.output}")
+    model = OneFlow.load(args.model, device=args.device) if args.model else None
+    result = denoise_file(
+        args.input, args.output, args.outliers, model=model, fit_options=_fit_options(args, args.quiet),
+        chunk_size=args.chunk_size, ascii=args.ascii,
+    )
+    _say(args, f"kept {result['n_inliers']} of {result['n_finite']} points, removed {result['n_outliers']}; "
+               f"wrote {args.output}")
     return 0
 
 
@@ -303,10 +320,17 @@ def build_parser() -> argparse.ArgumentParser:
         "reconstruct", formatter_class=formatter, help="clean a cloud and mesh it (the main job)",
         description="Fit OneFlow to a point cloud; write inliers.ply, outliers.ply, mesh.ply, mesh.obj (with UVs), "
                     "model.pt, report.json and preview.png into OUTDIR.",
-        epilog="example:\n  pcflow reconstruct scan.pcd -o out/ --alpha 0.05 --format stl glb",
+        epilog="example:\n  pcflow reconstruct scan.pcd -o out/ --alpha 0.05 --format stl glb\n"
+               "  pcflow reconstruct scans/ -o out/ --jobs 2      # every cloud in scans/, out/<name>/ each\n"
+               "  pcflow reconstruct 'scans/**/*.ply' -o out/",
     )
-    p.add_argument("input", help="point cloud (PLY, PCD, XYZ/TXT/CSV/PTS, LAS/LAZ) or mesh (OBJ, STL, OFF, PLY)")
+    p.add_argument("input", nargs="+",
+                   help="point cloud (PLY, PCD, XYZ/TXT/CSV/PTS, LAS/LAZ) or mesh (OBJ, STL, OFF, PLY); several "
+                        "files, a folder or a quoted glob pattern make a batch: one sub-folder of OUTDIR per file "
+                        "and OUTDIR/batch_report.json")
     p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
+    p.add_argument("-j", "--jobs", type=int, default=1,
+                   help="batch: files reconstructed at once, in separate processes (default 1; 0: one per CPU)")
     _reconstruct_arguments(p)
     p.set_defaults(func=cmd_reconstruct)
 
@@ -332,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outliers", default=None, help="also write the removed points here")
     p.add_argument("--model", default=None, help="use this saved model instead of fitting one")
     p.add_argument("--ascii", action="store_true", help="write ASCII PLY/PCD instead of binary")
+    p.add_argument("--chunk-size", type=int, default=1_000_000,
+                   help="read, score and write this many points at a time; memory stays bounded (default 1000000)")
     _fit_arguments(p)
     _common_arguments(p)
     p.set_defaults(func=cmd_denoise)

@@ -221,6 +221,7 @@ def reconstruct(
     *,
     overwrite: bool = False,
     preview: bool = True,
+    chunk_size: int | None = None,
 ) -> dict:
     """Reads a cloud, fits OneFlow, writes inliers, outliers, boundary meshes, the model and report.json.
 
@@ -231,28 +232,48 @@ def reconstruct(
         mesh_options: mesh settings.
         overwrite: replace outputs already in `outdir`.
         preview: also render preview.png when a headless renderer is available.
+        chunk_size: read, score and write the cloud this many points at a time (bounded memory); None does so with
+            `pcflow.stream.DEFAULT_CHUNK_SIZE` for clouds of `pcflow.stream.STREAM_MIN_POINTS` or more points and
+            reads smaller clouds whole. The results are the same either way; a streamed preview shows the
+            training subset.
 
     Returns:
         The report written to report.json.
     """
-    from .io import read_cloud, write_cloud
+    from . import stream
+    from .io import PointCloud, read_cloud, write_cloud
 
     timer = Timer()
     start = time.perf_counter()
     input_path = Path(input_path)
-    with timer("read"):
-        cloud = read_cloud(input_path)
-    points = points_3d(cloud)
     names = list(RECONSTRUCT_OUTPUTS) + [f"mesh.{fmt}" for fmt in mesh_options.formats] + ["preview.png"]
-    prepare_outdir(outdir, names, overwrite=overwrite, inputs=(input_path,), create=False)
-
-    model = fit_cloud(cloud, fit_options, timer)
+    streamed = chunk_size is not None or stream.should_stream(input_path)
+    if streamed:
+        prepare_outdir(outdir, names, overwrite=overwrite, inputs=(input_path,), create=False)
+        fitted = stream.fit_file(input_path, fit_options, chunk_size=chunk_size or stream.DEFAULT_CHUNK_SIZE,
+                                 timer=timer)
+        model = fitted.model
+    else:
+        with timer("read"):
+            cloud = read_cloud(input_path)
+        points = points_3d(cloud)
+        prepare_outdir(outdir, names, overwrite=overwrite, inputs=(input_path,), create=False)
+        model = fit_cloud(cloud, fit_options, timer)
     outdir = prepare_outdir(outdir, names, overwrite=overwrite, inputs=(input_path,))
-    with timer("score"):
-        inside = model.predict(points) == 1
-    with timer("write_clouds"):
-        write_cloud(outdir / "inliers.ply", cloud.subset(inside))
-        write_cloud(outdir / "outliers.ply", cloud.subset(~inside))
+    if streamed:
+        counts = stream.split_file(input_path, model, outdir / "inliers.ply", outdir / "outliers.ply",
+                                   chunk_size=chunk_size or stream.DEFAULT_CHUNK_SIZE, timer=timer)
+        cloud = PointCloud(fitted.train, source=str(input_path))  # the preview shows the training subset
+        inside = model.predict(cloud.points) == 1
+    else:
+        with timer("score"):
+            inside = model.predict(points) == 1
+        with timer("write_clouds"):
+            write_cloud(outdir / "inliers.ply", cloud.subset(inside))
+            write_cloud(outdir / "outliers.ply", cloud.subset(~inside))
+        counts = {"n_points": len(points) + cloud.n_dropped_nonfinite, "n_finite": len(points),
+                  "n_dropped_nonfinite": cloud.n_dropped_nonfinite, "n_inliers": int(inside.sum()),
+                  "n_outliers": int((~inside).sum())}
     boundary, checks = extract_mesh(model, mesh_options, timer)
     with timer("write_mesh"):
         files = ["inliers.ply", "outliers.ply", *write_meshes(boundary, outdir, "mesh", mesh_options.formats)]
@@ -267,12 +288,13 @@ def reconstruct(
 
     report = {
         "input": str(input_path),
-        "n_points": int(len(points) + cloud.n_dropped_nonfinite),
-        "n_dropped_nonfinite": int(cloud.n_dropped_nonfinite),
-        "n_finite": int(len(points)),
+        "n_points": int(counts["n_points"]),
+        "n_dropped_nonfinite": int(counts["n_dropped_nonfinite"]),
+        "n_finite": int(counts["n_finite"]),
         "n_train": int(model.n_samples_fit_),
-        "n_inliers": int(inside.sum()),
-        "n_outliers": int((~inside).sum()),
+        "n_inliers": int(counts["n_inliers"]),
+        "n_outliers": int(counts["n_outliers"]),
+        "streamed": streamed,
         "alpha": fit_options.alpha,
         "coverage": mesh_options.coverage if mesh_options.coverage is not None else 1.0 - fit_options.alpha,
         "flow": fit_options.flow,
