@@ -165,10 +165,11 @@ def write_json(path: Path, data: dict) -> None:
     from .io import atomic_output
 
     with atomic_output(path) as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+        Path(tmp).write_text(json.dumps(data, indent=2, default=json_value) + "\n")
 
 
-def _json_default(value):
+def json_value(value):
+    """A JSON-writable stand-in for a numpy scalar or array or a path (the `default` of `json.dumps`)."""
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (np.floating,)):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pcflow.pipeline import json_value
+
 REPO = Path(__file__).resolve().parents[1]
 #: Default data folder: ../shared/data next to the repository (override with --data or PCFLOW_DATA).
 DATA = Path(os.environ.get("PCFLOW_DATA", REPO.parent / "shared" / "data"))
@@ -33,23 +35,9 @@ def outdir(path) -> Path:
     return path
 
 
-def _plain(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
 def write_json(path, data) -> None:
     """Writes data as indented JSON (NaN written as null)."""
-    text = json.dumps(_nan_to_none(data), indent=2, default=_plain)
+    text = json.dumps(_nan_to_none(data), indent=2, default=json_value)
     Path(path).write_text(text + "\n")
 
 
@@ -70,7 +58,7 @@ def write_csv(path, rows: list[dict]) -> None:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: _plain(v) if isinstance(v, (np.generic, np.ndarray, Path)) else v
+            writer.writerow({k: json_value(v) if isinstance(v, (np.generic, np.ndarray, Path)) else v
                              for k, v in row.items()})
 
 
