@@ -50,6 +50,9 @@ def _reconstruct_arguments(parser: argparse.ArgumentParser) -> None:
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch in this process (default: torch's choice; 1 is often fastest "
+                             "when other jobs share the cores)")
 
 
 def _fit_options(args, quiet: bool):
@@ -435,6 +438,12 @@ def main(argv=None) -> int:
     """Runs `pcflow` with `argv` (default: the process arguments) and returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "threads", None) is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return args.func(args)
     except PcflowError as error:

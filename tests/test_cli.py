@@ -285,3 +285,15 @@ def test_view_without_display_says_what_to_do(cloud_file, capsys, monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert main(["view", str(cloud_file)]) != 0
     assert "pcflow render" in capsys.readouterr().err
+
+
+def test_threads_option_sets_torch_threads(cloud_file, tmp_path):
+    before = torch.get_num_threads()
+    try:
+        assert main(["fit", str(cloud_file), "-o", str(tmp_path / "m.pt"), *FIT, "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", str(cloud_file), "-o", str(tmp_path / "m.pt"), "--threads", "0"])
+    assert exit_info.value.code == 2
