@@ -88,6 +88,14 @@ def points_3d(cloud) -> np.ndarray:
     return points
 
 
+def training_rows(n_points: int, options: FitOptions) -> np.ndarray:
+    """Sorted indices of the seeded random subset of at most `options.max_train_points` rows that a fit trains on."""
+    if options.max_train_points is None or n_points <= options.max_train_points:
+        return np.arange(n_points)
+    rng = np.random.default_rng(options.seed)
+    return np.sort(rng.choice(n_points, options.max_train_points, replace=False))
+
+
 def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow:
     """Fits OneFlow to a cloud, on a seeded random subset of at most `options.max_train_points` points.
 
@@ -101,10 +109,7 @@ def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow
         raise PcflowError(
             f"{cloud.source}: {len(points)} points is too few to fit (alpha={options.alpha} needs {model.min_samples()})"
         )
-    train = points
-    if options.max_train_points is not None and len(points) > options.max_train_points:
-        rng = np.random.default_rng(options.seed)
-        train = points[np.sort(rng.choice(len(points), options.max_train_points, replace=False))]
+    train = points[training_rows(len(points), options)]
     with timer("fit"):
         model.fit(shard(train, group()))  # under torchrun each rank trains on its share
     return model

@@ -13,7 +13,7 @@ import numpy as np
 from .errors import PcflowError
 from .io import (CloudWriter, ChunkLayoutError, PointCloud, _coordinates, _existing_file, iter_cloud_chunks,
                  read_cloud, write_cloud)
-from .pipeline import FitOptions, Timer, fit_cloud, points_3d
+from .pipeline import FitOptions, Timer, fit_cloud, points_3d, training_rows
 
 #: Rows read, scored and written at a time.
 DEFAULT_CHUNK_SIZE = 1_000_000
@@ -92,11 +92,7 @@ def fit_file(path, options: FitOptions = FitOptions(), *, chunk_size: int = DEFA
             raise PcflowError(f"{path}: expected 3-D points, got {width} coordinates per point")
         scratch.flush()
         coords = np.memmap(scratch, dtype=np.float64, mode="r", shape=(n_finite, 3))
-        index = np.arange(n_finite)
-        if options.max_train_points is not None and n_finite > options.max_train_points:
-            rng = np.random.default_rng(options.seed)
-            index = np.sort(rng.choice(n_finite, options.max_train_points, replace=False))
-        train = np.array(coords[index])
+        train = np.array(coords[training_rows(n_finite, options)])
         del coords
     model = fit_cloud(PointCloud(train, source=str(path)), replace(options, max_train_points=None), timer)
     return StreamFit(model, train, n_points, n_points - n_finite)
