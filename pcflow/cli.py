@@ -174,7 +174,8 @@ def cmd_demo(args) -> int:
 
         model = OneFlow.load(outdir / "model.pt")
         points = read_cloud(scan).points
-        scores = outlier_scores(labels, keep_mask=model.predict(points) == 1, scores=-model.score_samples(points))
+        radii = model.latent_radius(points)  # the score; inside the region where radius_ - radius >= 0
+        scores = outlier_scores(labels, keep_mask=model.radius_ - radii >= 0, scores=radii)
         _say(args, "against the known labels: " + ", ".join(
             f"{key} {scores[key]:.3f}" for key in ("precision", "recall", "f1", "roc_auc", "inlier_retention")))
     return 0
