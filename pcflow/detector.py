@@ -15,7 +15,7 @@ import torch
 from .errors import NotFittedError, PcflowError
 from .flows import AdditiveCoupling, AffineCoupling, Flow, build_flow
 from .distributed import SingleProcess, group
-from .objectives import Objective, log_unit_ball_volume, sample_unit_ball
+from .objectives import Objective, log_unit_ball_volume, sample_unit_ball, sample_unit_sphere
 from .quantile import check_alpha
 
 #: Architectures of the paper: 2D experiments (4 couplings, hidden 16) and tabular experiments (hidden 256).
@@ -23,7 +23,7 @@ PAPER_2D = {"n_couplings": 4, "hidden_features": 16, "batch_size": 1000, "lr": 1
 PAPER_TABULAR = {"n_couplings": 4, "hidden_features": 256, "batch_size": 1000, "lr": 1e-3}
 
 FLOWS = {"nice": AdditiveCoupling, "general": AffineCoupling}
-OBJECTIVES = ("volume", "likelihood")
+OBJECTIVES = ("volume", "likelihood", "surface")
 NORMALIZATIONS = ("standard", "isotropic", "none")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -46,11 +46,18 @@ class OneFlow:
     standard normal latent instead (the paper's LL-Flow baseline). After training, the region's radius is the
     (1 - alpha) quantile of the latent radii of the training set, and a point's score is minus its latent radius.
 
+    With ``objective='surface'`` the flow is first trained as OneFlow (the envelope, which rejects the points far
+    outside), then refined on the points the envelope keeps so that the preimage of the latent sphere of radius R (the
+    median latent radius of those points) passes through them (`pcflow.objectives.surface_loss`). That sphere's
+    preimage is then a surface hugging a scanned object rather than a solid region around it. A point's score is minus
+    its distance to that surface, to first order ``| ||f(x)|| - R | / ||grad_x ||f(x)|| ||`` in input units, and the
+    points beyond the (1 - alpha) quantile of the training distances are outliers, inside the object as well as outside.
+
     Args:
         alpha: share of the training data left outside the region, 0 < alpha < 1.
         flow: ``'nice'`` (additive couplings and a diagonal scaling: constant Jacobian, closed-form volume) or
             ``'general'`` (affine couplings: the paper's OneFlow-Gen, Monte-Carlo volume).
-        objective: ``'volume'`` (OneFlow) or ``'likelihood'`` (LL-Flow).
+        objective: ``'volume'`` (OneFlow), ``'likelihood'`` (LL-Flow) or ``'surface'`` (OneFlow, then the surface fit).
         n_couplings: number of coupling layers.
         hidden_features: width of the hidden layers of each coupling network.
         n_hidden_layers: number of hidden layers of each coupling network.
@@ -60,6 +67,10 @@ class OneFlow:
         patience: stop when the epoch loss has not improved by `tol` for this many epochs; None trains all epochs.
         tol: least improvement of the epoch loss that counts, in loss units (log volume or nats per point).
         n_volume_samples: Monte-Carlo samples per step for the volume of a general flow.
+        surface_steps: optimisation steps of the surface fit (surface objective).
+        surface_lr: Adam learning rate of the surface fit (cosine-annealed to a twentieth).
+        surface_batch_size: points per step of the surface fit.
+        n_surface_samples: sphere samples mapped back per step of the surface fit.
         normalize: ``'standard'`` (per-feature mean and standard deviation), ``'isotropic'`` (mean and one common
             scale, which keeps shapes undistorted: the choice for 3D clouds) or ``'none'``.
         dtype: ``'float32'`` (fast) or ``'float64'``.
@@ -70,11 +81,15 @@ class OneFlow:
     Attributes:
         flow_: the trained `Flow`, acting on normalised inputs.
         center_, scale_: (D,) float64 arrays; normalised x = (x - center_) / scale_.
-        radius_: latent radius of the region.
-        offset_: -radius_, so that ``decision_function = score_samples - offset_``.
+        radius_: latent radius of the region (surface objective: of the surface).
+        offset_: threshold of `score_samples`, so that ``decision_function = score_samples - offset_``: -radius_, or
+            minus the distance threshold of the surface objective.
+        distance_threshold_: surface objective only: the (1 - alpha) quantile of the training points' distances to
+            the surface, in input units.
         volume_, volume_stderr_: region volume in input units and its Monte-Carlo standard error (0 when exact).
         constant_jacobian_: whether the region volume is in closed form.
-        history_: dict of per-epoch lists ``loss``, ``radius`` (mean Bernstein radius, volume objective) and ``lr``.
+        history_: dict of per-epoch lists ``loss``, ``radius`` (mean Bernstein radius, volume objective) and ``lr``;
+            the surface objective adds ``surface_loss``, the mean loss of each block of 50 steps.
         n_iter_: epochs run. n_features_in_: D. n_samples_fit_: N. seed_: the seed used.
 
     Example:
@@ -101,6 +116,10 @@ class OneFlow:
         patience: int | None = 10,
         tol: float = 1e-3,
         n_volume_samples: int = 256,
+        surface_steps: int = 1000,
+        surface_lr: float = 2e-3,
+        surface_batch_size: int = 2048,
+        n_surface_samples: int = 2048,
         normalize: str = "standard",
         dtype: str = "float32",
         device: str = "cpu",
@@ -119,6 +138,10 @@ class OneFlow:
         self.patience = patience
         self.tol = tol
         self.n_volume_samples = n_volume_samples
+        self.surface_steps = surface_steps
+        self.surface_lr = surface_lr
+        self.surface_batch_size = surface_batch_size
+        self.n_surface_samples = n_surface_samples
         self.normalize = normalize
         self.dtype = dtype
         self.device = device
@@ -160,12 +183,15 @@ class OneFlow:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise PcflowError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {getattr(self, name)!r}")
-        for name in ("epochs", "batch_size", "n_couplings", "hidden_features", "n_volume_samples"):
+        for name in ("epochs", "batch_size", "n_couplings", "hidden_features", "n_volume_samples", "surface_steps",
+                     "surface_batch_size", "n_surface_samples"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise PcflowError(f"{name} must be a positive integer, got {value!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise PcflowError(f"lr must be a positive number, got {self.lr!r}")
+        for name in ("lr", "surface_lr"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value > 0):
+                raise PcflowError(f"{name} must be a positive number, got {value!r}")
         if self.patience is not None and (not isinstance(self.patience, (int, np.integer)) or self.patience < 1):
             raise PcflowError(f"patience must be a positive integer or None, got {self.patience!r}")
 
@@ -270,12 +296,26 @@ class OneFlow:
         self.n_features_in_, self.seed_ = dim, seed
         self.constant_jacobian_ = flow.constant_jacobian
         self.history_ = {"loss": [], "radius": [], "lr": [], "time": []}
-        self._train(data, torch.Generator().manual_seed(seed + parallel.rank), parallel)
+        generator = torch.Generator().manual_seed(seed + parallel.rank)
+        alpha = check_alpha(self.alpha)
+        self._train(data, generator, parallel)
 
+        if self.objective == "surface":
+            local = self._latent_radius_normalized(data)
+            radii = parallel.gather(local)
+            envelope = float(np.quantile(radii, 1.0 - alpha))
+            radius = float(np.median(radii[radii <= envelope]))
+            self.history_["surface_loss"] = []
+            self._train_surface(data[torch.as_tensor(local <= envelope, device=data.device)], radius, generator,
+                                parallel)
+            self.radius_ = radius
+            self.distance_threshold_ = float(np.quantile(parallel.gather(self._distance_normalized(data)), 1.0 - alpha))
+            self.offset_ = -self.distance_threshold_
         radii = np.sort(parallel.gather(self._latent_radius_normalized(data)))
         n = self.n_samples_fit_ = len(radii)
-        self.radius_ = float(np.quantile(radii, 1.0 - check_alpha(self.alpha)))
-        self.offset_ = -self.radius_
+        if self.objective != "surface":
+            self.radius_ = float(np.quantile(radii, 1.0 - alpha))
+            self.offset_ = -self.radius_
         grid = np.round(np.linspace(0, n - 1, min(n, _COVERAGE_GRID))).astype(np.int64)
         self._coverage_grid = grid / max(n - 1, 1)
         self._radius_grid = radii[grid]
@@ -287,10 +327,11 @@ class OneFlow:
 
         n, dim = data.shape
         n_batches = parallel.min(max(1, n // min(self.batch_size, n)))  # every rank takes the same number of steps
-        objective = parallel.wrap(Objective(self.flow_, self.objective, check_alpha(self.alpha)))
+        first_stage = "volume" if self.objective == "surface" else self.objective
+        objective = parallel.wrap(Objective(self.flow_, first_stage, check_alpha(self.alpha)))
         optimizer = torch.optim.Adam(self.flow_.parameters(), lr=self.lr)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.epochs, eta_min=0.1 * self.lr)
-        needs_ball = self.objective == "volume" and not self.flow_.constant_jacobian
+        needs_ball = first_stage == "volume" and not self.flow_.constant_jacobian
         best, stale = math.inf, 0
         start = time.perf_counter()
         show = self.progress and parallel.rank == 0
@@ -333,6 +374,41 @@ class OneFlow:
                     break
         self.flow_.eval()
 
+    def _train_surface(self, data: torch.Tensor, radius: float, generator: torch.Generator,
+                       parallel: SingleProcess) -> None:
+        """Refines the flow so that f^-1 of the sphere of `radius` passes through the (normalised) points `data`."""
+        from tqdm.auto import tqdm
+
+        n, dim = data.shape
+        batch = min(self.surface_batch_size, n)
+        objective = parallel.wrap(Objective(self.flow_, "surface", check_alpha(self.alpha), radius=radius))
+        optimizer = torch.optim.Adam(self.flow_.parameters(), lr=self.surface_lr)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.surface_steps,
+                                                               eta_min=0.05 * self.surface_lr)
+        show = self.progress and parallel.rank == 0
+        steps = tqdm(range(self.surface_steps), desc="surface", unit="step", disable=not show, leave=False)
+        losses = []
+        self.flow_.train()
+        for step in steps:
+            rows = torch.randint(n, (batch,), generator=generator).to(data.device)
+            directions = sample_unit_sphere(self.n_surface_samples, dim, generator=generator, dtype=data.dtype,
+                                            device=data.device)
+            loss, _ = objective(data[rows], directions)
+            if not torch.isfinite(loss):
+                raise PcflowError(f"the surface fit diverged at step {step + 1}; try a smaller surface_lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.flow_.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            if len(losses) == 50 or step == self.surface_steps - 1:
+                block = float(parallel.sum(np.array([np.mean(losses)]))[0] / parallel.world_size)
+                self.history_["surface_loss"].append(block)
+                steps.set_postfix(loss=f"{block:.4f}")
+                losses = []
+        self.flow_.eval()
+
     def fit_predict(self, X, y=None) -> np.ndarray:
         """Fits on X and returns its labels: +1 inside the region, -1 outside."""
         return self.fit(X).predict(X)
@@ -356,6 +432,33 @@ class OneFlow:
                 radii.append(self.flow_(data[start:start + _CHUNK])[0].norm(dim=1).double().cpu().numpy())
         return np.concatenate(radii)
 
+    def _distance_normalized(self, data: torch.Tensor) -> np.ndarray:
+        """First-order distance | ||f(x)|| - R | / ||grad_x ||f(x)|| || to the surface, in input units."""
+        scale = torch.as_tensor(self.scale_, dtype=data.dtype, device=data.device)
+        out = []
+        with torch.enable_grad():
+            for start in range(0, data.shape[0], _CHUNK):
+                x = data[start:start + _CHUNK].detach().requires_grad_(True)
+                radius = self.flow_(x)[0].norm(dim=1)
+                (gradient,) = torch.autograd.grad(radius.sum(), x)
+                # d/d(input) = d/d(normalised) / scale, coordinate by coordinate
+                slope = (gradient / scale).norm(dim=1).clamp_min(1e-30)
+                out.append(((radius - self.radius_).abs() / slope).detach().double().cpu().numpy())
+        return np.concatenate(out) if out else np.empty(0)
+
+    def surface_distance(self, X) -> np.ndarray:
+        """Distance of each row of X to the surface f^-1(S(0, radius_)), to first order, in input units: (N,) array.
+
+        The first-order distance | ||f(x)|| - R | / ||grad_x ||f(x)|| || is exact for points on the surface and close
+        for points near it; for points far away it still grows with their distance. Meaningful for any model, it is
+        the score of the surface objective.
+        """
+        self._check_fitted()
+        X = self._check_X(X, fitting=False)
+        param = next(self.flow_.parameters())
+        data = torch.as_tensor((X - self.center_) / self.scale_, dtype=param.dtype, device=param.device)
+        return self._distance_normalized(data)
+
     def transform(self, X) -> np.ndarray:
         """Latent coordinates f((x - center_) / scale_) of X: (N, D) array, as an (N, D) float64 array."""
         self._check_fitted()
@@ -375,15 +478,19 @@ class OneFlow:
         return np.linalg.norm(self.transform(X), axis=1)
 
     def score_samples(self, X) -> np.ndarray:
-        """Minus the latent radius of each row of X: (N,) array, higher for more normal points."""
+        """Minus the latent radius of each row of X (surface objective: minus its distance to the surface): (N,) array,
+        higher for more normal points."""
+        if self.objective == "surface":
+            return -self.surface_distance(X)
         return -self.latent_radius(X)
 
     def decision_function(self, X) -> np.ndarray:
-        """radius_ - latent radius: (N,) array, positive inside the region, negative outside."""
+        """score_samples - offset_: (N,) array, positive for inliers (inside the region, or near the surface), negative
+        for outliers."""
         return self.score_samples(X) - self.offset_
 
     def predict(self, X) -> np.ndarray:
-        """+1 for points inside the region (decision_function >= 0), -1 outside: (N,) int array."""
+        """+1 for inliers (decision_function >= 0), -1 for outliers: (N,) int array."""
         return np.where(self.decision_function(X) >= 0, 1, -1)
 
     # ----------------------------------------------------------------------------------------------------------
@@ -445,6 +552,7 @@ class OneFlow:
             "center": torch.as_tensor(self.center_),
             "scale": torch.as_tensor(self.scale_),
             "radius": self.radius_,
+            "offset": self.offset_,
             "coverage_grid": torch.as_tensor(self._coverage_grid),
             "radius_grid": torch.as_tensor(self._radius_grid),
             "volume": self.volume_,
@@ -480,7 +588,9 @@ class OneFlow:
         model.center_ = state["center"].numpy()
         model.scale_ = state["scale"].numpy()
         model.radius_ = float(state["radius"])
-        model.offset_ = -model.radius_
+        model.offset_ = float(state.get("offset", -model.radius_))
+        if model.objective == "surface":
+            model.distance_threshold_ = -model.offset_
         model._coverage_grid = state["coverage_grid"].numpy()
         model._radius_grid = state["radius_grid"].numpy()
         model.volume_, model.volume_stderr_ = float(state["volume"]), float(state["volume_stderr"])

@@ -1,4 +1,5 @@
-"""Training objectives: OneFlow's region volume (constant-Jacobian and general flows) and LL-Flow's likelihood."""
+"""Training objectives: OneFlow's region volume (constant-Jacobian and general flows), LL-Flow's likelihood and the
+surface fit that makes the preimage of a latent sphere follow the points."""
 
 from __future__ import annotations
 
@@ -78,23 +79,81 @@ def likelihood_loss(flow: Flow, x: torch.Tensor) -> torch.Tensor:
     return -(log_pz + logdet).mean()
 
 
+def sample_unit_sphere(n: int, dim: int, *, generator: torch.Generator | None = None, dtype=torch.float32,
+                       device="cpu") -> torch.Tensor:
+    """n points drawn uniformly on the unit sphere of R^dim: (n, dim) tensor."""
+    direction = torch.randn(n, dim, generator=generator, dtype=dtype, device="cpu")
+    return (direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-30)).to(device)
+
+
+def trimmed_mean(values: torch.Tensor, trim: float) -> torch.Tensor:
+    """Mean of the smallest ceil((1 - trim) n) of `values` (1-D): the largest share `trim` is left out."""
+    keep = max(1, math.ceil((1.0 - trim) * values.numel()))
+    if keep >= values.numel():
+        return values.mean()
+    return torch.topk(values, keep, largest=False, sorted=False).values.mean()
+
+
+def surface_loss(flow: Flow, x: torch.Tensor, directions: torch.Tensor, radius: float, *, trim: float = 0.02,
+                 radial_weight: float = 0.1) -> torch.Tensor:
+    """Surface objective on a batch: the surface f^-1(S(0, R)) should pass through the points and nowhere else.
+
+    The loss is a two-way Chamfer distance between the batch and the surface samples f^-1(R u_k), plus a radial term
+    that pulls each ||f(x)|| towards R:
+
+        trimmed_mean_i min_k |x_i - f^-1(R u_k)| + mean_k min_i |x_i - f^-1(R u_k)|
+        + radial_weight * trimmed_mean_i | ||f(x_i)|| - R | / R.
+
+    The first term lets no point lie far from the surface, the second lets no part of the surface wander away from
+    the points (without it the points crowd onto a patch of the sphere and the rest of it maps anywhere), and the
+    radial term keeps the points on the sphere's side of the map, so that the latent radius stays a distance to the
+    surface. The point terms leave out the share `trim` of the batch that lies farthest (outliers the envelope kept).
+    Distances are Euclidean, not squared, so a stray point pulls no harder than a point on the surface.
+
+    Args:
+        flow: the flow f.
+        x: (n, D) batch.
+        directions: (m, D) samples of the unit sphere.
+        radius: latent radius R of the surface.
+        trim: share of the batch left out of the point terms.
+        radial_weight: weight of the radial term.
+    """
+    z, _ = flow(x)
+    surface = flow.inverse(radius * directions)
+    distances = torch.cdist(x, surface)
+    to_surface = trimmed_mean(distances.min(dim=1).values, trim)
+    to_points = distances.min(dim=0).values.mean()
+    radial = trimmed_mean((z.norm(dim=1) - radius).abs() / radius, trim)
+    return to_surface + to_points + radial_weight * radial
+
+
 class Objective(nn.Module):
     """A flow's training loss as a module, so that DistributedDataParallel can wrap it.
 
     Args:
         flow: the flow being trained (a submodule: its parameters are this module's).
-        objective: ``'volume'`` (OneFlow) or ``'likelihood'`` (LL-Flow).
+        objective: ``'volume'`` (OneFlow), ``'likelihood'`` (LL-Flow) or ``'surface'`` (`surface_loss`).
         alpha: share of each batch left outside the ball (volume objective).
+        radius: latent radius of the surface (surface objective).
     """
 
-    def __init__(self, flow: Flow, objective: str, alpha: float):
+    def __init__(self, flow: Flow, objective: str, alpha: float, radius: float | None = None):
         super().__init__()
         self.flow = flow
         self.objective = objective
         self.alpha = alpha
+        self.radius = radius
 
-    def forward(self, x: torch.Tensor, unit_ball: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, Bernstein radius) on a batch x: (n, D); the radius is NaN for the likelihood objective."""
+    def forward(self, x: torch.Tensor, samples: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, radius) on a batch x: (n, D).
+
+        `samples` are the unit-ball samples of a general flow's volume, or the unit-sphere samples of the surface
+        objective. The radius is the Bernstein radius of the volume objective, the fixed surface radius of the
+        surface objective and NaN for the likelihood objective.
+        """
         if self.objective == "likelihood":
             return likelihood_loss(self.flow, x), torch.full((), float("nan"), dtype=x.dtype, device=x.device)
-        return oneflow_loss(self.flow, x, self.alpha, unit_ball=unit_ball)
+        if self.objective == "surface":
+            loss = surface_loss(self.flow, x, samples, self.radius)
+            return loss, torch.full((), self.radius, dtype=x.dtype, device=x.device)
+        return oneflow_loss(self.flow, x, self.alpha, unit_ball=samples)

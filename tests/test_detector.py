@@ -202,6 +202,8 @@ def test_bad_training_input(X, match):
         ({"epochs": 0}, "epochs must be a positive integer"),
         ({"batch_size": 2.5}, "batch_size"),
         ({"lr": -1}, "lr"),
+        ({"surface_steps": 0}, "surface_steps must be a positive integer"),
+        ({"surface_lr": 0}, "surface_lr must be a positive number"),
         ({"dtype": "float16"}, "dtype"),
         ({"device": "quantum"}, "device"),
     ],
@@ -226,3 +228,92 @@ def test_wrong_dimension_at_predict(fitted):
         model.predict(np.zeros((4, 3)))
     with pytest.raises(PcflowError, match="NaN"):
         model.predict(np.array([[np.nan, 0.0]]))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# surface objective
+
+AXES = np.array([1.0, 0.6, 0.4])
+
+
+@pytest.fixture(scope="module")
+def shell_scan():
+    """A noisy ellipsoid surface (1500 points), 30 outliers inside it near the centre and 50 around it."""
+    rng = np.random.default_rng(0)
+    direction = rng.normal(size=(1500, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    surface = direction * AXES + rng.normal(scale=0.01, size=(1500, 3))
+    inner = rng.uniform(-0.15, 0.15, size=(30, 3))
+    outer = rng.uniform(-1.5, 1.5, size=(50, 3))
+    return np.vstack([surface, inner, outer])
+
+
+@pytest.fixture(scope="module")
+def surface_models(shell_scan):
+    common = dict(alpha=0.05, flow="general", n_couplings=4, hidden_features=32, epochs=30, normalize="isotropic",
+                  random_state=0)
+    envelope = OneFlow(objective="volume", **common).fit(shell_scan)
+    surface = OneFlow(objective="surface", surface_steps=150, surface_batch_size=512, n_surface_samples=512,
+                      **common).fit(shell_scan)
+    return envelope, surface
+
+
+def test_surface_mesh_follows_the_surface_the_envelope_does_not(surface_models):
+    import trimesh
+
+    from pcflow.mesh import boundary_mesh, validity
+
+    truth = trimesh.creation.icosphere(5)
+    truth.vertices *= AXES
+    gaps = []
+    for model in surface_models:
+        mesh = boundary_mesh(model).mesh
+        checks = validity(mesh)
+        assert checks["watertight"] and checks["n_components"] == 1 and checks["self_intersections"] == 0
+        gaps.append(trimesh.proximity.closest_point(truth, mesh.vertices)[1].mean())
+    envelope_gap, surface_gap = gaps
+    assert surface_gap < 0.01 < envelope_gap  # noise sigma 0.01 per coordinate; the envelope stands off the surface
+
+
+def test_surface_flags_outliers_inside_the_object(surface_models, shell_scan):
+    envelope, surface = surface_models
+    inner = slice(1500, 1530)
+    assert (surface.predict(shell_scan)[inner] == -1).mean() > 0.9
+    assert (envelope.predict(shell_scan)[inner] == 1).mean() > 0.9  # they lie inside the envelope's solid region
+
+
+def test_surface_contract_and_coverage(surface_models, shell_scan):
+    _, model = surface_models
+    labels = model.predict(shell_scan)
+    assert abs((labels == -1).mean() - 0.05) < 0.01  # the distance threshold is the (1 - alpha) quantile
+    np.testing.assert_allclose(model.decision_function(shell_scan), model.score_samples(shell_scan) - model.offset_)
+    np.testing.assert_allclose(-model.score_samples(shell_scan), model.surface_distance(shell_scan))
+    assert model.offset_ == -model.distance_threshold_
+    assert (labels[1530:] == -1).mean() > 0.9 and (labels[:1500] == 1).mean() > 0.97
+    assert len(model.history_["surface_loss"]) == 3  # one entry per 50 steps
+    assert model.history_["surface_loss"][-1] < model.history_["surface_loss"][0]
+
+
+def test_surface_distance_is_the_distance_to_the_mesh(surface_models, shell_scan):
+    import trimesh
+
+    from pcflow.mesh import boundary_mesh
+
+    _, model = surface_models
+    mesh = boundary_mesh(model, tolerance=0.01).mesh
+    exact = trimesh.proximity.closest_point(mesh, shell_scan[:1500])[1]
+    first_order = model.surface_distance(shell_scan[:1500])
+    near = exact > 0.005  # below that the mesh's own chord error dominates
+    ratio = first_order[near] / exact[near]
+    assert 0.9 < np.median(ratio) < 1.1
+    assert np.corrcoef(first_order, exact)[0, 1] > 0.98
+
+
+def test_surface_save_load_round_trip(surface_models, shell_scan, tmp_path):
+    _, model = surface_models
+    model.save(tmp_path / "surface.pt")
+    loaded = OneFlow.load(tmp_path / "surface.pt")
+    assert loaded.objective == "surface" and loaded.surface_steps == 150
+    assert loaded.distance_threshold_ == model.distance_threshold_ and loaded.radius_ == model.radius_
+    np.testing.assert_array_equal(loaded.predict(shell_scan), model.predict(shell_scan))
+    np.testing.assert_allclose(loaded.score_samples(shell_scan), model.score_samples(shell_scan))

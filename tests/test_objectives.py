@@ -1,4 +1,4 @@
-"""Tests of the OneFlow volume and LL-Flow likelihood objectives."""
+"""Tests of the OneFlow volume, LL-Flow likelihood and surface objectives."""
 
 import math
 
@@ -13,6 +13,9 @@ from pcflow.objectives import (
     log_volume_monte_carlo,
     oneflow_loss,
     sample_unit_ball,
+    sample_unit_sphere,
+    surface_loss,
+    trimmed_mean,
 )
 from pcflow.quantile import bernstein_quantile
 
@@ -119,3 +122,54 @@ def test_masks_registered_as_boolean_buffers():
     layer = AdditiveCoupling(coupling_masks(3, 1)[0])
     assert "mask" in dict(layer.named_buffers())
     assert layer.mask.dtype == torch.bool
+
+
+def test_unit_sphere_samples_are_uniform():
+    pts = sample_unit_sphere(100_000, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    torch.testing.assert_close(pts.norm(dim=1), torch.ones(100_000, dtype=torch.float64))
+    assert pts.mean(dim=0).abs().max() < 0.01
+    assert abs(float((pts[:, 2] > 0.5).double().mean()) - 0.25) < 0.005  # Archimedes: the cap z > 1/2 is a quarter
+
+
+@pytest.mark.parametrize("trim", [0.0, 0.02, 0.25, 0.999])
+def test_trimmed_mean_against_sorting(trim):
+    values = torch.randn(1001, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    keep = math.ceil((1 - trim) * 1001)
+    torch.testing.assert_close(trimmed_mean(values, trim), values.sort().values[:keep].mean())
+
+
+def test_surface_loss_against_brute_force_reference():
+    """For a random flow the loss equals the Chamfer and radial terms computed point by point."""
+    flow = randomise(build_flow(3, coupling=AffineCoupling, n_couplings=3, hidden_features=8).double(), scale=0.2)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(200, 3, generator=gen, dtype=torch.float64)
+    directions = sample_unit_sphere(150, 3, generator=gen, dtype=torch.float64)
+    radius, trim, weight = 1.3, 0.1, 0.25
+    loss = surface_loss(flow, x, directions, radius, trim=trim, radial_weight=weight)
+
+    with torch.no_grad():
+        surface = flow.inverse(radius * directions)
+        latent_radius = flow(x)[0].norm(dim=1)
+    to_surface = [min(float((xi - s).norm()) for s in surface) for xi in x]
+    to_points = [min(float((s - xi).norm()) for xi in x) for s in surface]
+    radial = [abs(float(r) - radius) / radius for r in latent_radius]
+    keep = math.ceil((1 - trim) * len(x))
+    expected = (sum(sorted(to_surface)[:keep]) / keep + sum(to_points) / len(to_points)
+                + weight * sum(sorted(radial)[:keep]) / keep)
+    assert math.isclose(loss.item(), expected, rel_tol=1e-10)
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in flow.parameters())
+
+
+def test_surface_loss_is_small_on_the_surface_and_grows_off_it():
+    """Identity flow: points on the sphere of radius R give only the sampling gap; points off it add their offset."""
+    flow = build_flow(3, coupling=AffineCoupling, n_couplings=2).double()  # a fresh flow is the identity
+    gen = torch.Generator().manual_seed(3)
+    directions = sample_unit_sphere(4000, 3, generator=gen, dtype=torch.float64)
+    on = 2.0 * sample_unit_sphere(4000, 3, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        on_loss = surface_loss(flow, on, directions, 2.0, trim=0.0).item()
+        off_loss = surface_loss(flow, 1.1 * on, directions, 2.0, trim=0.0).item()
+    # 4000 points on a sphere of area 16 pi: each Chamfer term is about half their spacing, 0.5 / sqrt(80) = 0.056
+    assert on_loss < 0.15
+    assert off_loss > 2 * 0.2 > on_loss  # off the sphere by 0.2, each Chamfer term is at least 0.2
