@@ -16,11 +16,20 @@ def _fit_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--alpha", type=float, default=0.05,
                        help="share of points left outside the region, 0 < alpha < 1 (default 0.05: coverage 95%%)")
-    group.add_argument("--flow", choices=("nice", "general"), default="nice",
-                       help="nice: additive couplings, closed-form volume (default); general: affine couplings")
-    group.add_argument("--epochs", type=int, default=100, help="most passes over the training points (default 100)")
-    group.add_argument("--couplings", type=int, default=6, help="number of coupling layers (default 6)")
-    group.add_argument("--hidden", type=int, default=64, help="width of the coupling networks (default 64)")
+    group.add_argument("--mode", choices=("surface", "envelope"), default="surface",
+                       help="surface: fit the scanned surface, flag points far from it (default); envelope: the "
+                            "smallest solid region holding 1 - alpha of the points (the paper's OneFlow, faster)")
+    group.add_argument("--flow", choices=("nice", "general"), default=None,
+                       help="nice: additive couplings, closed-form volume (envelope default); general: affine "
+                            "couplings (surface default)")
+    group.add_argument("--epochs", type=int, default=100,
+                       help="most passes over the training points of the envelope fit (default 100)")
+    group.add_argument("--surface-steps", type=int, default=1000,
+                       help="optimisation steps of the surface fit (surface mode; default 1000)")
+    group.add_argument("--couplings", type=int, default=None,
+                       help="number of coupling layers (default: 10 in surface mode, 6 in envelope mode)")
+    group.add_argument("--hidden", type=int, default=None,
+                       help="width of the coupling networks (default: 96 in surface mode, 64 in envelope mode)")
     group.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     group.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, auto (default cpu)")
     group.add_argument("--max-train-points", type=int, default=20_000,
@@ -35,7 +44,8 @@ def _mesh_arguments(parser: argparse.ArgumentParser) -> None:
                        help="longest mesh edge allowed, in input units (default: 1%% of the bounding-box diagonal)")
     group.add_argument("--max-faces", type=int, default=200_000, help="face budget of the refinement (default 200000)")
     group.add_argument("--coverage", type=float, default=None,
-                       help="mesh the region holding this share of the training points (default 1 - alpha)")
+                       help="mesh the boundary of the region holding this share of the training points (default: "
+                            "the fitted surface in surface mode, 1 - alpha in envelope mode)")
 
 
 def _reconstruct_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,8 +70,10 @@ def _fit_options(args, quiet: bool):
 
     return FitOptions(
         alpha=args.alpha,
+        mode=args.mode,
         flow=args.flow,
         epochs=args.epochs,
+        surface_steps=args.surface_steps,
         seed=args.seed,
         device=args.device,
         max_train_points=args.max_train_points or None,
@@ -93,7 +105,7 @@ def _summary(report: dict, outdir: Path) -> str:
     lines = [
         f"{report['input']}: {report['n_finite']} points ({report['n_dropped_nonfinite']} non-finite dropped), "
         f"trained on {report['n_train']}",
-        f"inliers {report['n_inliers']}, outliers {report['n_outliers']} (alpha {report['alpha']})",
+        f"inliers {report['n_inliers']}, outliers {report['n_outliers']} ({report['mode']} mode, alpha {report['alpha']})",
         f"mesh: {mesh['n_vertices']} vertices, {mesh['n_faces']} faces, watertight {mesh['watertight']}, "
         f"components {mesh['n_components']}, euler {mesh['euler']}, self-intersections {mesh['self_intersections']}",
         f"volume: region {report['volume']:.6g}, mesh {report['mesh_volume']:.6g}",
@@ -174,8 +186,8 @@ def cmd_demo(args) -> int:
 
         model = OneFlow.load(outdir / "model.pt")
         points = read_cloud(scan).points
-        radii = model.latent_radius(points)  # the score; inside the region where radius_ - radius >= 0
-        scores = outlier_scores(labels, keep_mask=model.radius_ - radii >= 0, scores=radii)
+        outlying = -model.score_samples(points)  # one pass: inliers where decision_function = -outlying - offset_ >= 0
+        scores = outlier_scores(labels, keep_mask=-outlying - model.offset_ >= 0, scores=outlying)
         _say(args, "against the known labels: " + ", ".join(
             f"{key} {scores[key]:.3f}" for key in ("precision", "recall", "f1", "roc_auc", "inlier_retention")))
     return 0

@@ -19,28 +19,47 @@ from .errors import PcflowError
 RECONSTRUCT_OUTPUTS = ("inliers.ply", "outliers.ply", "mesh.ply", "mesh.obj", "model.pt", "report.json")
 
 
+#: What each fitting mode trains: ``surface`` fits the scanned surface (the default for 3D scans), ``envelope`` the
+#: paper's smallest solid region holding 1 - alpha of the points (the bounding region).
+MODES = {
+    "surface": {"objective": "surface", "flow": "general", "n_couplings": 10, "hidden_features": 96},
+    "envelope": {"objective": "volume", "flow": "nice", "n_couplings": 6, "hidden_features": 64},
+}
+
+
 @dataclass
 class FitOptions:
-    """Settings of a 3D fit, as the command line exposes them."""
+    """Settings of a 3D fit, as the command line exposes them; None takes the mode's default (`MODES`)."""
 
     alpha: float = 0.05
-    flow: str = "nice"
+    mode: str = "surface"
+    flow: str | None = None
     epochs: int = 100
+    surface_steps: int = 1000
     seed: int = 0
     device: str = "cpu"
     max_train_points: int | None = 20_000
-    n_couplings: int = 6
-    hidden_features: int = 64
+    n_couplings: int | None = None
+    hidden_features: int | None = None
     progress: bool = False
+
+    def resolved(self, name: str):
+        """The setting `name` (or ``objective``), taking the mode's default where it is None."""
+        if self.mode not in MODES:
+            raise PcflowError(f"mode must be one of {', '.join(map(repr, MODES))}, got {self.mode!r}")
+        value = getattr(self, name, None)
+        return MODES[self.mode][name] if value is None else value
 
     def estimator(self) -> OneFlow:
         """An unfitted OneFlow with these settings and the isotropic normalisation that keeps shapes undistorted."""
         return OneFlow(
             alpha=self.alpha,
-            flow=self.flow,
+            flow=self.resolved("flow"),
+            objective=self.resolved("objective"),
             epochs=self.epochs,
-            n_couplings=self.n_couplings,
-            hidden_features=self.hidden_features,
+            surface_steps=self.surface_steps,
+            n_couplings=self.resolved("n_couplings"),
+            hidden_features=self.resolved("hidden_features"),
             normalize="isotropic",
             device=self.device,
             random_state=self.seed,
@@ -303,7 +322,9 @@ def reconstruct(
         "streamed": streamed,
         "alpha": fit_options.alpha,
         "coverage": mesh_options.coverage if mesh_options.coverage is not None else 1.0 - fit_options.alpha,
-        "flow": fit_options.flow,
+        "distance_threshold": getattr(model, "distance_threshold_", None),
+        "mode": fit_options.mode,
+        "flow": fit_options.resolved("flow"),
         "radius": model.radius_,
         "mesh_radius": boundary.radius,
         "volume": model.volume_,
@@ -314,8 +335,9 @@ def reconstruct(
         "training": {
             "epochs_run": model.n_iter_,
             "final_loss": model.history_["loss"][-1],
-            "n_couplings": fit_options.n_couplings,
-            "hidden_features": fit_options.hidden_features,
+            "surface_steps": model.surface_steps if model.objective == "surface" else 0,
+            "n_couplings": model.n_couplings,
+            "hidden_features": model.hidden_features,
         },
         "files": files + ["report.json"],
         "preview": preview_note or "preview.png",

@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-FULL = {"sizes": (1_000_000, 3_000_000, 10_000_000), "chunk_size": 1_000_000, "epochs": 20, "couplings": 6,
-        "hidden": 64}
-QUICK = {"sizes": (20_000, 40_000, 80_000), "chunk_size": 16_384, "epochs": 2, "couplings": 2, "hidden": 16}
+FULL = {"sizes": (1_000_000, 3_000_000, 10_000_000), "chunk_size": 1_000_000, "epochs": 20, "surface_steps": 300,
+        "couplings": None, "hidden": None}  # None: the mode's own default
+QUICK = {"sizes": (20_000, 40_000, 80_000), "chunk_size": 16_384, "epochs": 2, "surface_steps": 5, "couplings": 2,
+         "hidden": 16}
 OUTLIER_SHARE = 0.05
 
 
@@ -84,8 +85,8 @@ def child(kind: str, source: str, outdir: str, settings: dict) -> dict:
 
     from pcflow.pipeline import FitOptions, Timer, fit_cloud
 
-    options = FitOptions(epochs=settings["epochs"], n_couplings=settings["couplings"],
-                         hidden_features=settings["hidden"], seed=0)
+    options = FitOptions(mode=settings["mode"], epochs=settings["epochs"], surface_steps=settings["surface_steps"],
+                         n_couplings=settings["couplings"], hidden_features=settings["hidden"], seed=0)
     if kind == "stream":
         from pcflow.stream import denoise_file
 
@@ -165,6 +166,8 @@ def growth(rows: list[dict]) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20k/40k/80k points and a tiny model (smoke run)")
+    parser.add_argument("--mode", choices=("surface", "envelope"), default="surface",
+                        help="fitting mode of pcflow's runs (default surface, the CLI's default)")
     parser.add_argument("--out", default=str(REPO / "results" / "scale.json"), help="JSON results file")
     parser.add_argument("--markdown", default=None,
                         help="also write the table here (default in a full run: docs/benchmarks/scale.md)")
@@ -175,7 +178,7 @@ def main(argv=None) -> int:
         print(json.dumps(child(kind, source, outdir, json.loads(settings)), default=float))
         return 0
 
-    settings = dict(QUICK if args.quick else FULL)
+    settings = dict(QUICK if args.quick else FULL, mode=args.mode)
     sizes = settings.pop("sizes")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -228,7 +231,9 @@ def main(argv=None) -> int:
         f"{result['ratios']['stream_over_open3d_time']:.2f}x, memory {result['ratios']['stream_over_open3d_memory']:.2f}x;"
         f" stream / in-memory: time {result['ratios']['stream_over_in_memory_time']:.2f}x, memory "
         f"{result['ratios']['stream_over_in_memory_memory']:.2f}x",
-        f"model: {settings['epochs']} epochs, {settings['couplings']} couplings, {settings['hidden']} hidden, "
+        f"model: {settings['mode']} mode, {settings['epochs']} epochs"
+        + (f" + {settings['surface_steps']} surface steps" if settings["mode"] == "surface" else "")
+        + f", {settings['couplings'] or 'default'} couplings, {settings['hidden'] or 'default'} hidden, "
         f"20,000 training points; chunks of {settings['chunk_size']:,} rows; {os.cpu_count()} CPUs",
     ])
     print(text)

@@ -12,7 +12,7 @@ from pcflow.cli import main
 from pcflow.io import PointCloud, read_cloud, write_cloud
 from pcflow.pipeline import FitOptions, MeshOptions
 
-TINY = FitOptions(epochs=3, n_couplings=2, hidden_features=16, seed=0)
+TINY = FitOptions(epochs=3, surface_steps=10, n_couplings=2, hidden_features=16, seed=0)
 MESH = MeshOptions(subdivisions=1, max_faces=2_000)
 
 
@@ -92,7 +92,7 @@ def test_refuses_an_existing_report_without_overwrite(serial, folder):
         run_batch([folder / "a.ply", folder / "b.xyz"], out, TINY, MESH)
 
 
-FIT = ["--epochs", "3", "--couplings", "2", "--hidden", "16", "--subdivisions", "1", "--max-faces", "2000",
+FIT = ["--epochs", "3", "--surface-steps", "10", "--couplings", "2", "--hidden", "16", "--subdivisions", "1", "--max-faces", "2000",
        "--no-preview", "-q"]
 
 
@@ -119,7 +119,7 @@ def test_cli_single_input_keeps_its_layout(tmp_path):
 def test_cli_denoise_streams_with_small_chunks(tmp_path):
     cloud = PointCloud(np.random.default_rng(0).normal(size=(700, 3)))
     write_cloud(tmp_path / "a.ply", cloud)
-    base = ["denoise", str(tmp_path / "a.ply"), "--epochs", "3", "--couplings", "2", "--hidden", "16", "-q"]
+    base = ["denoise", str(tmp_path / "a.ply"), "--epochs", "3", "--surface-steps", "10", "--couplings", "2", "--hidden", "16", "-q"]
     assert main([*base, "-o", str(tmp_path / "one.ply"), "--chunk-size", "1000000"]) == 0
     assert main([*base, "-o", str(tmp_path / "many.ply"), "--chunk-size", "99"]) == 0
     np.testing.assert_array_equal(read_cloud(tmp_path / "one.ply").points, read_cloud(tmp_path / "many.ply").points)

@@ -13,7 +13,7 @@ from pcflow.cli import build_parser, main
 from pcflow.io import read_cloud
 from pcflow.mesh import boundary_mesh, validity
 
-FIT = ["--epochs", "4", "--couplings", "2", "--hidden", "16", "-q"]
+FIT = ["--epochs", "4", "--surface-steps", "10", "--couplings", "2", "--hidden", "16", "-q"]
 FAST = [*FIT, "--no-preview"]
 
 
@@ -48,7 +48,8 @@ def cloud_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reconstructed(cloud_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("out") / "result"
-    assert main(["reconstruct", str(cloud_file), "-o", str(out), "--format", "stl", "off", "glb", *FAST]) == 0
+    assert main(["reconstruct", str(cloud_file), "-o", str(out), "--format", "stl", "off", "glb", "--mode", "envelope",
+                 *FAST]) == 0
     return out
 
 

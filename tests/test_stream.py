@@ -14,7 +14,7 @@ from pcflow.pipeline import FitOptions, fit_cloud
 from pcflow.stream import denoise_file, fit_file, should_stream, split_file
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = FitOptions(epochs=3, n_couplings=2, hidden_features=16, max_train_points=300, seed=3)
+TINY = FitOptions(epochs=3, surface_steps=10, n_couplings=2, hidden_features=16, max_train_points=300, seed=3)
 
 
 class BallModel:
