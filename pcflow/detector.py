@@ -35,6 +35,7 @@ _FORMAT = "pcflow.OneFlow"
 _FORMAT_VERSION = 1
 _CHUNK = 65_536
 _COVERAGE_GRID = 10_001
+_REFERENCE_POINTS = 20_000
 
 
 class OneFlow:
@@ -49,9 +50,10 @@ class OneFlow:
     With ``objective='surface'`` the flow is first trained as OneFlow (the envelope, which rejects the points far
     outside), then refined on the points the envelope keeps so that the preimage of the latent sphere of radius R (the
     median latent radius of those points) passes through them (`pcflow.objectives.surface_loss`). That sphere's
-    preimage is then a surface hugging a scanned object rather than a solid region around it. A point's score is minus
-    its distance to that surface, to first order ``| ||f(x)|| - R | / ||grad_x ||f(x)|| ||`` in input units, and the
-    points beyond the (1 - alpha) quantile of the training distances are outliers, inside the object as well as outside.
+    preimage is then a surface hugging a scanned object rather than a solid region around it. A point's outlyingness is
+    its distance to that surface, to first order ``| ||f(x)|| - R | / ||grad_x ||f(x)|| ||`` in input units, or its
+    distance to the `n_neighbors`-th nearest other training point where that is smaller; the points beyond the
+    (1 - alpha) quantile of the training points' outlyingness are outliers, inside the object as well as outside.
 
     Args:
         alpha: share of the training data left outside the region, 0 < alpha < 1.
@@ -71,6 +73,8 @@ class OneFlow:
         surface_lr: Adam learning rate of the surface fit (cosine-annealed to a twentieth).
         surface_batch_size: points per step of the surface fit.
         n_surface_samples: sphere samples mapped back per step of the surface fit.
+        n_neighbors: surface objective: a point also counts as near the data when its `n_neighbors`-th nearest
+            other training point is closer than the threshold (0: the distance to the surface alone decides).
         normalize: ``'standard'`` (per-feature mean and standard deviation), ``'isotropic'`` (mean and one common
             scale, which keeps shapes undistorted: the choice for 3D clouds) or ``'none'``.
         dtype: ``'float32'`` (fast) or ``'float64'``.
@@ -84,8 +88,9 @@ class OneFlow:
         radius_: latent radius of the region (surface objective: of the surface).
         offset_: threshold of `score_samples`, so that ``decision_function = score_samples - offset_``: -radius_, or
             minus the distance threshold of the surface objective.
-        distance_threshold_: surface objective only: the (1 - alpha) quantile of the training points' distances to
-            the surface, in input units.
+        distance_threshold_: surface objective only: the (1 - alpha) quantile of the training points' outlyingness
+            (see `score_samples`), in input units.
+        reference_points_: surface objective only: up to 20,000 training points (a seeded subset), minus center_.
         volume_, volume_stderr_: region volume in input units and its Monte-Carlo standard error (0 when exact).
         constant_jacobian_: whether the region volume is in closed form.
         history_: dict of per-epoch lists ``loss``, ``radius`` (mean Bernstein radius, volume objective) and ``lr``;
@@ -120,6 +125,7 @@ class OneFlow:
         surface_lr: float = 2e-3,
         surface_batch_size: int = 2048,
         n_surface_samples: int = 2048,
+        n_neighbors: int = 8,
         normalize: str = "standard",
         dtype: str = "float32",
         device: str = "cpu",
@@ -142,6 +148,7 @@ class OneFlow:
         self.surface_lr = surface_lr
         self.surface_batch_size = surface_batch_size
         self.n_surface_samples = n_surface_samples
+        self.n_neighbors = n_neighbors
         self.normalize = normalize
         self.dtype = dtype
         self.device = device
@@ -188,6 +195,8 @@ class OneFlow:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise PcflowError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.n_neighbors, (int, np.integer)) or self.n_neighbors < 0:
+            raise PcflowError(f"n_neighbors must be a non-negative integer, got {self.n_neighbors!r}")
         for name in ("lr", "surface_lr"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value > 0):
@@ -309,7 +318,14 @@ class OneFlow:
             self._train_surface(data[torch.as_tensor(local <= envelope, device=data.device)], radius, generator,
                                 parallel)
             self.radius_ = radius
-            self.distance_threshold_ = float(np.quantile(parallel.gather(self._distance_normalized(data)), 1.0 - alpha))
+            reference = parallel.gather(X - center)
+            if len(reference) > _REFERENCE_POINTS:
+                rows = np.random.default_rng(seed).choice(len(reference), _REFERENCE_POINTS, replace=False)
+                reference = reference[np.sort(rows)]
+            self.reference_points_ = reference
+            self._tree = None
+            outlying = np.sort(parallel.gather(self._outlying(data, X - center)))
+            self.distance_threshold_ = float(np.quantile(outlying, 1.0 - alpha))
             self.offset_ = -self.distance_threshold_
         radii = np.sort(parallel.gather(self._latent_radius_normalized(data)))
         n = self.n_samples_fit_ = len(radii)
@@ -319,6 +335,8 @@ class OneFlow:
         grid = np.round(np.linspace(0, n - 1, min(n, _COVERAGE_GRID))).astype(np.int64)
         self._coverage_grid = grid / max(n - 1, 1)
         self._radius_grid = radii[grid]
+        if self.objective == "surface":
+            self._outlying_grid = outlying[grid]
         self.volume_, self.volume_stderr_ = self.region_volume()
         return self
 
@@ -446,6 +464,35 @@ class OneFlow:
                 out.append(((radius - self.radius_).abs() / slope).detach().double().cpu().numpy())
         return np.concatenate(out) if out else np.empty(0)
 
+    def _neighbor_distance_centered(self, centered: np.ndarray) -> np.ndarray:
+        """Distance from each row (input units, minus center_) to its n_neighbors-th nearest other reference point."""
+        from scipy.spatial import cKDTree
+
+        if getattr(self, "_tree", None) is None:
+            self._tree = cKDTree(self.reference_points_)
+        k = min(self.n_neighbors, len(self.reference_points_) - 1)
+        distances, _ = self._tree.query(centered, k + 1)
+        own = distances[:, 0] == 0  # the point is a reference point itself: skip it
+        return np.where(own, distances[:, k], distances[:, k - 1])
+
+    def _outlying(self, data: torch.Tensor, centered: np.ndarray) -> np.ndarray:
+        """The surface objective's outlyingness: distance to the surface, or to the data if that is smaller."""
+        distance = self._distance_normalized(data)
+        if self.n_neighbors > 0:
+            distance = np.minimum(distance, self._neighbor_distance_centered(centered))
+        return distance
+
+    def neighbor_distance(self, X) -> np.ndarray:
+        """Distance of each row of X to its `n_neighbors`-th nearest other training point (of a seeded subset of at
+        most 20,000 kept by a surface fit), in input units: (N,) array."""
+        self._check_fitted()
+        if not hasattr(self, "reference_points_"):
+            raise PcflowError("neighbor_distance needs a model fitted with objective='surface'")
+        if self.n_neighbors < 1:
+            raise PcflowError("neighbor_distance needs n_neighbors >= 1")
+        X = self._check_X(X, fitting=False)
+        return self._neighbor_distance_centered(X - self.center_)
+
     def surface_distance(self, X) -> np.ndarray:
         """Distance of each row of X to the surface f^-1(S(0, radius_)), to first order, in input units: (N,) array.
 
@@ -478,10 +525,18 @@ class OneFlow:
         return np.linalg.norm(self.transform(X), axis=1)
 
     def score_samples(self, X) -> np.ndarray:
-        """Minus the latent radius of each row of X (surface objective: minus its distance to the surface): (N,) array,
-        higher for more normal points."""
+        """Minus the outlyingness of each row of X: (N,) array, higher for more normal points.
+
+        The outlyingness is the latent radius; for the surface objective it is the distance to the surface
+        (`surface_distance`), or the distance to the data (`neighbor_distance`) where that is smaller, so that a point
+        in a dense part of the cloud the surface does not reach (a handle, a thin part) is not called an outlier.
+        """
         if self.objective == "surface":
-            return -self.surface_distance(X)
+            self._check_fitted()
+            X = self._check_X(X, fitting=False)
+            param = next(self.flow_.parameters())
+            data = torch.as_tensor((X - self.center_) / self.scale_, dtype=param.dtype, device=param.device)
+            return -self._outlying(data, X - self.center_)
         return -self.latent_radius(X)
 
     def decision_function(self, X) -> np.ndarray:
@@ -503,6 +558,17 @@ class OneFlow:
         if not 0.0 <= coverage <= 1.0:
             raise PcflowError(f"coverage must lie in [0, 1], got {coverage}")
         return float(np.interp(coverage, self._coverage_grid, self._radius_grid))
+
+    def threshold_at(self, coverage: float) -> float:
+        """The outlyingness (minus `score_samples`) below which lie a share `coverage` of the training points: the
+        latent radius `radius_at(coverage)`, or for the surface objective the distance that keeps that share."""
+        if self.objective != "surface":
+            return self.radius_at(coverage)
+        self._check_fitted()
+        coverage = float(coverage)
+        if not 0.0 <= coverage <= 1.0:
+            raise PcflowError(f"coverage must lie in [0, 1], got {coverage}")
+        return float(np.interp(coverage, self._coverage_grid, self._outlying_grid))
 
     def region_volume(self, radius: float | None = None, *, n_samples: int = 20_000) -> tuple[float, float]:
         """Volume of f^-1(B(0, radius)) in input units, and its standard error.
@@ -553,6 +619,8 @@ class OneFlow:
             "scale": torch.as_tensor(self.scale_),
             "radius": self.radius_,
             "offset": self.offset_,
+            **({"reference": torch.as_tensor(self.reference_points_),
+                "outlying_grid": torch.as_tensor(self._outlying_grid)} if self.objective == "surface" else {}),
             "coverage_grid": torch.as_tensor(self._coverage_grid),
             "radius_grid": torch.as_tensor(self._radius_grid),
             "volume": self.volume_,
@@ -591,6 +659,9 @@ class OneFlow:
         model.offset_ = float(state.get("offset", -model.radius_))
         if model.objective == "surface":
             model.distance_threshold_ = -model.offset_
+            model.reference_points_ = state["reference"].numpy()
+            model._outlying_grid = state["outlying_grid"].numpy()
+            model._tree = None
         model._coverage_grid = state["coverage_grid"].numpy()
         model._radius_grid = state["radius_grid"].numpy()
         model.volume_, model.volume_stderr_ = float(state["volume"]), float(state["volume_stderr"])

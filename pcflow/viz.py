@@ -104,6 +104,25 @@ def _rgb(color) -> tuple[float, float, float]:
 # the scene
 
 
+def _is_surface(model) -> bool:
+    return getattr(model, "objective", None) == "surface"
+
+
+def outlyingness(model, points: np.ndarray) -> np.ndarray:
+    """What the model thresholds to call a point an outlier: its latent radius, or a surface model's distance
+    (minus `score_samples`)."""
+    return -model.score_samples(points) if _is_surface(model) else model.latent_radius(points)
+
+
+def _levels(model, coverage: float) -> tuple[float, float]:
+    """(latent radius of the drawn surface, outlyingness threshold) at a coverage: a surface model keeps its surface
+    and moves only the threshold."""
+    if _is_surface(model):
+        return float(model.radius_), float(model.threshold_at(coverage))
+    radius = float(model.radius_at(coverage))
+    return radius, radius
+
+
 @dataclass(eq=False)
 class Scene:
     """The actors of one drawn scene and the state the coverage slider changes.
@@ -111,7 +130,8 @@ class Scene:
     Attributes:
         plotter: the pyvista plotter the actors live in (in its subplot active when the scene was built).
         points: (N, 3) float array of the cloud.
-        radii: (N,) float array of latent radii (`model.latent_radius`, computed once), or None without a model.
+        radii: (N,) float array of the points' outlyingness (`outlyingness`: latent radii, or a surface model's
+            distances; computed once), or None without a model.
         inside: (N,) bool array, True for points drawn as inliers (all True when outliers are unknown).
         model: the fitted model, or None.
         coverage: coverage the surface and colours show, or None without a model.
@@ -153,27 +173,29 @@ class Scene:
 
     def set_coverage(self, coverage: float) -> None:
         """Redraws the surface at the latent radius holding `coverage` of the training points and recolours
-        the points outside it (latent radius > radius); needs a model. No refitting."""
+        the points outside it (latent radius > radius); needs a model. No refitting. A surface model keeps its
+        surface and recolours the points whose distance exceeds the one that keeps `coverage` of the training points."""
         if self.model is None:
             raise PcflowError("set_coverage needs a model; the scene was built without one")
         coverage = float(coverage)
         if not 0.0 < coverage <= 1.0:
             raise PcflowError(f"coverage={coverage} is invalid; expected a share in (0, 1]")
-        radius = float(self.model.radius_at(coverage))
+        radius, threshold = _levels(self.model, coverage)
         if not radius > 0:
             raise PcflowError(f"coverage={coverage} gives latent radius {radius}; expected a positive radius")
         from pcflow.mesh import sphere_mesh
 
-        boundary = sphere_mesh(
-            self.model.inverse_transform, radius, subdivisions=_LIVE_SUBDIVISIONS, tolerance=np.inf,
-            check_intersections=False,
-        )
+        if radius != self.radius:
+            boundary = sphere_mesh(
+                self.model.inverse_transform, radius, subdivisions=_LIVE_SUBDIVISIONS, tolerance=np.inf,
+                check_intersections=False,
+            )
+            self.volume = float(self.model.region_volume(radius)[0])
+            self.mesh_volume = float(boundary.mesh.volume)
+            if "surface" in self.layers:
+                self.layers["surface"].copy_from(_surface_polydata(boundary.mesh), deep=True)
         self.coverage, self.radius = coverage, radius
-        self.volume = float(self.model.region_volume(radius)[0])
-        self.mesh_volume = float(boundary.mesh.volume)
-        self.set_inside(self.radii <= radius)
-        if "surface" in self.layers:
-            self.layers["surface"].copy_from(_surface_polydata(boundary.mesh), deep=True)
+        self.set_inside(self.radii <= threshold)
         self._update_text()
         self.plotter.render()
 
@@ -229,8 +251,9 @@ def build_scene(
     """Adds the cloud, its outliers and the boundary surface to a plotter (its active subplot).
 
     With a model the points' latent radii are computed once and the outliers are the points whose radius
-    exceeds the radius of `coverage`; without a model `inside` (if given) splits them, else all are drawn
-    alike. Without a mesh but with a model, the surface is the model's boundary at `coverage`.
+    exceeds the radius of `coverage` (for a surface model: whose distance exceeds the one of `coverage`, see
+    `outlyingness`); without a model `inside` (if given) splits them, else all are drawn alike. Without a mesh but
+    with a model, the surface is the model's boundary at `coverage` (a surface model's own surface).
 
     Args:
         plotter: a `pyvista.Plotter`.
@@ -243,7 +266,7 @@ def build_scene(
         coverage: share of the training points inside the drawn region, default `1 - model.alpha`.
         point_size: point diameter in pixels (outliers are drawn 1.5 times larger).
         surface_opacity: opacity of the surface, in [0, 1].
-        radii: (N,) latent radii of the points when already computed (saves a pass through the flow).
+        radii: (N,) outlyingness of the points (`outlyingness`) when already computed (saves a pass through the flow).
         text: show the counts and volume in the upper left corner.
         font_size: size of that text (pyvista font size; 7 draws 14 px letters).
 
@@ -264,7 +287,7 @@ def build_scene(
         if not 0.0 < coverage <= 1.0:
             raise PcflowError(f"coverage={coverage} is invalid; expected a share in (0, 1]")
         if radii is None:
-            radii = model.latent_radius(points)
+            radii = outlyingness(model, points)
         radii = np.asarray(radii, dtype=np.float64)
         if radii.shape != (len(points),):
             raise PcflowError(f"radii has shape {radii.shape}; expected ({len(points)},)")
@@ -299,7 +322,8 @@ def build_scene(
         from pcflow.mesh import boundary_mesh
 
         mesh = boundary_mesh(
-            model, coverage=coverage, max_faces=_RENDER_MAX_FACES, check_intersections=False,
+            model, coverage=None if _is_surface(model) else coverage, max_faces=_RENDER_MAX_FACES,
+            check_intersections=False,
         ).mesh
     if mesh is not None:
         surface = _surface_polydata(mesh)
@@ -312,9 +336,9 @@ def build_scene(
 
     if model is not None:
         scene.coverage = float(coverage)
-        scene.radius = float(model.radius_at(coverage))
+        scene.radius, threshold = _levels(model, coverage)
         scene.volume = float(model.region_volume(scene.radius)[0])
-        scene.set_inside(radii <= scene.radius)
+        scene.set_inside(radii <= threshold)
     elif inside is not None:
         scene.set_inside(inside)
     else:
@@ -499,11 +523,12 @@ def render_scene(
     point_size = point_size or _default_point_size(width / len(views), height)
 
     pv = _pyvista()
-    radii = None if model is None else model.latent_radius(_points(cloud))
+    radii = None if model is None else outlyingness(model, _points(cloud))
     if mesh is None and model is not None:
         from pcflow.mesh import boundary_mesh
 
-        mesh = boundary_mesh(model, coverage=coverage, max_faces=_RENDER_MAX_FACES, check_intersections=False).mesh
+        mesh = boundary_mesh(model, coverage=None if _is_surface(model) else coverage, max_faces=_RENDER_MAX_FACES,
+                             check_intersections=False).mesh
     plotter = pv.Plotter(off_screen=True, shape=(1, len(views)), window_size=(width, height), border=False)
     try:
         plotter.set_background(_rgb(BACKGROUND_COLOR))

@@ -32,13 +32,13 @@ from pcflow.pipeline import FitOptions  # noqa: E402
 from pcflow.synthetic import BUILTIN_SHAPES, builtin_shape, points_inside, synthetic_scan  # noqa: E402
 
 RATIOS = (0.01, 0.05, 0.10, 0.20)
-FLOWS = {  # method name -> OneFlow keyword arguments on top of the CLI's 3D defaults (FitOptions)
-    "OneFlow": {"flow": "nice", "objective": "volume"},
-    "OneFlow-Gen": {"flow": "general", "objective": "volume"},
-    "OneFlow-Surface": {"flow": "general", "objective": "surface", "n_couplings": 10, "hidden_features": 96},
-    "LL-Flow": {"flow": "nice", "objective": "likelihood"},
+FLOWS = {  # method name -> the CLI's mode and OneFlow keyword arguments on top of its 3D defaults (FitOptions)
+    "OneFlow": ("envelope", {"flow": "nice"}),
+    "OneFlow-Gen": ("envelope", {"flow": "general"}),
+    "OneFlow-Surface": ("surface", {}),
+    "LL-Flow": ("envelope", {"flow": "nice", "objective": "likelihood"}),
 }
-PEERS = ("O3D-statistical", "O3D-radius", "IsolationForest", "LOF")
+PEERS = ("O3D-statistical", "O3D-radius", "IsolationForest", "LOF", "kNN-distance")
 MESHERS = ("Poisson", "BallPivoting", "AlphaShape")
 ALPHA_SHAPE = 0.03  # alpha of the alpha shape, in units of the bounding-box diagonal (1 after normalisation)
 RADIUS_FRACTION = 0.02  # radius outlier removal: 2% of the diagonal, 8 points (EVALUATION.md)
@@ -106,7 +106,16 @@ def run_lof(points, ratio, seed):
     return keep, -model.negative_outlier_factor_
 
 
-PEER_FUNCTIONS = dict(zip(PEERS, (run_statistical, run_radius, run_iforest, run_lof)))
+def run_knn(points, ratio, seed):
+    """Distance to the 8th nearest other point (Ramaswamy et al.; PyOD's KNN), the top `ratio` flagged."""
+    from sklearn.neighbors import NearestNeighbors
+
+    distances, _ = NearestNeighbors(n_neighbors=9).fit(points).kneighbors(points)
+    score = distances[:, -1]
+    return score <= np.quantile(score, 1.0 - ratio), score
+
+
+PEER_FUNCTIONS = dict(zip(PEERS, (run_statistical, run_radius, run_iforest, run_lof, run_knn)))
 
 
 def subsample(points: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
@@ -117,9 +126,9 @@ def subsample(points: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
     return points[np.sort(rng.choice(len(points), limit, replace=False))]
 
 
-def fit_flow(points, ratio, seed, epochs, quick, **kwargs):
-    """OneFlow with the CLI's 3D settings (FitOptions) and alpha = the outlier ratio."""
-    options = FitOptions(alpha=ratio, epochs=epochs, seed=seed)
+def fit_flow(points, ratio, seed, epochs, quick, mode="surface", **kwargs):
+    """OneFlow with the CLI's 3D settings (FitOptions) of a mode and alpha = the outlier ratio."""
+    options = FitOptions(alpha=ratio, mode=mode, epochs=epochs, seed=seed)
     model = options.estimator()
     model.set_params(**kwargs)
     if quick:
@@ -188,8 +197,8 @@ def benchmark_cloud(shape, mesh, ratio, args, with_meshes: bool):
         (keep, score), seconds = timed(function, points, ratio, args.seed)
         rows.append({**base, "method": name, "time_s": seconds, **metric_fields(labels, keep, score, outside)})
     train = subsample(points, args.max_train, args.seed)
-    for name, kwargs in FLOWS.items():
-        model, t_fit = timed(fit_flow, train, ratio, args.seed, args.epochs, args.quick, **kwargs)
+    for name, (mode, kwargs) in FLOWS.items():
+        model, t_fit = timed(fit_flow, train, ratio, args.seed, args.epochs, args.quick, mode, **kwargs)
         keep_score, t_score = timed(lambda m=model: (m.predict(points) == 1, -m.score_samples(points)))
         keep, score = keep_score
         models[name], fit_times[name] = model, t_fit
@@ -383,8 +392,10 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         + (" -- quick mode: 2 couplings, hidden 16." if args.quick else "."),
         "OneFlow-Surface: the surface objective (`pcflow reconstruct`'s default): a general flow of 10 couplings, "
         "hidden 96, trained as OneFlow-Gen, then 1000 surface-fit steps (batch 2048, 2048 sphere samples, lr 2e-3) "
-        "on the points the envelope keeps; its score is the distance to the surface, its mesh the surface.",
-        "IsolationForest and LOF get contamination = the outlier ratio; Open3D statistical (20 neighbours, std 2) "
+        "on the points the envelope keeps; its score is the distance to the surface or, where smaller, to the 8th "
+        "nearest other training point; its mesh is the surface.",
+        "IsolationForest and LOF get contamination = the outlier ratio, kNN-distance (distance to the 8th nearest "
+        "other point) flags the same share; Open3D statistical (20 neighbours, std 2) "
         "and radius (2% of the diagonal, 8 points) removal get nothing.",
         f"Meshes: Open3D statistical removal, normals, orientation (15), then Poisson depth 8, ball pivoting, or an "
         f"alpha shape (alpha {ALPHA_SHAPE}); chamfer with {args.chamfer_samples} samples per surface.",
@@ -459,7 +470,8 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
 
     if real_rows:
         lines += ["## Real scans (no labels)", "",
-                  f"OneFlow (alpha 0.05, CLI settings, at most {args.epochs} epochs) trained on a seeded subset of at "
+                  f"pcflow's default surface mode (alpha 0.05, CLI settings, at most {args.epochs} epochs) trained on a "
+                  f"seeded subset of at "
                   f"most {args.max_train} points, then applied to every point; Open3D statistical removal on all "
                   "points.", "",
                   markdown_table(real_rows, ["scan", "n_points", "n_train", "oneflow_removed",

@@ -204,6 +204,7 @@ def test_bad_training_input(X, match):
         ({"lr": -1}, "lr"),
         ({"surface_steps": 0}, "surface_steps must be a positive integer"),
         ({"surface_lr": 0}, "surface_lr must be a positive number"),
+        ({"n_neighbors": -1}, "n_neighbors must be a non-negative integer"),
         ({"dtype": "float16"}, "dtype"),
         ({"device": "quantum"}, "device"),
     ],
@@ -287,7 +288,8 @@ def test_surface_contract_and_coverage(surface_models, shell_scan):
     labels = model.predict(shell_scan)
     assert abs((labels == -1).mean() - 0.05) < 0.01  # the distance threshold is the (1 - alpha) quantile
     np.testing.assert_allclose(model.decision_function(shell_scan), model.score_samples(shell_scan) - model.offset_)
-    np.testing.assert_allclose(-model.score_samples(shell_scan), model.surface_distance(shell_scan))
+    np.testing.assert_allclose(-model.score_samples(shell_scan),
+                               np.minimum(model.surface_distance(shell_scan), model.neighbor_distance(shell_scan)))
     assert model.offset_ == -model.distance_threshold_
     assert (labels[1530:] == -1).mean() > 0.9 and (labels[:1500] == 1).mean() > 0.97
     assert len(model.history_["surface_loss"]) == 3  # one entry per 50 steps
@@ -317,3 +319,31 @@ def test_surface_save_load_round_trip(surface_models, shell_scan, tmp_path):
     assert loaded.distance_threshold_ == model.distance_threshold_ and loaded.radius_ == model.radius_
     np.testing.assert_array_equal(loaded.predict(shell_scan), model.predict(shell_scan))
     np.testing.assert_allclose(loaded.score_samples(shell_scan), model.score_samples(shell_scan))
+
+
+def test_neighbor_distance_against_brute_force(surface_models, shell_scan):
+    _, model = surface_models
+    assert len(model.reference_points_) == len(shell_scan)  # fewer than 20,000: every training point is kept
+    queries = np.vstack([shell_scan[::97], [[0.3, 0.2, 0.1], [2.0, 2.0, 2.0]]])  # training points and new points
+    pairwise = np.linalg.norm(queries[:, None, :] - shell_scan[None, :, :], axis=2)
+    expected = [np.sort(row[row > 0])[model.n_neighbors - 1] for row in pairwise]  # k-th nearest *other* point
+    np.testing.assert_allclose(model.neighbor_distance(queries), expected, rtol=1e-9)
+
+
+def test_dense_points_the_surface_misses_are_not_outliers():
+    """A dense cluster beside the ellipsoid (a part a genus-0 surface may not reach) stays in; stray points go."""
+    rng = np.random.default_rng(1)
+    direction = rng.normal(size=(1500, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    surface = direction * AXES + rng.normal(scale=0.01, size=(1500, 3))
+    cluster = [1.4, 0.0, 0.0] + rng.normal(scale=0.02, size=(60, 3))
+    stray = rng.uniform(-1.5, 1.5, size=(40, 3))
+    X = np.vstack([surface, cluster, stray])
+    common = dict(alpha=0.03, flow="general", objective="surface", n_couplings=2, hidden_features=16, epochs=10,
+                  surface_steps=30, surface_batch_size=512, n_surface_samples=512, normalize="isotropic",
+                  random_state=0)
+    fused = OneFlow(**common).fit(X).predict(X)
+    alone = OneFlow(**common, n_neighbors=0).fit(X).predict(X)
+    assert (fused[1500:1560] == 1).mean() > 0.95
+    assert (fused[1560:] == -1).mean() > 0.7
+    assert (alone[1500:1560] == 1).mean() < 0.75  # without the neighbours the surface distance drops much of it

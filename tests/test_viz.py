@@ -296,6 +296,29 @@ def test_scene_with_a_fitted_oneflow(pv):
         plotter.close()
 
 
+def test_scene_with_a_surface_model_moves_only_the_threshold(pv):
+    from pcflow import OneFlow
+
+    rng = np.random.default_rng(0)
+    directions = rng.normal(size=(400, 3))
+    points = directions / np.linalg.norm(directions, axis=1, keepdims=True) + 0.02 * rng.normal(size=(400, 3))
+    model = OneFlow(alpha=0.1, flow="general", objective="surface", epochs=3, surface_steps=10, n_couplings=2,
+                    hidden_features=8, surface_batch_size=256, n_surface_samples=256, random_state=0,
+                    normalize="isotropic").fit(points)
+    plotter = pv.Plotter(off_screen=True, window_size=(64, 64))
+    try:
+        scene = viz.build_scene(plotter, cloud=PointCloud(points), model=model)
+        assert scene.n_outliers == int((model.predict(points) == -1).sum())
+        surface = scene.layers["surface"].points.copy()
+        scene.set_coverage(0.7)
+        assert scene.n_outliers == int((-model.score_samples(points) > model.threshold_at(0.7)).sum())
+        assert abs(scene.n_outliers - 0.3 * len(points)) <= 2
+        np.testing.assert_array_equal(scene.layers["surface"].points, surface)  # the fitted surface stays
+        assert scene.radius == model.radius_
+    finally:
+        plotter.close()
+
+
 def test_view_needs_a_display(monkeypatch):
     monkeypatch.setattr(viz.sys, "platform", "linux")
     monkeypatch.delenv("DISPLAY", raising=False)
