@@ -15,7 +15,7 @@ EXIT_FAILURE = 1
 def _fit_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--alpha", type=float, default=0.05,
-                       help="share of points left outside the region, 0 < alpha < 1 (default 0.05: coverage 95%%)")
+                       help="share of points called outliers, 0 < alpha < 1 (default 0.05: coverage 95%%)")
     group.add_argument("--mode", choices=("surface", "envelope"), default="surface",
                        help="surface: fit the scanned surface, flag points far from it (default); envelope: the "
                             "smallest solid region holding 1 - alpha of the points (the paper's OneFlow, faster)")
@@ -335,8 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "reconstruct", formatter_class=formatter, help="clean a cloud and mesh it (the main job)",
         description="Fit OneFlow to a point cloud; write inliers.ply, outliers.ply, mesh.ply, mesh.obj (with UVs), "
-                    "model.pt, report.json and preview.png into OUTDIR.",
+                    "model.pt, report.json and preview.png into OUTDIR. The default surface mode meshes the scanned "
+                    "surface; --mode envelope meshes the smallest region holding 1 - alpha of the points (faster).",
         epilog="example:\n  pcflow reconstruct scan.pcd -o out/ --alpha 0.05 --format stl glb\n"
+               "  pcflow reconstruct scan.pcd -o out/ --mode envelope   # bounding region, in seconds\n"
                "  pcflow reconstruct scans/ -o out/ --jobs 2      # every cloud in scans/, out/<name>/ each\n"
                "  pcflow reconstruct 'scans/**/*.ply' -o out/",
     )
@@ -381,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "fit", formatter_class=formatter, help="fit a model and save it",
         description="Fit OneFlow to a point cloud and save the model (load it with pcflow.OneFlow.load).",
-        epilog="example:\n  pcflow fit scan.ply -o model.pt --flow general --epochs 200\n"
+        epilog="example:\n  pcflow fit scan.ply -o model.pt --surface-steps 2000\n"
+               "  pcflow fit scan.ply -o model.pt --mode envelope --flow general --epochs 200\n"
                "  torchrun --nproc_per_node 4 -m pcflow.cli fit city.las -o model.pt --max-train-points 0"
                "   # data-parallel",
     )

@@ -6,11 +6,13 @@ Prints ratios (machines are shared and noisy, so a lone absolute time means litt
   fresh process, median of --repeats runs; with the outlier F1 and the mesh CD-L1 / F-score of both, so that the
   speed is read beside the quality;
 - scoring throughput (forward pass and latent radius) of the fitted model, in GFLOP/s, against the float32
-  matrix-multiply rate measured on this machine;
+  matrix-multiply rate measured on this machine, and the rate of the whole score (`score_samples`: for the default
+  surface mode also the gradient and the neighbour distances);
 - boundary-mesh extraction with adaptive refinement at the default tolerance.
 
 Usage:
     python scripts/benchmark_speed.py [--points 100000] [--repeats 3] [--out results/speed.json] [--quick]
+    python scripts/benchmark_speed.py --pcflow-args "--mode envelope"     # the faster envelope mode
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.points, args.repeats, args.score_points = 4000, 1, 50_000
-        args.pcflow_args = (args.pcflow_args + " --epochs 5 --couplings 2 --hidden 16").strip()
+        args.pcflow_args = (args.pcflow_args + " --epochs 5 --surface-steps 5 --couplings 2 --hidden 16").strip()
 
     from pcflow.detector import OneFlow
     from pcflow.io import read_cloud, read_mesh
@@ -145,6 +147,10 @@ def main() -> None:
         results["score_gflops"] = flops * args.score_points / seconds / 1e9
         results["matmul_gflops"] = matmul_rate()
         results["score_to_matmul"] = results["score_gflops"] / results["matmul_gflops"]
+        # the whole score: for a surface model also the gradient and the neighbour distances
+        results["score_samples_points_per_s"] = args.score_points / min(
+            _seconds(lambda: model.score_samples(many)) for _ in range(1 if model.objective == "surface" else 3))
+        results["objective"] = model.objective
 
         # mesh extraction at the default tolerance
         mesh_times = [_seconds(lambda: boundary_mesh(model)) for _ in range(3)]
@@ -163,6 +169,8 @@ def main() -> None:
     print(f"scoring: {results['score_points_per_s'] / 1e6:.2f} M points/s = {results['score_gflops']:.1f} GFLOP/s "
           f"({model_flops_per_point(model)} FLOP/point); float32 matmul {results['matmul_gflops']:.1f} GFLOP/s; "
           f"ratio {results['score_to_matmul']:.2f}")
+    print(f"whole score ({results['objective']} objective, score_samples): "
+          f"{results['score_samples_points_per_s'] / 1e6:.3f} M points/s")
     print(f"mesh extraction at default tolerance: {results['mesh_s']:.2f} s")
     print("pcflow stages (s): " + ", ".join(f"{k} {v:.2f}" for k, v in results["pcflow_stage_s"].items()))
     out = Path(args.out)
