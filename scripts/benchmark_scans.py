@@ -29,7 +29,9 @@ from pcflow.io import read_cloud, read_mesh  # noqa: E402
 from pcflow.mesh import boundary_mesh, validity  # noqa: E402
 from pcflow.metrics import chamfer_metrics, outlier_scores  # noqa: E402
 from pcflow.pipeline import FitOptions  # noqa: E402
-from pcflow.synthetic import BUILTIN_SHAPES, builtin_shape, points_inside, synthetic_scan  # noqa: E402
+from pcflow.synthetic import (  # noqa: E402
+    BUILTIN_SHAPES, HELD_OUT_SHAPES, builtin_shape, points_inside, synthetic_scan,
+)
 
 RATIOS = (0.01, 0.05, 0.10, 0.20)
 FLOWS = {  # method name -> the CLI's mode and OneFlow keyword arguments on top of its 3D defaults (FitOptions)
@@ -56,7 +58,9 @@ def load_shapes(data: Path, names: list[str] | None) -> dict:
             shapes[path.stem] = lambda p=path: read_mesh(p)
     for name in BUILTIN_SHAPES:
         shapes[f"gen-{name}"] = lambda n=name: builtin_shape(n)
-    if names:
+    if names:  # held-out shapes only when named
+        for name in HELD_OUT_SHAPES:
+            shapes[f"gen-{name}"] = lambda n=name: builtin_shape(n)
         unknown = [n for n in names if n not in shapes]
         if unknown:
             raise SystemExit(f"unknown shape(s) {unknown}; available: {', '.join(shapes)}")

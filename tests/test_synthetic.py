@@ -5,7 +5,7 @@ import pytest
 import trimesh
 
 from pcflow.errors import PcflowError
-from pcflow.synthetic import (BUILTIN_SHAPES, builtin_shape, normalize_mesh, points_inside,
+from pcflow.synthetic import (BUILTIN_SHAPES, HELD_OUT_SHAPES, builtin_shape, normalize_mesh, points_inside,
                               synthetic_scan, winding_number)
 
 
@@ -14,6 +14,15 @@ def test_builtin_shapes_are_closed_genus0_and_normalised(name):
     mesh = builtin_shape(name)
     assert mesh.is_watertight and mesh.is_winding_consistent and mesh.volume > 0
     assert mesh.euler_number == 2
+    assert np.linalg.norm(mesh.extents) == pytest.approx(1.0)
+    np.testing.assert_allclose(mesh.bounds.mean(axis=0), 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name,euler", zip(HELD_OUT_SHAPES, (2, 2, 0)))
+def test_held_out_shapes_are_closed_and_normalised(name, euler):
+    mesh = builtin_shape(name)
+    assert mesh.is_watertight and mesh.is_winding_consistent and mesh.volume > 0
+    assert mesh.euler_number == euler  # genus (2 - euler) / 2: the torus has one hole
     assert np.linalg.norm(mesh.extents) == pytest.approx(1.0)
     np.testing.assert_allclose(mesh.bounds.mean(axis=0), 0.0, atol=1e-12)
 
