@@ -94,6 +94,20 @@ def trimmed_mean(values: torch.Tensor, trim: float) -> torch.Tensor:
     return torch.topk(values, keep, largest=False, sorted=False).values.mean()
 
 
+def nearest(queries: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Index into `points` (m, D) of the nearest point to each row of `queries` (n, D): (n,) long tensor, no gradient.
+
+    A k-d tree (scipy) on the CPU; a brute-force distance matrix on other devices.
+    """
+    with torch.no_grad():
+        if queries.device.type == "cpu":
+            from scipy.spatial import cKDTree
+
+            _, index = cKDTree(points.double().numpy()).query(queries.double().numpy())
+            return torch.as_tensor(index, dtype=torch.long)
+        return torch.cdist(queries, points).argmin(dim=1)
+
+
 def surface_loss(flow: Flow, x: torch.Tensor, directions: torch.Tensor, radius: float, *, trim: float = 0.02,
                  radial_weight: float = 0.1) -> torch.Tensor:
     """Surface objective on a batch: the surface f^-1(S(0, R)) should pass through the points and nowhere else.
@@ -120,9 +134,9 @@ def surface_loss(flow: Flow, x: torch.Tensor, directions: torch.Tensor, radius: 
     """
     z, _ = flow(x)
     surface = flow.inverse(radius * directions)
-    distances = torch.cdist(x, surface)
-    to_surface = trimmed_mean(distances.min(dim=1).values, trim)
-    to_points = distances.min(dim=0).values.mean()
+    # the nearest partners are found without gradient; the distances to them carry it (the gradient of a minimum)
+    to_surface = trimmed_mean((x - surface[nearest(x, surface)]).norm(dim=1), trim)
+    to_points = (surface - x[nearest(surface, x)]).norm(dim=1).mean()
     radial = trimmed_mean((z.norm(dim=1) - radius).abs() / radius, trim)
     return to_surface + to_points + radial_weight * radial
 
