@@ -224,8 +224,9 @@ def cmd_fit(args) -> int:
     if parallel.rank == 0:
         model.save(output)
         ranks = f" on {parallel.world_size} ranks" if parallel.world_size > 1 else ""
-        _say(args, f"fitted {model.n_samples_fit_} points{ranks} in {model.n_iter_} epochs; radius {model.radius_:.4g}, "
-                   f"volume {model.volume_:.6g}; wrote {output}")
+        surface = f" + {model.surface_steps} surface steps" if model.objective == "surface" else ""
+        _say(args, f"fitted {model.n_samples_fit_} points{ranks} in {model.n_iter_} epochs{surface}; radius "
+                   f"{model.radius_:.4g}, volume {model.volume_:.6g}; wrote {output}")
     return 0
 
 
@@ -270,6 +271,8 @@ def cmd_info(args) -> int:
             "volume": model.volume_,
             "volume_stderr": model.volume_stderr_,
         }
+        if model.objective == "surface":
+            info["distance_threshold"] = model.distance_threshold_
     else:
         info = describe(path)
     print(json.dumps(info, indent=2, default=str))

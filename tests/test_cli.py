@@ -110,6 +110,8 @@ def test_general_flow_reports_monte_carlo_error(cloud_file, tmp_path):
     out = tmp_path / "general"
     assert main(["reconstruct", str(cloud_file), "-o", str(out), "--flow", "general", *FAST]) == 0
     report = json.loads((out / "report.json").read_text())
+    assert report["mode"] == "surface" and report["distance_threshold"] > 0  # the default mode
+    assert abs(report["n_outliers"] / report["n_points"] - 0.05) < 0.01
     assert report["volume_stderr"] > 0
     assert abs(report["mesh_volume"] - report["volume"]) < 0.05 * report["volume"] + 4 * report["volume_stderr"]
 
@@ -131,7 +133,9 @@ def test_fit_mesh_denoise_info(cloud_file, tmp_path, capsys):
     assert len(clean) + len(removed) == len(read_cloud(cloud_file))
     capsys.readouterr()
     assert main(["info", str(model_path)]) == 0
-    assert json.loads(capsys.readouterr().out)["n_features"] == 3
+    info = json.loads(capsys.readouterr().out)
+    assert info["n_features"] == 3 and info["params"]["objective"] == "surface"  # the default mode
+    assert info["distance_threshold"] == OneFlow.load(model_path).distance_threshold_ > 0
     assert main(["info", str(cloud_file)]) == 0
     assert json.loads(capsys.readouterr().out)["n_points"] == len(clean) + len(removed)
 
