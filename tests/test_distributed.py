@@ -41,6 +41,20 @@ def test_two_gloo_processes_match_single_process_quality(tmp_path, flow):
     np.testing.assert_allclose(parallel.scale_, single.scale_, rtol=1e-12)
 
 
+def test_two_gloo_processes_fit_a_surface_model(tmp_path):
+    X, _ = two_blobs()
+    params = dict(FAST, alpha=0.05, flow="general", objective="surface", epochs=5, surface_steps=20,
+                  surface_batch_size=256, n_surface_samples=256)
+    mp.spawn(_train_rank, args=(2, str(tmp_path / "init"), str(tmp_path / "model.pt"), params), nprocs=2, join=True)
+    model = OneFlow.load(tmp_path / "model.pt")
+    # every rank's points are among the reference points, and the threshold is the quantile over both shards
+    assert len(model.reference_points_) == len(X)
+    np.testing.assert_allclose(np.sort(model.reference_points_ + model.center_, axis=0), np.sort(X, axis=0),
+                               atol=1e-12)
+    assert abs((model.predict(X) == -1).mean() - 0.05) < 2 / len(X)
+    assert len(model.history_["surface_loss"]) == 1
+
+
 def test_single_process_group_is_trivial():
     parallel = group()
     assert isinstance(parallel, SingleProcess) and parallel.world_size == 1

@@ -18,7 +18,7 @@ def test_builtin_shapes_are_closed_genus0_and_normalised(name):
     np.testing.assert_allclose(mesh.bounds.mean(axis=0), 0.0, atol=1e-12)
 
 
-@pytest.mark.parametrize("name,euler", zip(HELD_OUT_SHAPES, (2, 2, 0)))
+@pytest.mark.parametrize("name,euler", list(zip(HELD_OUT_SHAPES, (2, 2, 0))))
 def test_held_out_shapes_are_closed_and_normalised(name, euler):
     mesh = builtin_shape(name)
     assert mesh.is_watertight and mesh.is_winding_consistent and mesh.volume > 0
