@@ -471,9 +471,12 @@ class OneFlow:
         if getattr(self, "_tree", None) is None:
             self._tree = cKDTree(self.reference_points_)
         k = min(self.n_neighbors, len(self.reference_points_) - 1)
-        distances, _ = self._tree.query(centered, k + 1)
-        own = distances[:, 0] == 0  # the point is a reference point itself: skip it
-        return np.where(own, distances[:, k], distances[:, k - 1])
+        out = np.empty(len(centered))
+        for start in range(0, len(centered), _CHUNK):  # chunks bound the (chunk, k + 1) answers
+            distances, _ = self._tree.query(centered[start:start + _CHUNK], k + 1)
+            own = distances[:, 0] == 0  # the point is a reference point itself: skip it
+            out[start:start + _CHUNK] = np.where(own, distances[:, k], distances[:, k - 1])
+        return out
 
     def _outlying(self, data: torch.Tensor, centered: np.ndarray) -> np.ndarray:
         """The surface objective's outlyingness: distance to the surface, or to the data if that is smaller."""
