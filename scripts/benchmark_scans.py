@@ -388,8 +388,9 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         "# Scan benchmark",
         "",
         f"Protocol: ../shared/EVALUATION.md synthetic scans, n = {args.n} points, noise sigma 0.002, seed {args.seed}.",
-        f"Outlier-ratio sweep {', '.join(f'{100 * r:g}%' for r in args.ratios)} on {', '.join(sweep_shapes)}; "
-        f"all shapes at {100 * args.mesh_ratio:g}% ({', '.join(mesh_shapes)}), where the meshes are also built.",
+        (f"Outlier-ratio sweep {', '.join(f'{100 * r:g}%' for r in args.ratios)} on {', '.join(sweep_shapes)}; "
+         if sweep_shapes else "")
+        + f"all shapes at {100 * args.mesh_ratio:g}% ({', '.join(mesh_shapes)}), where the meshes are also built.",
         f"Flows: the CLI's 3D settings (6 couplings, hidden 64, isotropic normalisation, batch 1000, lr 1e-3) "
         f"with alpha = the outlier ratio and at most {args.epochs} epochs (patience 10), trained on a seeded subset "
         f"of at most {args.max_train} points of each scan and applied to all of them; torch threads {args.threads}"
@@ -407,11 +408,9 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         "statistical removal, meshes against the Poisson pipeline (removal + normals + Poisson); "
         "pcflow's times include training.",
         "",
-        "## Outlier F1 against the outlier ratio (mean over the sweep shapes)",
-        "",
     ]
     sweep = []
-    for method in flows_and_peers:
+    for method in flows_and_peers if sweep_shapes else []:
         row = {"method": method}
         for ratio in args.ratios:
             sel = [r for r in rows if r["method"] == method and r["ratio"] == ratio and r["shape"] in sweep_shapes]
@@ -421,7 +420,9 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         row["time / O3D stat."] = np.median([r["time_vs_o3d_statistical"] for r in sel])
         sweep.append(row)
     columns = ["method"] + [f"{100 * r:g}%" for r in args.ratios] + ["ROC-AUC", "time / O3D stat."]
-    lines += [markdown_table(sweep, columns), "", "![F1 against outlier ratio](f1_vs_ratio.png)", ""]
+    if sweep_shapes:
+        lines += ["## Outlier F1 against the outlier ratio (mean over the sweep shapes)", "",
+                  markdown_table(sweep, columns), "", "![F1 against outlier ratio](f1_vs_ratio.png)", ""]
 
     lines += [f"## Outlier removal per shape at {100 * args.mesh_ratio:g}%", ""]
     per_shape = [r for r in rows if r["ratio"] == args.mesh_ratio]
@@ -557,7 +558,8 @@ def main(argv=None) -> int:
         write_csv(out / "meshes.csv", mesh_rows)
     if real_rows:
         write_csv(out / "real_scans.csv", real_rows)
-    plot_f1(rows, sweep_shapes, args.ratios, out / "f1_vs_ratio.png")
+    if sweep_shapes:
+        plot_f1(rows, sweep_shapes, args.ratios, out / "f1_vs_ratio.png")
     if mesh_rows:
         plot_cd(mesh_rows, out / "cd_l1_per_shape.png")
         note = render_grid(grid, out / "mesh_grid.png")
