@@ -34,6 +34,7 @@ _UNREADABLE = (pickle.UnpicklingError, struct.error, RuntimeError, EOFError, OSE
 _FORMAT = "pcflow.OneFlow"
 _FORMAT_VERSION = 1
 _CHUNK = 65_536
+_GRADIENT_CHUNK = 8_192  # rows per backward pass of the surface distance: its saved activations bound the memory
 _COVERAGE_GRID = 10_001
 _REFERENCE_POINTS = 20_000
 
@@ -455,8 +456,8 @@ class OneFlow:
         scale = torch.as_tensor(self.scale_, dtype=data.dtype, device=data.device)
         out = []
         with torch.enable_grad():
-            for start in range(0, data.shape[0], _CHUNK):
-                x = data[start:start + _CHUNK].detach().requires_grad_(True)
+            for start in range(0, data.shape[0], _GRADIENT_CHUNK):
+                x = data[start:start + _GRADIENT_CHUNK].detach().requires_grad_(True)
                 radius = self.flow_(x)[0].norm(dim=1)
                 (gradient,) = torch.autograd.grad(radius.sum(), x)
                 # d/d(input) = d/d(normalised) / scale, coordinate by coordinate
