@@ -111,6 +111,9 @@ def _summary(report: dict, outdir: Path) -> str:
         f"volume: region {report['volume']:.6g}, mesh {report['mesh_volume']:.6g}",
         f"time: {report['timings']['total']:.1f} s; outputs in {outdir}",
     ]
+    if report.get("mode") == "surface" and mesh["self_intersections"]:
+        lines.append("note: the surface mesh intersects itself, as it does when the cloud is an open scene rather "
+                     "than an object; --mode envelope gives a closed region without self-intersections")
     return "\n".join(lines)
 
 

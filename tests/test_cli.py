@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -302,3 +303,18 @@ def test_threads_option_sets_torch_threads(cloud_file, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", str(cloud_file), "-o", str(tmp_path / "m.pt"), "--threads", "0"])
     assert exit_info.value.code == 2
+
+
+def test_summary_suggests_the_envelope_when_the_surface_mesh_intersects_itself():
+    from pcflow.cli import _summary
+
+    report = {"input": "scene.pcd", "n_finite": 10, "n_dropped_nonfinite": 0, "n_train": 10, "n_inliers": 9,
+              "n_outliers": 1, "alpha": 0.1, "mode": "surface", "volume": 1.0, "mesh_volume": 1.0,
+              "timings": {"total": 1.0},
+              "mesh": {"n_vertices": 4, "n_faces": 4, "watertight": True, "n_components": 1, "euler": 2,
+                       "self_intersections": 0}}
+    assert "--mode envelope" not in _summary(report, Path("out"))
+    report["mesh"]["self_intersections"] = 12
+    assert "--mode envelope" in _summary(report, Path("out"))
+    report["mode"] = "envelope"
+    assert "--mode envelope" not in _summary(report, Path("out"))
