@@ -17,11 +17,17 @@ def log_unit_ball_volume(dim: int) -> float:
     return 0.5 * dim * math.log(math.pi) - math.lgamma(0.5 * dim + 1.0)
 
 
+def sample_unit_sphere(n: int, dim: int, *, generator: torch.Generator | None = None, dtype=torch.float32,
+                       device="cpu") -> torch.Tensor:
+    """n points drawn uniformly on the unit sphere of R^dim: (n, dim) tensor."""
+    direction = torch.randn(n, dim, generator=generator, dtype=dtype, device="cpu")
+    return (direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-30)).to(device)
+
+
 def sample_unit_ball(n: int, dim: int, *, generator: torch.Generator | None = None, dtype=torch.float32,
                      device="cpu") -> torch.Tensor:
     """n points drawn uniformly in the unit ball of R^dim: (n, dim) tensor."""
-    direction = torch.randn(n, dim, generator=generator, dtype=dtype, device="cpu")
-    direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    direction = sample_unit_sphere(n, dim, generator=generator, dtype=dtype)
     radius = torch.rand(n, 1, generator=generator, dtype=dtype, device="cpu") ** (1.0 / dim)
     return (direction * radius).to(device)
 
@@ -77,13 +83,6 @@ def likelihood_loss(flow: Flow, x: torch.Tensor) -> torch.Tensor:
     dim = x.shape[1]
     log_pz = -0.5 * (z * z).sum(dim=1) - 0.5 * dim * math.log(2.0 * math.pi)
     return -(log_pz + logdet).mean()
-
-
-def sample_unit_sphere(n: int, dim: int, *, generator: torch.Generator | None = None, dtype=torch.float32,
-                       device="cpu") -> torch.Tensor:
-    """n points drawn uniformly on the unit sphere of R^dim: (n, dim) tensor."""
-    direction = torch.randn(n, dim, generator=generator, dtype=dtype, device="cpu")
-    return (direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-30)).to(device)
 
 
 def trimmed_mean(values: torch.Tensor, trim: float) -> torch.Tensor:
