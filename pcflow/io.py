@@ -684,9 +684,7 @@ def _ply_chunks(path: Path, chunk_size: int) -> Iterator[np.ndarray]:
     with open(path, "rb") as f:
         header = _ascii_ply_vertex_header(f)
         if header is None:  # binary (plyfile memory-maps it) or an ASCII layout read whole
-            vertex = _load_ply(path)["vertex"].data
-            for start in range(0, max(len(vertex), 1), chunk_size):
-                yield _native(vertex[start:start + chunk_size])
+            yield from map(_native, _cut(_load_ply(path)["vertex"].data, chunk_size))
             return
         dtype, count = header
         text = io.TextIOWrapper(f, encoding="ascii")
@@ -759,8 +757,8 @@ def _pcd_chunks(path: Path, chunk_size: int) -> Iterator[np.ndarray]:
             raise PcflowError(f"{path}: truncated PCD binary data: header declares {n} points of {dtype.itemsize} "
                               f"bytes, the file holds {available} bytes of data")
         data = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(n,)) if n else np.empty(0, dtype)
-        for start in range(0, max(n, 1), chunk_size):
-            yield pcd._flatten(np.array(data[start:start + chunk_size]), fields)
+        for chunk in _cut(data, chunk_size):
+            yield pcd._flatten(np.array(chunk), fields)
         return
     if kind != "ascii":  # binary_compressed: one LZF block, read whole
         yield from _cut(read_pcd(path)[0], chunk_size)
