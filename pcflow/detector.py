@@ -451,6 +451,16 @@ class OneFlow:
                 radii.append(self.flow_(data[start:start + _CHUNK])[0].norm(dim=1).double().cpu().numpy())
         return np.concatenate(radii)
 
+    def _checked(self, X) -> np.ndarray:
+        """X as a float64 array after the fitted-model and input checks."""
+        self._check_fitted()
+        return self._check_X(X, fitting=False)
+
+    def _normalized_tensor(self, X: np.ndarray) -> torch.Tensor:
+        """(X - center_) / scale_ as a tensor of the flow's dtype on its device."""
+        param = next(self.flow_.parameters())
+        return torch.as_tensor((X - self.center_) / self.scale_, dtype=param.dtype, device=param.device)
+
     def _distance_normalized(self, data: torch.Tensor) -> np.ndarray:
         """First-order distance | ||f(x)|| - R | / ||grad_x ||f(x)|| || to the surface, in input units."""
         scale = torch.as_tensor(self.scale_, dtype=data.dtype, device=data.device)
@@ -504,16 +514,12 @@ class OneFlow:
         for points near it; for points far away it still grows with their distance. Meaningful for any model, it is
         the score of the surface objective.
         """
-        self._check_fitted()
-        X = self._check_X(X, fitting=False)
-        param = next(self.flow_.parameters())
-        data = torch.as_tensor((X - self.center_) / self.scale_, dtype=param.dtype, device=param.device)
-        return self._distance_normalized(data)
+        X = self._checked(X)
+        return self._distance_normalized(self._normalized_tensor(X))
 
     def transform(self, X) -> np.ndarray:
         """Latent coordinates f((x - center_) / scale_) of X: (N, D) array, as an (N, D) float64 array."""
-        self._check_fitted()
-        X = self._check_X(X, fitting=False)
+        X = self._checked(X)
         return self._map((X - self.center_) / self.scale_, lambda x: self.flow_(x)[0])
 
     def inverse_transform(self, Z) -> np.ndarray:
@@ -536,11 +542,8 @@ class OneFlow:
         in a dense part of the cloud the surface does not reach (a handle, a thin part) is not called an outlier.
         """
         if self.objective == "surface":
-            self._check_fitted()
-            X = self._check_X(X, fitting=False)
-            param = next(self.flow_.parameters())
-            data = torch.as_tensor((X - self.center_) / self.scale_, dtype=param.dtype, device=param.device)
-            return -self._outlying(data, X - self.center_)
+            X = self._checked(X)
+            return -self._outlying(self._normalized_tensor(X), X - self.center_)
         return -self.latent_radius(X)
 
     def decision_function(self, X) -> np.ndarray:
