@@ -266,7 +266,7 @@ def reconstruct(
         The report written to report.json.
     """
     from . import stream
-    from .io import PointCloud, read_cloud, write_cloud
+    from .io import PointCloud, read_cloud
 
     timer = Timer()
     start = time.perf_counter()
@@ -281,24 +281,17 @@ def reconstruct(
     else:
         with timer("read"):
             cloud = read_cloud(input_path)
-        points = points_3d(cloud)
+        points_3d(cloud)  # a bad cloud fails before the output folder is made
         prepare_outdir(outdir, names, overwrite=overwrite, inputs=(input_path,), create=False)
         model = fit_cloud(cloud, fit_options, timer)
     outdir = prepare_outdir(outdir, names, overwrite=overwrite, inputs=(input_path,))
     if streamed:
         counts = stream.split_file(input_path, model, outdir / "inliers.ply", outdir / "outliers.ply",
                                    chunk_size=chunk_size or stream.DEFAULT_CHUNK_SIZE, timer=timer)
-        cloud = PointCloud(fitted.train, source=str(input_path))  # the preview shows the training subset
-        inside = model.predict(cloud.points) == 1
+        cloud, inside = PointCloud(fitted.train, source=str(input_path)), None  # the preview shows the training subset
     else:
-        with timer("score"):
-            inside = model.predict(points) == 1
-        with timer("write_clouds"):
-            write_cloud(outdir / "inliers.ply", cloud.subset(inside))
-            write_cloud(outdir / "outliers.ply", cloud.subset(~inside))
-        counts = {"n_points": len(points) + cloud.n_dropped_nonfinite, "n_finite": len(points),
-                  "n_dropped_nonfinite": cloud.n_dropped_nonfinite, "n_inliers": int(inside.sum()),
-                  "n_outliers": int((~inside).sum())}
+        counts, inside = stream.split_cloud(cloud, model, [outdir / "inliers.ply", outdir / "outliers.ply"],
+                                            timer=timer)
     boundary, checks = extract_mesh(model, mesh_options, timer)
     with timer("write_mesh"):
         files = ["inliers.ply", "outliers.ply", *write_meshes(boundary, outdir, "mesh", mesh_options.formats)]
@@ -307,6 +300,8 @@ def reconstruct(
     preview_note = "not asked for"
     if preview:
         with timer("preview"):
+            if inside is None:  # streamed: the training subset was not scored with the rest
+                inside = model.predict(cloud.points) == 1
             preview_note = _try_preview(cloud, inside, boundary.mesh, outdir / "preview.png")
         if preview_note is None:
             files.append("preview.png")

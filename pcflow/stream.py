@@ -159,14 +159,25 @@ def _split_chunks(path, model, outputs, chunk_size, ascii, timer) -> dict:
 def _split_whole(path, model, outputs, ascii, timer) -> dict:
     with timer("read"):
         cloud = read_cloud(path)
+    return split_cloud(cloud, model, outputs, ascii=ascii, inputs=(path,), timer=timer)[0]
+
+
+def split_cloud(cloud, model, outputs, *, ascii: bool = False, inputs=(), timer: Timer | None = None
+                ) -> tuple[dict, np.ndarray]:
+    """Scores a cloud held in memory and writes its inliers (and outliers, when `outputs` has two paths).
+
+    Returns:
+        (counts as `split_file` returns them, with `streamed` False; (N,) bool array, True for the inliers).
+    """
+    timer = timer or Timer()
     points = points_3d(cloud)
     with timer("score"):
         inside = model.predict(points) == 1
     with timer("write_clouds"):
         for output, keep in zip(outputs, (inside, ~inside)):
-            write_cloud(output, cloud.subset(keep), ascii=ascii, inputs=(path,))
+            write_cloud(output, cloud.subset(keep), ascii=ascii, inputs=inputs)
     n_points = len(points) + cloud.n_dropped_nonfinite
-    return _counts(n_points, len(points), int(inside.sum()), streamed=False)
+    return _counts(n_points, len(points), int(inside.sum()), streamed=False), inside
 
 
 def _counts(n_points: int, n_finite: int, n_inliers: int, *, streamed: bool) -> dict:
