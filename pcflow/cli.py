@@ -105,7 +105,8 @@ def _summary(report: dict, outdir: Path) -> str:
     lines = [
         f"{report['input']}: {report['n_finite']} points ({report['n_dropped_nonfinite']} non-finite dropped), "
         f"trained on {report['n_train']}",
-        f"inliers {report['n_inliers']}, outliers {report['n_outliers']} ({report['mode']} mode, alpha {report['alpha']})",
+        f"inliers {report['n_inliers']}, outliers {report['n_outliers']} "
+        f"({report['mode']} mode, alpha {report['alpha']})",
         f"mesh: {mesh['n_vertices']} vertices, {mesh['n_faces']} faces, watertight {mesh['watertight']}, "
         f"components {mesh['n_components']}, euler {mesh['euler']}, self-intersections {mesh['self_intersections']}",
         f"volume: region {report['volume']:.6g}, mesh {report['mesh_volume']:.6g}",
