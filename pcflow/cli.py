@@ -41,7 +41,7 @@ def _mesh_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--subdivisions", type=int, default=3,
                        help="icosphere subdivisions before adaptive refinement (default 3: 1280 faces)")
     group.add_argument("--tolerance", type=float, default=None,
-                       help="longest mesh edge allowed, in input units (default: 1%% of the bounding-box diagonal)")
+                       help="longest mesh edge allowed, in input units (default: 2%% of the bounding-box diagonal)")
     group.add_argument("--max-faces", type=int, default=200_000, help="face budget of the refinement (default 200000)")
     group.add_argument("--coverage", type=float, default=None,
                        help="mesh the boundary of the region holding this share of the training points (default: "
