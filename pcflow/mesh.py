@@ -13,6 +13,9 @@ from pcflow.errors import PcflowError
 #: Default refinement tolerance, as a share of the mapped bounding-box diagonal.
 DEFAULT_TOLERANCE_FRACTION = 0.02
 
+#: `surface_gap` counts the surface farther than this many typical point spacings from every point as unsupported.
+GAP_SPACINGS = 3.0
+
 _MAX_REFINEMENT_PASSES = 40
 _MAX_INTERSECTION_ROUNDS = 4
 _PAIR_CHUNK = 200_000
@@ -169,6 +172,46 @@ def boundary_mesh(
         max_faces=max_faces,
         check_intersections=check_intersections,
     )
+
+
+def unsupported_share(mesh: trimesh.Trimesh, points: np.ndarray, distance: float, *, n_samples: int = 20_000,
+                      seed: int = 0) -> float:
+    """Share of a mesh's area farther than `distance` from every one of `points`, estimated from `n_samples`
+    seeded area-uniform samples of the surface.
+
+    Example:
+        >>> sphere = trimesh.creation.icosphere(subdivisions=4)
+        >>> north = sphere.vertices[sphere.vertices[:, 2] > 0]
+        >>> round(unsupported_share(sphere, north, 0.05), 1)  # the southern half has no points near it
+        0.5
+    """
+    from scipy.spatial import cKDTree
+
+    samples, _ = trimesh.sample.sample_surface(mesh, n_samples, seed=np.random.default_rng(seed))
+    gaps, _ = cKDTree(np.asarray(points, dtype=np.float64)).query(samples, distance_upper_bound=distance)
+    return float(np.mean(np.isinf(gaps)))  # no point within `distance`: the query answers inf
+
+
+def surface_gap(model, *, spacings: float = GAP_SPACINGS, subdivisions: int = 5) -> float:
+    """Share of a 3-D surface model's surface that spans empty space: `unsupported_share` of its unrefined sphere
+    mesh (`subdivisions`) against its reference points, at `spacings` times their typical spacing (the median
+    distance from a reference point to its 8th nearest other).
+
+    A scan of a closed object leaves almost none of the surface unsupported; an open scene (a table top and a
+    wall, say) leaves most of it, because a closed surface must bridge the open side.
+    """
+    from scipy.spatial import cKDTree
+
+    _check_three_features(model)
+    reference = getattr(model, "reference_points_", None)
+    if reference is None:
+        raise PcflowError("surface_gap needs a model fitted with objective='surface'")
+    points = reference + model.center_
+    k = min(8, len(points) - 1)
+    spacing = float(np.median(cKDTree(points).query(points, k + 1)[0][:, k]))
+    coarse = sphere_mesh(model.inverse_transform, model.radius_, subdivisions=subdivisions, tolerance=np.inf,
+                         check_intersections=False)
+    return unsupported_share(coarse.mesh, points, spacings * spacing, seed=int(model.seed_))
 
 
 def validity(mesh: trimesh.Trimesh, *, check_intersections: bool = True) -> dict:

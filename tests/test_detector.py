@@ -330,6 +330,17 @@ def test_neighbor_distance_against_brute_force(surface_models, shell_scan):
     np.testing.assert_allclose(model.neighbor_distance(queries), expected, rtol=1e-9)
 
 
+def test_surface_gap_tells_an_object_from_an_open_scene(surface_models, table_and_wall):
+    from pcflow.mesh import surface_gap
+    from pcflow.pipeline import OPEN_SCENE_GAP
+
+    scene = OneFlow(**surface_models[1].get_params()).fit(table_and_wall)  # the ellipsoid's settings
+    assert surface_gap(surface_models[1]) < 0.05  # the ellipsoid: every part of the surface has points near it
+    assert surface_gap(scene) > OPEN_SCENE_GAP  # the closed surface must bridge the gap between table and wall
+    with pytest.raises(PcflowError, match="objective='surface'"):
+        surface_gap(surface_models[0])
+
+
 def test_dense_points_the_surface_misses_are_not_outliers():
     """A dense cluster beside the ellipsoid (a part a genus-0 surface may not reach) stays in; stray points go."""
     rng = np.random.default_rng(1)
