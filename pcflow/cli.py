@@ -16,20 +16,22 @@ def _fit_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--alpha", type=float, default=0.05,
                        help="share of points called outliers, 0 < alpha < 1 (default 0.05: coverage 95%%)")
-    group.add_argument("--mode", choices=("surface", "envelope"), default="surface",
-                       help="surface: fit the scanned surface, flag points far from it (default); envelope: the "
-                            "smallest solid region holding 1 - alpha of the points (the paper's OneFlow, faster)")
+    group.add_argument("--mode", choices=("auto", "surface", "envelope"), default="auto",
+                       help="surface: fit the scanned surface, flag points far from it; envelope: the smallest solid "
+                            "region holding 1 - alpha of the points (the paper's OneFlow, faster); auto (default): "
+                            "surface, or envelope when the cloud is an open scene (over 25%% of the fitted surface "
+                            "far from every point)")
     group.add_argument("--flow", choices=("nice", "general"), default=None,
                        help="nice: additive couplings, closed-form volume (envelope default); general: affine "
                             "couplings (surface default)")
     group.add_argument("--epochs", type=int, default=100,
                        help="most passes over the training points of the envelope fit (default 100)")
     group.add_argument("--surface-steps", type=int, default=1000,
-                       help="optimisation steps of the surface fit (surface mode; default 1000)")
+                       help="optimisation steps of the surface fit (default 1000)")
     group.add_argument("--couplings", type=int, default=None,
-                       help="number of coupling layers (default: 10 in surface mode, 6 in envelope mode)")
+                       help="number of coupling layers (default: 10 for a surface fit, 6 for an envelope fit)")
     group.add_argument("--hidden", type=int, default=None,
-                       help="width of the coupling networks (default: 96 in surface mode, 64 in envelope mode)")
+                       help="width of the coupling networks (default: 96 for a surface fit, 64 for an envelope fit)")
     group.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     group.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, auto (default cpu)")
     group.add_argument("--max-train-points", type=int, default=20_000,
@@ -45,7 +47,7 @@ def _mesh_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-faces", type=int, default=200_000, help="face budget of the refinement (default 200000)")
     group.add_argument("--coverage", type=float, default=None,
                        help="mesh the boundary of the region holding this share of the training points (default: "
-                            "the fitted surface in surface mode, 1 - alpha in envelope mode)")
+                            "the fitted surface of a surface fit, 1 - alpha of an envelope fit)")
 
 
 def _reconstruct_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,7 +114,10 @@ def _summary(report: dict, outdir: Path) -> str:
         f"volume: region {report['volume']:.6g}, mesh {report['mesh_volume']:.6g}",
         f"time: {report['timings']['total']:.1f} s; outputs in {outdir}",
     ]
-    if report.get("mode") == "surface" and mesh["self_intersections"]:
+    if report["requested_mode"] == "auto" and report["mode"] == "envelope":
+        lines.append("note: an open scene (the fitted surface spanned empty space), so the envelope was fitted "
+                     "instead; --mode surface keeps the surface")
+    elif report["mode"] == "surface" and mesh["self_intersections"]:
         lines.append("note: the surface mesh intersects itself, as it does when the cloud is an open scene rather "
                      "than an object; --mode envelope gives a closed region without self-intersections")
     return "\n".join(lines)
@@ -218,7 +223,7 @@ def cmd_denoise(args) -> int:
 def cmd_fit(args) -> int:
     from .distributed import init_from_env
     from .io import read_cloud
-    from .pipeline import fit_cloud, prepare_outdir
+    from .pipeline import fit_cloud, fitted_mode, prepare_outdir
 
     output = Path(args.output)
     parallel = init_from_env(args.device)  # several ranks under torchrun, one otherwise
@@ -229,8 +234,8 @@ def cmd_fit(args) -> int:
         model.save(output)
         ranks = f" on {parallel.world_size} ranks" if parallel.world_size > 1 else ""
         surface = f" + {model.surface_steps} surface steps" if model.objective == "surface" else ""
-        _say(args, f"fitted {model.n_samples_fit_} points{ranks} in {model.n_iter_} epochs{surface}; radius "
-                   f"{model.radius_:.4g}, volume {model.volume_:.6g}; wrote {output}")
+        _say(args, f"fitted {model.n_samples_fit_} points{ranks} in {fitted_mode(model)} mode, {model.n_iter_} "
+                   f"epochs{surface}; radius {model.radius_:.4g}, volume {model.volume_:.6g}; wrote {output}")
     return 0
 
 
@@ -277,6 +282,10 @@ def cmd_info(args) -> int:
         }
         if model.objective == "surface":
             info["distance_threshold"] = model.distance_threshold_
+            if model.n_features_in_ == 3:
+                from .mesh import surface_gap
+
+                info["surface_gap"] = surface_gap(model)
     else:
         info = describe(path)
     print(json.dumps(info, indent=2, default=str))
@@ -342,8 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "reconstruct", formatter_class=formatter, help="clean a cloud and mesh it (the main job)",
         description="Fit OneFlow to a point cloud; write inliers.ply, outliers.ply, mesh.ply, mesh.obj (with UVs), "
-                    "model.pt, report.json and preview.png into OUTDIR. The default surface mode meshes the scanned "
-                    "surface; --mode envelope meshes the smallest region holding 1 - alpha of the points (faster).",
+                    "model.pt, report.json and preview.png into OUTDIR. The default auto mode meshes the scanned "
+                    "surface, or for an open scene (a table top and a wall, say) the smallest region holding "
+                    "1 - alpha of the points, which --mode envelope always meshes (faster).",
         epilog="example:\n  pcflow reconstruct scan.pcd -o out/ --alpha 0.05 --format stl glb\n"
                "  pcflow reconstruct scan.pcd -o out/ --mode envelope   # bounding region, in seconds\n"
                "  pcflow reconstruct scans/ -o out/ --jobs 2      # every cloud in scans/, out/<name>/ each\n"

@@ -6,7 +6,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +19,19 @@ from .errors import PcflowError
 RECONSTRUCT_OUTPUTS = ("inliers.ply", "outliers.ply", "mesh.ply", "mesh.obj", "model.pt", "report.json")
 
 
-#: What each fitting mode trains: ``surface`` fits the scanned surface (the default for 3D scans), ``envelope`` the
-#: paper's smallest solid region holding 1 - alpha of the points (the bounding region).
+#: What each fitting mode trains: ``surface`` fits the scanned surface, ``envelope`` the paper's smallest solid
+#: region holding 1 - alpha of the points (the bounding region), ``auto`` (the default) fits the surface and falls
+#: back to the envelope when the cloud is an open scene (see `OPEN_SCENE_GAP`).
 MODES = {
     "surface": {"objective": "surface", "flow": "general", "n_couplings": 10, "hidden_features": 96},
     "envelope": {"objective": "volume", "flow": "nice", "n_couplings": 6, "hidden_features": 64},
 }
+MODES["auto"] = MODES["surface"]
+
+#: ``auto`` mode takes a cloud for an open scene, and fits the envelope instead, when more than this share of the
+#: fitted surface spans empty space (`pcflow.mesh.surface_gap`): about none does for a scanned object, most for
+#: a table top and a wall.
+OPEN_SCENE_GAP = 0.25
 
 
 @dataclass
@@ -32,7 +39,7 @@ class FitOptions:
     """Settings of a 3D fit, as the command line exposes them; None takes the mode's default (`MODES`)."""
 
     alpha: float = 0.05
-    mode: str = "surface"
+    mode: str = "auto"
     flow: str | None = None
     epochs: int = 100
     surface_steps: int = 1000
@@ -118,9 +125,12 @@ def training_rows(n_points: int, options: FitOptions) -> np.ndarray:
 def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow:
     """Fits OneFlow to a cloud, on a seeded random subset of at most `options.max_train_points` points.
 
-    In a torch.distributed process group of several ranks, every rank draws the same subset and trains
-    data-parallel on its share of it.
+    In ``auto`` mode the surface is fitted first and replaced by an envelope fit when more than `OPEN_SCENE_GAP` of
+    it spans empty space; `fitted_mode` tells which was kept. In a torch.distributed process group of several
+    ranks, every rank draws the same subset and trains data-parallel on its share of it.
     """
+    from .mesh import surface_gap
+
     timer = timer or Timer()
     points = points_3d(cloud)
     model = options.estimator()
@@ -129,9 +139,17 @@ def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow
             f"{cloud.source}: {len(points)} points is too few to fit (alpha={options.alpha} needs {model.min_samples()})"
         )
     train = points[training_rows(len(points), options)]
+    train = shard(train, group())  # under torchrun each rank trains on its share
     with timer("fit"):
-        model.fit(shard(train, group()))  # under torchrun each rank trains on its share
+        model.fit(train)
+        if options.mode == "auto" and surface_gap(model) > OPEN_SCENE_GAP:
+            model = replace(options, mode="envelope").estimator().fit(train)
     return model
+
+
+def fitted_mode(model: OneFlow) -> str:
+    """The mode (``surface`` or ``envelope``) a model from `fit_cloud` was fitted in."""
+    return "surface" if model.objective == "surface" else "envelope"
 
 
 def extract_mesh(model: OneFlow, options: MeshOptions, timer: Timer | None = None):
@@ -318,8 +336,9 @@ def reconstruct(
         "alpha": fit_options.alpha,
         "coverage": mesh_options.coverage if mesh_options.coverage is not None else 1.0 - fit_options.alpha,
         "distance_threshold": getattr(model, "distance_threshold_", None),
-        "mode": fit_options.mode,
-        "flow": fit_options.resolved("flow"),
+        "mode": fitted_mode(model),
+        "requested_mode": fit_options.mode,
+        "flow": model.flow,
         "radius": model.radius_,
         "mesh_radius": boundary.radius,
         "volume": model.volume_,

@@ -309,7 +309,8 @@ def test_summary_suggests_the_envelope_when_the_surface_mesh_intersects_itself()
     from pcflow.cli import _summary
 
     report = {"input": "scene.pcd", "n_finite": 10, "n_dropped_nonfinite": 0, "n_train": 10, "n_inliers": 9,
-              "n_outliers": 1, "alpha": 0.1, "mode": "surface", "volume": 1.0, "mesh_volume": 1.0,
+              "n_outliers": 1, "alpha": 0.1, "mode": "surface", "requested_mode": "surface", "volume": 1.0,
+              "mesh_volume": 1.0,
               "timings": {"total": 1.0},
               "mesh": {"n_vertices": 4, "n_faces": 4, "watertight": True, "n_components": 1, "euler": 2,
                        "self_intersections": 0}}
@@ -318,3 +319,20 @@ def test_summary_suggests_the_envelope_when_the_surface_mesh_intersects_itself()
     assert "--mode envelope" in _summary(report, Path("out"))
     report["mode"] = "envelope"
     assert "--mode envelope" not in _summary(report, Path("out"))
+    assert "open scene" not in _summary(report, Path("out"))
+    report["requested_mode"] = "auto"  # auto mode fell back to the envelope
+    assert "open scene" in _summary(report, Path("out")) and "--mode surface" in _summary(report, Path("out"))
+
+
+def test_auto_mode_fits_the_envelope_for_an_open_scene(table_and_wall, tmp_path, capsys):
+    path = write_ply(tmp_path / "scene.ply", table_and_wall)
+    settings = ["--couplings", "4", "--hidden", "32", "--epochs", "30", "--surface-steps", "150", "--no-preview"]
+    assert main(["reconstruct", str(path), "-o", str(tmp_path / "auto"), *settings]) == 0
+    report = json.loads((tmp_path / "auto" / "report.json").read_text())
+    assert report["requested_mode"] == "auto" and report["mode"] == "envelope"
+    assert OneFlow.load(tmp_path / "auto" / "model.pt").objective == "volume"
+    assert "open scene" in capsys.readouterr().out
+    assert report["mesh"]["watertight"] and report["mesh"]["self_intersections"] == 0
+    assert main(["fit", str(path), "-o", str(tmp_path / "surface.pt"), "--mode", "surface", *settings[:-1]]) == 0
+    assert "in surface mode" in capsys.readouterr().out
+    assert OneFlow.load(tmp_path / "surface.pt").objective == "surface"
