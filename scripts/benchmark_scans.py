@@ -25,10 +25,10 @@ from _common import (  # noqa: E402
 )
 
 from pcflow.errors import PcflowError  # noqa: E402
-from pcflow.io import read_cloud, read_mesh  # noqa: E402
-from pcflow.mesh import boundary_mesh, validity  # noqa: E402
+from pcflow.io import PointCloud, read_cloud, read_mesh  # noqa: E402
+from pcflow.mesh import boundary_mesh, surface_gap, validity  # noqa: E402
 from pcflow.metrics import chamfer_metrics, outlier_scores  # noqa: E402
-from pcflow.pipeline import FitOptions  # noqa: E402
+from pcflow.pipeline import FitOptions, fit_cloud, fitted_mode  # noqa: E402
 from pcflow.synthetic import (  # noqa: E402
     BUILTIN_SHAPES, HELD_OUT_SHAPES, builtin_shape, points_inside, synthetic_scan,
 )
@@ -42,6 +42,7 @@ FLOWS = {  # method name -> the CLI's mode and OneFlow keyword arguments on top 
 }
 PEERS = ("O3D-statistical", "O3D-radius", "IsolationForest", "LOF", "kNN-distance")
 MESHERS = ("Poisson", "BallPivoting", "AlphaShape")
+QUICK_SETTINGS = {"n_couplings": 2, "hidden_features": 16, "surface_steps": 5}  # --quick: a smoke run
 ALPHA_SHAPE = 0.03  # alpha of the alpha shape, in units of the bounding-box diagonal (1 after normalisation)
 RADIUS_FRACTION = 0.02  # radius outlier removal: 2% of the diagonal, 8 points (EVALUATION.md)
 
@@ -136,7 +137,7 @@ def fit_flow(points, ratio, seed, epochs, quick, mode="surface", **kwargs):
     model = options.estimator()
     model.set_params(**kwargs)
     if quick:
-        model.set_params(n_couplings=2, hidden_features=16, surface_steps=5)
+        model.set_params(**QUICK_SETTINGS)
     return model.fit(points)
 
 
@@ -217,7 +218,8 @@ def benchmark_cloud(shape, mesh, ratio, args, with_meshes: bool):
         for name, model in models.items():
             boundary, t_mesh = timed(boundary_mesh, model)
             meshes[name] = boundary.mesh
-            mesh_rows.append({**base, "method": name, "time_s": fit_times[name] + t_mesh,
+            gap = surface_gap(model) if model.objective == "surface" else None
+            mesh_rows.append({**base, "method": name, "time_s": fit_times[name] + t_mesh, "surface_gap": gap,
                               **mesh_row(boundary.mesh, scan.mesh, args.chamfer_samples,
                                          boundary.info["self_intersections"])})
         for name, (peer, seconds, note) in peer_meshes(points).items():
@@ -254,7 +256,9 @@ def real_scans(data: Path, args, out: Path) -> list[dict]:
         points = cloud.points
         train = subsample(points, args.max_train, args.seed)
         (_, index), t_sor = timed(o3d_cloud(points).remove_statistical_outlier, nb_neighbors=20, std_ratio=2.0)
-        model, t_fit = timed(fit_flow, train, 0.05, args.seed, args.epochs, args.quick)
+        options = FitOptions(alpha=0.05, epochs=args.epochs, seed=args.seed, max_train_points=None,
+                             **(QUICK_SETTINGS if args.quick else {}))
+        model, t_fit = timed(fit_cloud, PointCloud(train, source=path.name), options)  # auto mode, as the CLI
         inside, t_score = timed(lambda: model.predict(points) == 1)
         boundary, t_mesh = timed(boundary_mesh, model)
         checks = validity(boundary.mesh, check_intersections=False)
@@ -262,7 +266,8 @@ def real_scans(data: Path, args, out: Path) -> list[dict]:
         note = render_real(picture, cloud, inside, boundary.mesh)
         sor_keep = keep_from_index(len(points), index)
         rows.append({
-            "scan": path.name, "n_points": len(points), "n_train": len(train),
+            "scan": path.name, "n_points": len(points), "n_train": len(train), "mode": fitted_mode(model),
+            "surface_gap": surface_gap(model) if model.objective == "surface" else None,
             "oneflow_removed": int((~inside).sum()), "o3d_statistical_removed": int((~sor_keep).sum()),
             "both_removed": int((~inside & ~sor_keep).sum()),
             "fit_s": t_fit, "score_s": t_score, "mesh_s": t_mesh, "o3d_statistical_s": t_sor,
@@ -382,6 +387,31 @@ def nanmean(values) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
+def per_shape_markdown(rows, mesh_shapes, flows_and_peers, mesh_ratio) -> list[str]:
+    """The outlier-removal section at the mesh ratio: F1 per shape, then means over the shapes."""
+    lines = [f"## Outlier removal per shape at {100 * mesh_ratio:g}%", ""]
+    per_shape = [r for r in rows if r["ratio"] == mesh_ratio]
+    table = []
+    for shape in mesh_shapes:
+        row = {"shape": shape}
+        for method in flows_and_peers:
+            row[method] = next(r["f1"] for r in per_shape if r["shape"] == shape and r["method"] == method)
+        row["outliers inside"] = next(r["n_outliers_inside"] for r in per_shape if r["shape"] == shape)
+        table.append(row)
+    lines += ["F1 per shape (outliers inside: background outliers that fell inside the closed surface).", "",
+              markdown_table(table, ["shape"] + flows_and_peers + ["outliers inside"]), ""]
+    recall_rows = []
+    for method in flows_and_peers:
+        sel = [r for r in per_shape if r["method"] == method]
+        recall_rows.append({"method": method, **{k: nanmean([r[k] for r in sel]) for k in
+                            ("precision", "recall", "recall_outside", "inlier_retention", "roc_auc",
+                             "average_precision")}})
+    lines += ["Means over the shapes (recall outside: recall on the outliers outside the closed surface).", "",
+              markdown_table(recall_rows, ["method", "precision", "recall", "recall_outside", "inlier_retention",
+                                           "roc_auc", "average_precision"]), ""]
+    return lines
+
+
 def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes, notes) -> str:
     flows_and_peers = list(FLOWS) + list(PEERS)
     lines = [
@@ -408,7 +438,7 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         "statistical removal, meshes against the Poisson pipeline (removal + normals + Poisson); "
         "pcflow's times include training.",
         "",
-    ]
+    ] if mesh_shapes else ["# Scan benchmark: real scans", ""]
     sweep = []
     for method in flows_and_peers if sweep_shapes else []:
         row = {"method": method}
@@ -424,26 +454,8 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         lines += ["## Outlier F1 against the outlier ratio (mean over the sweep shapes)", "",
                   markdown_table(sweep, columns), "", "![F1 against outlier ratio](f1_vs_ratio.png)", ""]
 
-    lines += [f"## Outlier removal per shape at {100 * args.mesh_ratio:g}%", ""]
-    per_shape = [r for r in rows if r["ratio"] == args.mesh_ratio]
-    table = []
-    for shape in mesh_shapes:
-        row = {"shape": shape}
-        for method in flows_and_peers:
-            row[method] = next(r["f1"] for r in per_shape if r["shape"] == shape and r["method"] == method)
-        row["outliers inside"] = next(r["n_outliers_inside"] for r in per_shape if r["shape"] == shape)
-        table.append(row)
-    lines += ["F1 per shape (outliers inside: background outliers that fell inside the closed surface).", "",
-              markdown_table(table, ["shape"] + flows_and_peers + ["outliers inside"]), ""]
-    recall_rows = []
-    for method in flows_and_peers:
-        sel = [r for r in per_shape if r["method"] == method]
-        recall_rows.append({"method": method, **{k: nanmean([r[k] for r in sel]) for k in
-                            ("precision", "recall", "recall_outside", "inlier_retention", "roc_auc",
-                             "average_precision")}})
-    lines += ["Means over the shapes (recall outside: recall on the outliers outside the closed surface).", "",
-              markdown_table(recall_rows, ["method", "precision", "recall", "recall_outside", "inlier_retention",
-                                           "roc_auc", "average_precision"]), ""]
+    if mesh_shapes:
+        lines += per_shape_markdown(rows, mesh_shapes, flows_and_peers, args.mesh_ratio)
 
     if mesh_rows:
         lines += [f"## Meshes at {100 * args.mesh_ratio:g}% outliers", "",
@@ -475,11 +487,11 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
 
     if real_rows:
         lines += ["## Real scans (no labels)", "",
-                  f"pcflow's default surface mode (alpha 0.05, CLI settings, at most {args.epochs} epochs) trained on a "
-                  f"seeded subset of at "
-                  f"most {args.max_train} points, then applied to every point; Open3D statistical removal on all "
-                  "points.", "",
-                  markdown_table(real_rows, ["scan", "n_points", "n_train", "oneflow_removed",
+                  f"pcflow's default auto mode (alpha 0.05, CLI settings, at most {args.epochs} epochs) trained on a "
+                  f"seeded subset of at most {args.max_train} points, then applied to every point; mode: the fit "
+                  "auto mode kept (the surface, or the envelope where the surface spanned empty space); Open3D "
+                  "statistical removal on all points.", "",
+                  markdown_table(real_rows, ["scan", "n_points", "n_train", "mode", "oneflow_removed",
                                              "o3d_statistical_removed", "both_removed", "fit_s",
                                              "time_vs_o3d_statistical", "mesh_s", "mesh_watertight",
                                              "self_intersections"], digits=2), ""]
@@ -514,7 +526,9 @@ def main(argv=None) -> int:
     parser.add_argument("--mesh-ratio", type=float, default=0.05)
     parser.add_argument("--chamfer-samples", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-real", action="store_true", help="skip the real scans")
+    real = parser.add_mutually_exclusive_group()
+    real.add_argument("--no-real", action="store_true", help="skip the real scans")
+    real.add_argument("--real-only", action="store_true", help="only the real scans, no synthetic ones")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: the small flows here are fastest single-threaded)")
     args = parser.parse_args(argv)
@@ -527,8 +541,8 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", category=UserWarning)
 
     shapes = load_shapes(args.data, sorted(set((args.shapes or []) + args.sweep_shapes)) if args.shapes else None)
-    mesh_shapes = args.shapes or list(shapes)
-    sweep_shapes = [s for s in args.sweep_shapes if s in shapes]
+    mesh_shapes = [] if args.real_only else args.shapes or list(shapes)
+    sweep_shapes = [] if args.real_only else [s for s in args.sweep_shapes if s in shapes]
     jobs = [(s, args.mesh_ratio) for s in mesh_shapes]
     jobs += [(s, r) for s in sweep_shapes for r in args.ratios if r != args.mesh_ratio]
 
@@ -553,7 +567,8 @@ def main(argv=None) -> int:
               f"of {row['n_points']}", flush=True)
 
     notes = []
-    write_csv(out / "outliers.csv", rows)
+    if rows:
+        write_csv(out / "outliers.csv", rows)
     if mesh_rows:
         write_csv(out / "meshes.csv", mesh_rows)
     if real_rows:

@@ -158,10 +158,13 @@ def test_benchmark_scans_quick(tmp_path):
         assert 0 < float(row["cd_l1"]) < 0.5 and in_unit(row["fscore"])
         if row["method"] in scans.FLOWS:
             assert row["watertight"] == "True" and row["n_components"] == "1"
+        if row["method"] == "OneFlow-Surface":
+            assert in_unit(row["surface_gap"])
     poisson = next(r for r in meshes if r["method"] == "Poisson")
     assert float(poisson["time_vs_o3d_poisson"]) == 1.0
     real = read_csv(tmp_path / "real_scans.csv")
     assert len(real) == 1 and 0 < int(real[0]["oneflow_removed"]) < int(real[0]["n_points"])
+    assert real[0]["mode"] in ("surface", "envelope")
     for name in ("f1_vs_ratio.png", "cd_l1_per_shape.png", "summary.md", "results.json"):
         assert (tmp_path / name).stat().st_size > 0
     text = (tmp_path / "summary.md").read_text()
