@@ -38,6 +38,9 @@ _GRADIENT_CHUNK = 8_192  # rows per backward pass of the surface distance: its s
 _COVERAGE_GRID = 10_001
 _REFERENCE_POINTS = 20_000
 
+#: `OneFlow.fit` calls its `surface_check` after this many steps of the surface fit.
+SURFACE_CHECK_STEPS = 100
+
 
 class OneFlow:
     """One-class normalizing flow (OneFlow, Maziarka et al.): the smallest-volume region holding 1 - alpha of the data.
@@ -278,12 +281,16 @@ class OneFlow:
             )
         return center, std
 
-    def fit(self, X, y=None) -> "OneFlow":
+    def fit(self, X, y=None, *, surface_check=None) -> "OneFlow":
         """Trains the flow on X: (N, D) array and sets the region. `y` is ignored. Returns self.
 
         Inside an initialised torch.distributed process group with several ranks, each rank passes its own shard
         of the training data and training is data-parallel (see `pcflow.distributed`); every rank gets the same
         model. Pass the same `random_state` on every rank.
+
+        `surface_check` (surface objective): a callable given the model once, after the first `SURFACE_CHECK_STEPS`
+        steps of the surface fit, with `radius_`, `reference_points_` and `inverse_transform` usable; an exception it
+        raises ends the fit (it propagates), so that a fit going nowhere costs no more steps.
         """
         self._check_params()
         X = self._check_X(X, fitting=True)
@@ -314,17 +321,20 @@ class OneFlow:
             local = self._latent_radius_normalized(data)
             radii = parallel.gather(local)
             envelope = float(np.quantile(radii, 1.0 - alpha))
-            radius = float(np.median(radii[radii <= envelope]))
-            self.history_["surface_loss"] = []
-            self._train_surface(data[torch.as_tensor(local <= envelope, device=data.device)], radius, generator,
-                                parallel)
-            self.radius_ = radius
+            self.radius_ = radius = float(np.median(radii[radii <= envelope]))
             reference = parallel.gather(X - center)
             if len(reference) > _REFERENCE_POINTS:
                 rows = np.random.default_rng(seed).choice(len(reference), _REFERENCE_POINTS, replace=False)
                 reference = reference[np.sort(rows)]
             self.reference_points_ = reference
             self._tree = None
+            self.history_["surface_loss"] = []
+            try:
+                self._train_surface(data[torch.as_tensor(local <= envelope, device=data.device)], radius, generator,
+                                    parallel, surface_check)
+            except BaseException:
+                del self.flow_  # a fit cut short leaves no half-trained model behind
+                raise
             outlying = np.sort(parallel.gather(self._outlying(data, X - center)))
             self.distance_threshold_ = float(np.quantile(outlying, 1.0 - alpha))
             self.offset_ = -self.distance_threshold_
@@ -394,8 +404,9 @@ class OneFlow:
         self.flow_.eval()
 
     def _train_surface(self, data: torch.Tensor, radius: float, generator: torch.Generator,
-                       parallel: SingleProcess) -> None:
-        """Refines the flow so that f^-1 of the sphere of `radius` passes through the (normalised) points `data`."""
+                       parallel: SingleProcess, check=None) -> None:
+        """Refines the flow so that f^-1 of the sphere of `radius` passes through the (normalised) points `data`;
+        calls `check(self)` after `SURFACE_CHECK_STEPS` steps."""
         from tqdm.auto import tqdm
 
         n, dim = data.shape
@@ -421,6 +432,10 @@ class OneFlow:
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())
+            if check is not None and step == SURFACE_CHECK_STEPS - 1:
+                self.flow_.eval()
+                check(self)
+                self.flow_.train()
             if len(losses) == 50 or step == self.surface_steps - 1:
                 block = float(parallel.sum(np.array([np.mean(losses)]))[0] / parallel.world_size)
                 self.history_["surface_loss"].append(block)

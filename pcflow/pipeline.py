@@ -126,11 +126,10 @@ def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow
     """Fits OneFlow to a cloud, on a seeded random subset of at most `options.max_train_points` points.
 
     In ``auto`` mode the surface is fitted first and replaced by an envelope fit when more than `OPEN_SCENE_GAP` of
-    it spans empty space; `fitted_mode` tells which was kept. In a torch.distributed process group of several
-    ranks, every rank draws the same subset and trains data-parallel on its share of it.
+    it spans empty space, checked after `pcflow.detector.SURFACE_CHECK_STEPS` steps of the surface fit and at its
+    end; `fitted_mode` tells which was kept. In a torch.distributed process group of several ranks, every rank draws
+    the same subset and trains data-parallel on its share of it (and every rank measures the same gap).
     """
-    from .mesh import surface_gap
-
     timer = timer or Timer()
     points = points_3d(cloud)
     model = options.estimator()
@@ -141,10 +140,25 @@ def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow
     train = points[training_rows(len(points), options)]
     train = shard(train, group())  # under torchrun each rank trains on its share
     with timer("fit"):
-        model.fit(train)
-        if options.mode == "auto" and surface_gap(model) > OPEN_SCENE_GAP:
+        if options.mode != "auto":
+            return model.fit(train)
+        try:  # the gap is checked early in the surface fit, and again at its end
+            model.fit(train, surface_check=_check_gap)
+            _check_gap(model)
+        except _OpenScene:
             model = replace(options, mode="envelope").estimator().fit(train)
     return model
+
+
+class _OpenScene(Exception):
+    """A surface fit spans empty space (`OPEN_SCENE_GAP`): the cloud is an open scene."""
+
+
+def _check_gap(model: OneFlow) -> None:
+    from .mesh import surface_gap
+
+    if surface_gap(model) > OPEN_SCENE_GAP:
+        raise _OpenScene
 
 
 def fitted_mode(model: OneFlow) -> str:

@@ -341,6 +341,35 @@ def test_surface_gap_tells_an_object_from_an_open_scene(surface_models, table_an
         surface_gap(surface_models[0])
 
 
+def test_surface_check_runs_once_mid_fit_and_can_end_it(shell_scan):
+    from pcflow.detector import SURFACE_CHECK_STEPS
+
+    params = dict(alpha=0.05, flow="general", objective="surface", n_couplings=2, hidden_features=16, epochs=3,
+                  surface_steps=SURFACE_CHECK_STEPS + 20, surface_batch_size=256, n_surface_samples=256,
+                  normalize="isotropic", random_state=0)
+    seen = []
+
+    def look(model):
+        seen.append((model.radius_, len(model.reference_points_), model.inverse_transform(np.zeros((1, 3)))))
+
+    checked = OneFlow(**params).fit(shell_scan, surface_check=look)
+    plain = OneFlow(**params).fit(shell_scan)
+    assert len(seen) == 1 and seen[0][0] == checked.radius_ and seen[0][1] == len(shell_scan)
+    np.testing.assert_array_equal(checked.score_samples(shell_scan), plain.score_samples(shell_scan))
+
+    class Stop(Exception):
+        pass
+
+    def stop(model):
+        raise Stop
+
+    model = OneFlow(**params)
+    with pytest.raises(Stop):
+        model.fit(shell_scan, surface_check=stop)
+    with pytest.raises(NotFittedError):
+        model.predict(shell_scan)
+
+
 def test_dense_points_the_surface_misses_are_not_outliers():
     """A dense cluster beside the ellipsoid (a part a genus-0 surface may not reach) stays in; stray points go."""
     rng = np.random.default_rng(1)
