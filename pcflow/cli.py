@@ -204,7 +204,7 @@ def cmd_demo(args) -> int:
 
 def cmd_denoise(args) -> int:
     from .detector import OneFlow
-    from .pipeline import prepare_outdir
+    from .pipeline import fitted_mode, prepare_outdir
     from .stream import denoise_file
 
     outputs = [Path(args.output)] + ([Path(args.outliers)] if args.outliers else [])
@@ -215,7 +215,8 @@ def cmd_denoise(args) -> int:
         args.input, args.output, args.outliers, model=model, fit_options=_fit_options(args, args.quiet),
         chunk_size=args.chunk_size, ascii=args.ascii,
     )
-    _say(args, f"kept {result['n_inliers']} of {result['n_finite']} points, removed {result['n_outliers']}; "
+    mode = "" if args.model else f" ({fitted_mode(result['model'])} mode)"
+    _say(args, f"kept {result['n_inliers']} of {result['n_finite']} points, removed {result['n_outliers']}{mode}; "
                f"wrote {args.output}")
     return 0
 

@@ -13,6 +13,7 @@ from pcflow import OneFlow, PcflowError
 from pcflow.cli import build_parser, main
 from pcflow.io import read_cloud
 from pcflow.mesh import boundary_mesh, validity
+from pcflow.pipeline import OPEN_SCENE_GAP
 
 FIT = ["--epochs", "4", "--surface-steps", "10", "--couplings", "2", "--hidden", "16", "-q"]
 FAST = [*FIT, "--no-preview"]
@@ -137,6 +138,7 @@ def test_fit_mesh_denoise_info(cloud_file, tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["n_features"] == 3 and info["params"]["objective"] == "surface"  # the default mode
     assert info["distance_threshold"] == OneFlow.load(model_path).distance_threshold_ > 0
+    assert 0 <= info["surface_gap"] <= OPEN_SCENE_GAP  # else auto mode would have fitted the envelope
     assert main(["info", str(cloud_file)]) == 0
     assert json.loads(capsys.readouterr().out)["n_points"] == len(clean) + len(removed)
 
@@ -333,6 +335,8 @@ def test_auto_mode_fits_the_envelope_for_an_open_scene(table_and_wall, tmp_path,
     assert OneFlow.load(tmp_path / "auto" / "model.pt").objective == "volume"
     assert "open scene" in capsys.readouterr().out
     assert report["mesh"]["watertight"] and report["mesh"]["self_intersections"] == 0
+    assert main(["denoise", str(path), "-o", str(tmp_path / "clean.ply"), *settings[:-1]]) == 0
+    assert "(envelope mode)" in capsys.readouterr().out
     assert main(["fit", str(path), "-o", str(tmp_path / "surface.pt"), "--mode", "surface", *settings[:-1]]) == 0
     assert "in surface mode" in capsys.readouterr().out
     assert OneFlow.load(tmp_path / "surface.pt").objective == "surface"
