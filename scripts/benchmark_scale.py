@@ -167,7 +167,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20k/40k/80k points and a tiny model (smoke run)")
     parser.add_argument("--mode", choices=("surface", "envelope"), default="surface",
-                        help="fitting mode of pcflow's runs (default surface, the CLI's default)")
+                        help="fitting mode of pcflow's runs (default surface, which the CLI's auto mode keeps "
+                             "for a scanned object)")
     parser.add_argument("--out", default=str(REPO / "results" / "scale.json"), help="JSON results file")
     parser.add_argument("--markdown", default=None,
                         help="also write the table here (default in a full run: docs/benchmarks/scale.md)")
