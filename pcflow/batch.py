@@ -108,7 +108,8 @@ def run_batch(
 
     Returns:
         The report: `outdir`, `jobs`, `n_files`, `n_ok`, `n_failed`, `seconds` and `files`, one entry per input in
-        input order with `input`, `output`, `ok`, `error` (one line, or None), `n_inliers`, `n_outliers`, `seconds`.
+        input order with `input`, `output`, `ok`, `error` (one line, or None), `mode` (the fit kept), `n_inliers`,
+        `n_outliers`, `seconds`.
 
     Raises:
         PcflowError: bad inputs or `jobs`, or an output folder that cannot be written; a failing file only marks its
@@ -183,10 +184,11 @@ def _reconstruct_one(task) -> dict:
         if not isinstance(error, PcflowError):
             message = f"{type(error).__name__}: {message}"
         return _entry(task, ok=False, error=message, seconds=time.perf_counter() - start)
-    return _entry(task, ok=True, seconds=time.perf_counter() - start,
+    return _entry(task, ok=True, seconds=time.perf_counter() - start, mode=report["mode"],
                   n_inliers=report["n_inliers"], n_outliers=report["n_outliers"])
 
 
-def _entry(task, *, ok: bool, seconds: float, error: str | None = None, n_inliers=None, n_outliers=None) -> dict:
-    return {"input": task[0], "output": task[1], "ok": ok, "error": error, "n_inliers": n_inliers,
+def _entry(task, *, ok: bool, seconds: float, error: str | None = None, mode=None, n_inliers=None,
+           n_outliers=None) -> dict:
+    return {"input": task[0], "output": task[1], "ok": ok, "error": error, "mode": mode, "n_inliers": n_inliers,
             "n_outliers": n_outliers, "seconds": round(seconds, 4)}

@@ -150,8 +150,8 @@ def cmd_reconstruct(args) -> int:
 def _batch_line(args, entry: dict) -> None:
     """One line per finished file of a batch: successes on stdout (unless quiet), failures on stderr."""
     if entry["ok"]:
-        _say(args, f"ok: {entry['input']}: kept {entry['n_inliers']}, removed {entry['n_outliers']}; "
-                   f"outputs in {entry['output']}")
+        _say(args, f"ok: {entry['input']}: kept {entry['n_inliers']}, removed {entry['n_outliers']} "
+                   f"({entry['mode']} mode); outputs in {entry['output']}")
     else:
         print(f"pcflow: error: {entry['error']}", file=sys.stderr)
 
