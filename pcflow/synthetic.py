@@ -68,6 +68,7 @@ def synthetic_scan(
     noise: float = 0.002,
     outlier_ratio: float = 0.05,
     seed: int = 0,
+    view=None,
 ) -> SyntheticScan:
     """Sample a noisy scan of a closed mesh with uniform background outliers.
 
@@ -77,12 +78,18 @@ def synthetic_scan(
     drawn uniformly in the bounding box enlarged 1.5x about its centre. Outliers keep label 1 even
     when they land inside the surface; their number is reported in `n_outliers_inside`.
 
+    With `view`, a single-view scan (beyond EVALUATION.md): of the sampled points only those a camera sees are
+    kept, before the noise and the outliers (the outliers are then `outlier_ratio` of the points kept).
+
     Args:
         mesh: a closed (watertight) triangle mesh, in any units.
-        n_points: total number of points, inliers plus outliers.
+        n_points: total number of points, inliers plus outliers (with `view`: points sampled before the hidden ones
+            are dropped).
         noise: standard deviation of the Gaussian noise, in units of the bounding-box diagonal.
         outlier_ratio: share of the points that are background outliers, in [0, 1).
         seed: seed of the single `numpy.random.default_rng` stream used for every draw.
+        view: None (the whole surface), or the direction from the bounding-box centre to a camera 2 diagonals
+            away (`visible_from`).
 
     Returns:
         A `SyntheticScan` whose points, labels and mesh are all in the normalised frame.
@@ -103,9 +110,12 @@ def synthetic_scan(
         raise PcflowError("mesh is not watertight; synthetic scans need a closed surface")
 
     rng = np.random.default_rng(seed)
-    n_points = int(n_points)
-    points, _ = trimesh.sample.sample_surface(gt, n_points, seed=rng)
-    points = np.asarray(points, dtype=np.float64) + rng.normal(0.0, noise, size=(n_points, 3))
+    points, _ = trimesh.sample.sample_surface(gt, int(n_points), seed=rng)
+    points = np.asarray(points, dtype=np.float64)
+    if view is not None:
+        points = points[visible_from(gt, points, gt.bounds.mean(axis=0) + 2.0 * _unit(view))]
+    n_points = len(points)
+    points = points + rng.normal(0.0, noise, size=(n_points, 3))
 
     n_outliers = int(round(outlier_ratio * n_points))
     replaced = rng.choice(n_points, size=n_outliers, replace=False)
@@ -155,6 +165,31 @@ def builtin_shape(name: str) -> trimesh.Trimesh:
     else:
         raise PcflowError(f"unknown shape {name!r}; expected one of {', '.join(BUILTIN_SHAPES + HELD_OUT_SHAPES)}")
     return normalize_mesh(mesh)
+
+
+def visible_from(mesh: trimesh.Trimesh, points: np.ndarray, camera) -> np.ndarray:
+    """Tell which points on a mesh's surface a camera at `camera` sees: (M,) bool array, True where the ray from
+    the camera to the point first meets the surface at the point (Open3D's ray casting)."""
+    import open3d as o3d
+
+    vertices, faces = _geometry(mesh)
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(vertices.astype(np.float32)), o3d.core.Tensor(faces.astype(np.uint32)))
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    camera = np.asarray(camera, dtype=np.float64)
+    offsets = points - camera
+    lengths = np.linalg.norm(offsets, axis=1)
+    rays = np.hstack([np.broadcast_to(camera, points.shape), offsets / lengths[:, None]]).astype(np.float32)
+    hits = scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
+    return hits >= lengths - 1e-4 * float(np.linalg.norm(np.ptp(vertices, axis=0)))  # float32 rays
+
+
+def _unit(direction) -> np.ndarray:
+    direction = np.asarray(direction, dtype=np.float64).reshape(-1)
+    norm = float(np.linalg.norm(direction)) if direction.shape == (3,) else 0.0
+    if not (math.isfinite(norm) and norm > 0):
+        raise PcflowError(f"view is {direction.tolist()!r}; expected a non-zero 3-vector (towards the camera)")
+    return direction / norm
 
 
 def points_inside(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:

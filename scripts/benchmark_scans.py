@@ -192,7 +192,7 @@ def mesh_row(mesh, gt, n_samples, self_intersections=None) -> dict:
 
 def benchmark_cloud(shape, mesh, ratio, args, with_meshes: bool):
     """All outlier methods (and, if asked, all meshers) on one synthetic scan; returns (rows, mesh rows, meshes)."""
-    scan = synthetic_scan(mesh, n_points=args.n, outlier_ratio=ratio, seed=args.seed)
+    scan = synthetic_scan(mesh, n_points=args.n, outlier_ratio=ratio, seed=args.seed, view=args.view)
     points, labels = scan.points, scan.labels.astype(bool)
     outside = ~points_inside(scan.mesh, points) | ~labels  # inliers, and outliers outside the closed surface
     base = {"shape": shape, "ratio": ratio, "n_points": len(points), "n_outliers": int(labels.sum()),
@@ -420,12 +420,14 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         f"Protocol: ../shared/EVALUATION.md synthetic scans, n = {args.n} points, noise sigma 0.002, seed {args.seed}.",
         (f"Outlier-ratio sweep {', '.join(f'{100 * r:g}%' for r in args.ratios)} on {', '.join(sweep_shapes)}; "
          if sweep_shapes else "")
-        + f"all shapes at {100 * args.mesh_ratio:g}% ({', '.join(mesh_shapes)}), where the meshes are also built.",
+        + f"all shapes at {100 * args.mesh_ratio:g}% ({', '.join(mesh_shapes)})"
+        + (", where the meshes are also built." if args.view is None else "."),
         f"Flows: the CLI's 3D settings (6 couplings, hidden 64, isotropic normalisation, batch 1000, lr 1e-3) "
         f"with alpha = the outlier ratio and at most {args.epochs} epochs (patience 10), trained on a seeded subset "
         f"of at most {args.max_train} points of each scan and applied to all of them; torch threads {args.threads}"
         + (" -- quick mode: 2 couplings, hidden 16." if args.quick else "."),
-        "OneFlow-Surface: the surface objective (`pcflow reconstruct`'s default): a general flow of 10 couplings, "
+        "OneFlow-Surface: the surface objective (what `pcflow reconstruct`'s auto mode keeps for an object): a "
+        "general flow of 10 couplings, "
         "hidden 96, trained as OneFlow-Gen, then 1000 surface-fit steps (batch 2048, 2048 sphere samples, lr 2e-3) "
         "on the points the envelope keeps; its score is the distance to the surface or, where smaller, to the 8th "
         "nearest other training point; its mesh is the surface.",
@@ -439,6 +441,10 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         "pcflow's times include training.",
         "",
     ] if mesh_shapes else ["# Scan benchmark: real scans", ""]
+    if args.view is not None:
+        lines[2:2] = [f"Single-view scans: of the {args.n} points sampled, only those a camera in direction "
+                      f"{tuple(args.view)} (2 diagonals from the centre) sees are kept, then the outliers replace "
+                      "the ratio's share of them; outlier removal only (no meshes)."]
     sweep = []
     for method in flows_and_peers if sweep_shapes else []:
         row = {"method": method}
@@ -526,6 +532,9 @@ def main(argv=None) -> int:
     parser.add_argument("--mesh-ratio", type=float, default=0.05)
     parser.add_argument("--chamfer-samples", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--view", type=float, nargs=3, default=None, metavar=("X", "Y", "Z"),
+                        help="single-view scans: keep what a camera in this direction from the shape sees (outlier "
+                             "removal only: no meshes, as the ground truth is the whole surface)")
     real = parser.add_mutually_exclusive_group()
     real.add_argument("--no-real", action="store_true", help="skip the real scans")
     real.add_argument("--real-only", action="store_true", help="only the real scans, no synthetic ones")
@@ -549,7 +558,7 @@ def main(argv=None) -> int:
     warm_up(args)
     rows, mesh_rows, grid = [], [], {}
     for shape, ratio in jobs:
-        with_meshes = ratio == args.mesh_ratio
+        with_meshes = ratio == args.mesh_ratio and args.view is None
         cloud_rows, cloud_mesh_rows, meshes = benchmark_cloud(shape, shapes[shape], ratio, args, with_meshes)
         rows += cloud_rows
         mesh_rows += cloud_mesh_rows

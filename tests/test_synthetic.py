@@ -102,6 +102,8 @@ def test_inside_test_agrees_with_winding_number(name):
     ({"noise": -1.0}, "noise"),
     ({"outlier_ratio": 1.0}, "outlier_ratio"),
     ({"outlier_ratio": -0.1}, "outlier_ratio"),
+    ({"view": (0.0, 0.0, 0.0)}, "view"),
+    ({"view": (1.0, 0.0)}, "view"),
 ])
 def test_bad_scan_arguments_raise(kwargs, match):
     with pytest.raises(PcflowError, match=match):
@@ -113,3 +115,18 @@ def test_open_mesh_raises():
     open_mesh = trimesh.Trimesh(sphere.vertices, sphere.faces[1:])
     with pytest.raises(PcflowError, match="watertight"):
         synthetic_scan(open_mesh, n_points=100)
+
+
+def test_single_view_scan_keeps_the_cap_the_camera_sees():
+    sphere = builtin_shape("sphere")  # normalised: radius r with diagonal 1
+    r = float(np.linalg.norm(sphere.vertices, axis=1).max())
+    direction = np.array([1.0, 2.0, -0.5]) / np.linalg.norm([1.0, 2.0, -0.5])
+    scan = synthetic_scan(sphere, n_points=20_000, noise=0.0, outlier_ratio=0.05, view=direction, seed=0)
+    inliers = scan.points[scan.labels == 0]
+    # from distance d the camera sees the cap p . u >= r^2 / d, a share (1 - r / d) / 2 of the sphere's area
+    share = (1.0 - r / 2.0) / 2.0
+    assert len(scan.points) == pytest.approx(20_000 * share, rel=0.03)
+    assert scan.labels.sum() == round(0.05 * len(scan.points))
+    assert (inliers @ direction).min() >= r * r / 2.0 - 0.015  # a tessellated sphere: a little slack
+    whole = synthetic_scan(sphere, n_points=2000, seed=0)
+    np.testing.assert_array_equal(whole.points, synthetic_scan(sphere, n_points=2000, seed=0, view=None).points)
