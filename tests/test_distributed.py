@@ -55,6 +55,30 @@ def test_two_gloo_processes_fit_a_surface_model(tmp_path):
     assert len(model.history_["surface_loss"]) == 1
 
 
+def _fit_cloud_rank(rank, world_size, init_file, model_path, points, options):
+    from pcflow.io import PointCloud
+    from pcflow.pipeline import fit_cloud
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        model = fit_cloud(PointCloud(points=points, source="scene"), options)
+        if rank == 0:
+            model.save(model_path)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_processes_agree_on_auto_modes_fallback(tmp_path, table_and_wall):
+    from pcflow.pipeline import FitOptions
+
+    # every rank measures the same surface gap, gives the surface up at the same step and fits the envelope
+    options = FitOptions(epochs=30, surface_steps=150, n_couplings=4, hidden_features=32)
+    mp.spawn(_fit_cloud_rank, args=(2, str(tmp_path / "init"), str(tmp_path / "model.pt"), table_and_wall, options),
+             nprocs=2, join=True)
+    model = OneFlow.load(tmp_path / "model.pt")
+    assert model.objective == "volume" and model.n_samples_fit_ == len(table_and_wall)
+
+
 def test_single_process_group_is_trivial():
     parallel = group()
     assert isinstance(parallel, SingleProcess) and parallel.world_size == 1
