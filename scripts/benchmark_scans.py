@@ -25,10 +25,10 @@ from _common import (  # noqa: E402
 )
 
 from pcflow.errors import PcflowError  # noqa: E402
-from pcflow.io import PointCloud, read_cloud, read_mesh  # noqa: E402
+from pcflow.io import read_cloud, read_mesh  # noqa: E402
 from pcflow.mesh import boundary_mesh, surface_gap, validity  # noqa: E402
 from pcflow.metrics import chamfer_metrics, outlier_scores  # noqa: E402
-from pcflow.pipeline import FitOptions, fit_cloud, fitted_mode  # noqa: E402
+from pcflow.pipeline import FitOptions, fit_cloud, fitted_mode, training_rows  # noqa: E402
 from pcflow.synthetic import (  # noqa: E402
     BUILTIN_SHAPES, HELD_OUT_SHAPES, builtin_shape, points_inside, synthetic_scan,
 )
@@ -124,11 +124,8 @@ PEER_FUNCTIONS = dict(zip(PEERS, (run_statistical, run_radius, run_iforest, run_
 
 
 def subsample(points: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
-    """A seeded random subset of at most `limit` rows (the CLI trains on at most 20,000 points the same way)."""
-    if limit is None or len(points) <= limit:
-        return points
-    rng = np.random.default_rng(seed)
-    return points[np.sort(rng.choice(len(points), limit, replace=False))]
+    """The seeded random subset of at most `limit` rows that the CLI trains on (`pipeline.training_rows`)."""
+    return points[training_rows(len(points), FitOptions(max_train_points=limit, seed=seed))]
 
 
 def fit_flow(points, ratio, seed, epochs, quick, mode="surface", **kwargs):
@@ -254,11 +251,10 @@ def real_scans(data: Path, args, out: Path) -> list[dict]:
     for path in paths:
         cloud = read_cloud(path)
         points = cloud.points
-        train = subsample(points, args.max_train, args.seed)
         (_, index), t_sor = timed(o3d_cloud(points).remove_statistical_outlier, nb_neighbors=20, std_ratio=2.0)
-        options = FitOptions(alpha=0.05, epochs=args.epochs, seed=args.seed, max_train_points=None,
+        options = FitOptions(alpha=0.05, epochs=args.epochs, seed=args.seed, max_train_points=args.max_train,
                              **(QUICK_SETTINGS if args.quick else {}))
-        model, t_fit = timed(fit_cloud, PointCloud(train, source=path.name), options)  # auto mode, as the CLI
+        model, t_fit = timed(fit_cloud, cloud, options)  # auto mode on a subset, as the CLI
         inside, t_score = timed(lambda: model.predict(points) == 1)
         boundary, t_mesh = timed(boundary_mesh, model)
         checks = validity(boundary.mesh, check_intersections=False)
@@ -266,7 +262,7 @@ def real_scans(data: Path, args, out: Path) -> list[dict]:
         note = render_real(picture, cloud, inside, boundary.mesh)
         sor_keep = keep_from_index(len(points), index)
         rows.append({
-            "scan": path.name, "n_points": len(points), "n_train": len(train), "mode": fitted_mode(model),
+            "scan": path.name, "n_points": len(points), "n_train": model.n_samples_fit_, "mode": fitted_mode(model),
             "surface_gap": surface_gap(model) if model.objective == "surface" else None,
             "oneflow_removed": int((~inside).sum()), "o3d_statistical_removed": int((~sor_keep).sum()),
             "both_removed": int((~inside & ~sor_keep).sum()),
