@@ -138,24 +138,28 @@ def test_trimmed_mean_against_sorting(trim):
     torch.testing.assert_close(trimmed_mean(values, trim), values.sort().values[:keep].mean())
 
 
-def test_surface_loss_against_brute_force_reference():
-    """For a random flow the loss equals the Chamfer and radial terms computed point by point."""
+@pytest.mark.parametrize("radial_points", [None, 50])
+def test_surface_loss_against_brute_force_reference(radial_points):
+    """For a random flow the loss equals the Chamfer and radial terms computed point by point; the radial term over
+    the first `radial_points` rows only when given."""
     flow = randomise(build_flow(3, coupling=AffineCoupling, n_couplings=3, hidden_features=8).double(), scale=0.2)
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(200, 3, generator=gen, dtype=torch.float64)
     directions = sample_unit_sphere(150, 3, generator=gen, dtype=torch.float64)
     radius, trim, weight = 1.3, 0.1, 0.25
-    loss = surface_loss(flow, x, directions, radius, trim=trim, radial_weight=weight)
+    loss = surface_loss(flow, x, directions, radius, trim=trim, radial_weight=weight, radial_points=radial_points)
 
     with torch.no_grad():
         surface = flow.inverse(radius * directions)
-        latent_radius = flow(x)[0].norm(dim=1)
+        latent_radius = flow(x[:radial_points])[0].norm(dim=1)
     to_surface = [min(float((xi - s).norm()) for s in surface) for xi in x]
     to_points = [min(float((s - xi).norm()) for xi in x) for s in surface]
     radial = [abs(float(r) - radius) / radius for r in latent_radius]
     keep = math.ceil((1 - trim) * len(x))
+    keep_radial = math.ceil((1 - trim) * len(radial))
+    assert len(radial) == (radial_points or len(x))
     expected = (sum(sorted(to_surface)[:keep]) / keep + sum(to_points) / len(to_points)
-                + weight * sum(sorted(radial)[:keep]) / keep)
+                + weight * sum(sorted(radial)[:keep_radial]) / keep_radial)
     assert math.isclose(loss.item(), expected, rel_tol=1e-10)
     loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in flow.parameters())
