@@ -38,6 +38,9 @@ _GRADIENT_CHUNK = 8_192  # rows per backward pass of the surface distance: its s
 _COVERAGE_GRID = 10_001
 _REFERENCE_POINTS = 20_000
 
+#: `OneFlow`'s default `surface_weight`; models saved without one (older files) score with 1.
+SURFACE_WEIGHT = 2.0
+
 #: `OneFlow.fit` calls its `surface_check` after this many steps of the surface fit.
 SURFACE_CHECK_STEPS = 100
 
@@ -55,9 +58,10 @@ class OneFlow:
     outside), then refined on the points the envelope keeps so that the preimage of the latent sphere of radius R (the
     median latent radius of those points) passes through them (`pcflow.objectives.surface_loss`). That sphere's
     preimage is then a surface hugging a scanned object rather than a solid region around it. A point's outlyingness is
-    its distance to that surface, to first order ``| ||f(x)|| - R | / ||grad_x ||f(x)|| ||`` in input units, or its
-    distance to the `n_neighbors`-th nearest other training point where that is smaller; the points beyond the
-    (1 - alpha) quantile of the training points' outlyingness are outliers, inside the object as well as outside.
+    its distance to that surface, to first order ``| ||f(x)|| - R | / ||grad_x ||f(x)|| ||`` in input units, times
+    `surface_weight`, or its distance to the `n_neighbors`-th nearest other training point where that is smaller; the
+    points beyond the (1 - alpha) quantile of the training points' outlyingness are outliers, inside the object as
+    well as outside.
 
     Args:
         alpha: share of the training data left outside the region, 0 < alpha < 1.
@@ -79,6 +83,9 @@ class OneFlow:
         n_surface_samples: sphere samples mapped back per step of the surface fit.
         n_neighbors: surface objective: a point also counts as near the data when its `n_neighbors`-th nearest
             other training point is closer than the threshold (0: the distance to the surface alone decides).
+        surface_weight: surface objective: the factor on the distance to the surface in the outlyingness. Above 1 a
+            stray point close to the surface but away from the data counts as farther out, while points in a dense
+            part the surface misses (a thin part, a handle) are still inliers by their neighbour distance.
         normalize: ``'standard'`` (per-feature mean and standard deviation), ``'isotropic'`` (mean and one common
             scale, which keeps shapes undistorted: the choice for 3D clouds) or ``'none'``.
         dtype: ``'float32'`` (fast) or ``'float64'``.
@@ -130,6 +137,7 @@ class OneFlow:
         surface_batch_size: int = 2048,
         n_surface_samples: int = 2048,
         n_neighbors: int = 8,
+        surface_weight: float = SURFACE_WEIGHT,
         normalize: str = "standard",
         dtype: str = "float32",
         device: str = "cpu",
@@ -153,6 +161,7 @@ class OneFlow:
         self.surface_batch_size = surface_batch_size
         self.n_surface_samples = n_surface_samples
         self.n_neighbors = n_neighbors
+        self.surface_weight = surface_weight
         self.normalize = normalize
         self.dtype = dtype
         self.device = device
@@ -201,7 +210,7 @@ class OneFlow:
                 raise PcflowError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.n_neighbors, (int, np.integer)) or self.n_neighbors < 0:
             raise PcflowError(f"n_neighbors must be a non-negative integer, got {self.n_neighbors!r}")
-        for name in ("lr", "surface_lr"):
+        for name in ("lr", "surface_lr", "surface_weight"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value > 0):
                 raise PcflowError(f"{name} must be a positive number, got {value!r}")
@@ -505,8 +514,9 @@ class OneFlow:
         return out
 
     def _outlying(self, data: torch.Tensor, centered: np.ndarray) -> np.ndarray:
-        """The surface objective's outlyingness: distance to the surface, or to the data if that is smaller."""
-        distance = self._distance_normalized(data)
+        """The surface objective's outlyingness: `surface_weight` times the distance to the surface, or the distance to
+        the data if that is smaller."""
+        distance = self.surface_weight * self._distance_normalized(data)
         if self.n_neighbors > 0:
             distance = np.minimum(distance, self._neighbor_distance_centered(centered))
         return distance
@@ -552,9 +562,10 @@ class OneFlow:
     def score_samples(self, X) -> np.ndarray:
         """Minus the outlyingness of each row of X: (N,) array, higher for more normal points.
 
-        The outlyingness is the latent radius; for the surface objective it is the distance to the surface
-        (`surface_distance`), or the distance to the data (`neighbor_distance`) where that is smaller, so that a point
-        in a dense part of the cloud the surface does not reach (a handle, a thin part) is not called an outlier.
+        The outlyingness is the latent radius; for the surface objective it is `surface_weight` times the distance to
+        the surface (`surface_distance`), or the distance to the data (`neighbor_distance`) where that is smaller, so
+        that a point in a dense part of the cloud the surface does not reach (a handle, a thin part) is not called an
+        outlier.
         """
         if self.objective == "surface":
             X = self._checked(X)
@@ -670,7 +681,7 @@ class OneFlow:
             raise PcflowError(f"{path} is not a pcflow model file")
         if state["format_version"] > _FORMAT_VERSION:
             raise PcflowError(f"{path} was written by a newer pcflow (format {state['format_version']})")
-        model = cls(**{**state["params"], "device": device})
+        model = cls(**{"surface_weight": 1.0, **state["params"], "device": device})
         dim = int(state["n_features_in"])
         flow = model._build_flow(dim)
         flow.load_state_dict(state["flow_state"])

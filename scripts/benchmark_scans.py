@@ -24,10 +24,12 @@ from _common import (  # noqa: E402
     DATA, RESULTS, machine, markdown_table, outdir, set_threads, timed, write_csv, write_json,
 )
 
+from pcflow.detector import SURFACE_WEIGHT  # noqa: E402
 from pcflow.errors import PcflowError  # noqa: E402
 from pcflow.io import read_cloud, read_mesh  # noqa: E402
 from pcflow.mesh import boundary_mesh, surface_gap, validity  # noqa: E402
 from pcflow.metrics import chamfer_metrics, outlier_scores  # noqa: E402
+from pcflow.objectives import RADIAL_POINTS  # noqa: E402
 from pcflow.pipeline import FitOptions, fit_cloud, fitted_mode, training_rows  # noqa: E402
 from pcflow.synthetic import (  # noqa: E402
     BUILTIN_SHAPES, HELD_OUT_SHAPES, builtin_shape, points_inside, synthetic_scan,
@@ -425,8 +427,9 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         "OneFlow-Surface: the surface objective (what `pcflow reconstruct`'s auto mode keeps for an object): a "
         "general flow of 10 couplings, "
         "hidden 96, trained as OneFlow-Gen, then 1000 surface-fit steps (batch 2048, 2048 sphere samples, lr 2e-3) "
-        "on the points the envelope keeps; its score is the distance to the surface or, where smaller, to the 8th "
-        "nearest other training point; its mesh is the surface.",
+        f"on the points the envelope keeps (radial term over {RADIAL_POINTS} of each batch); its score is "
+        f"{SURFACE_WEIGHT:g} times the distance to the surface or, where smaller, the distance to the 8th nearest "
+        "other training point; its mesh is the surface.",
         "IsolationForest and LOF get contamination = the outlier ratio, kNN-distance (distance to the 8th nearest "
         "other point) flags the same share; Open3D statistical (20 neighbours, std 2) "
         "and radius (2% of the diagonal, 8 points) removal get nothing.",

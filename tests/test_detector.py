@@ -289,7 +289,8 @@ def test_surface_contract_and_coverage(surface_models, shell_scan):
     assert abs((labels == -1).mean() - 0.05) < 0.01  # the distance threshold is the (1 - alpha) quantile
     np.testing.assert_allclose(model.decision_function(shell_scan), model.score_samples(shell_scan) - model.offset_)
     np.testing.assert_allclose(-model.score_samples(shell_scan),
-                               np.minimum(model.surface_distance(shell_scan), model.neighbor_distance(shell_scan)))
+                               np.minimum(model.surface_weight * model.surface_distance(shell_scan),
+                                          model.neighbor_distance(shell_scan)))
     assert model.offset_ == -model.distance_threshold_
     assert (labels[1530:] == -1).mean() > 0.9 and (labels[:1500] == 1).mean() > 0.97
     assert len(model.history_["surface_loss"]) == 3  # one entry per 50 steps
@@ -319,6 +320,20 @@ def test_surface_save_load_round_trip(surface_models, shell_scan, tmp_path):
     assert loaded.distance_threshold_ == model.distance_threshold_ and loaded.radius_ == model.radius_
     np.testing.assert_array_equal(loaded.predict(shell_scan), model.predict(shell_scan))
     np.testing.assert_allclose(loaded.score_samples(shell_scan), model.score_samples(shell_scan))
+
+
+def test_surface_model_saved_without_a_surface_weight_scores_with_one(surface_models, shell_scan, tmp_path):
+    """Files written before `surface_weight` existed keep the score they were thresholded with: weight 1."""
+    _, model = surface_models
+    assert model.surface_weight != 1.0
+    model.save(tmp_path / "surface.pt")
+    state = torch.load(tmp_path / "surface.pt", weights_only=True)
+    del state["params"]["surface_weight"]
+    torch.save(state, tmp_path / "older.pt")
+    loaded = OneFlow.load(tmp_path / "older.pt")
+    assert loaded.surface_weight == 1.0
+    np.testing.assert_allclose(-loaded.score_samples(shell_scan),
+                               np.minimum(model.surface_distance(shell_scan), model.neighbor_distance(shell_scan)))
 
 
 def test_neighbor_distance_against_brute_force(surface_models, shell_scan):
