@@ -33,7 +33,10 @@ _UNREADABLE = (pickle.UnpicklingError, struct.error, RuntimeError, EOFError, OSE
 
 _FORMAT = "pcflow.OneFlow"
 _FORMAT_VERSION = 1
-_CHUNK = 65_536
+_CHUNK = 65_536  # rows per forward pass on an accelerator, and per k-d tree query
+#: rows per forward pass on the CPU: the coupling networks' activations (rows x hidden) then stay in cache, which
+#: scores about 1.5 times as many points per second as 65,536-row passes
+_CPU_CHUNK = 4_096
 _GRADIENT_CHUNK = 8_192  # rows per backward pass of the surface distance: its saved activations bound the memory
 _COVERAGE_GRID = 10_001
 _REFERENCE_POINTS = 20_000
@@ -459,20 +462,25 @@ class OneFlow:
     # ----------------------------------------------------------------------------------------------------------
     # mapping and scoring
 
+    def _rows_per_pass(self) -> int:
+        return _CPU_CHUNK if next(self.flow_.parameters()).device.type == "cpu" else _CHUNK
+
     def _map(self, array: np.ndarray, function) -> np.ndarray:
         param = next(self.flow_.parameters())
         out = np.empty_like(array, dtype=np.float64)
+        rows = self._rows_per_pass()
         with torch.no_grad():
-            for start in range(0, array.shape[0], _CHUNK):
-                chunk = torch.as_tensor(array[start:start + _CHUNK], dtype=param.dtype, device=param.device)
-                out[start:start + _CHUNK] = function(chunk).double().cpu().numpy()
+            for start in range(0, array.shape[0], rows):
+                chunk = torch.as_tensor(array[start:start + rows], dtype=param.dtype, device=param.device)
+                out[start:start + rows] = function(chunk).double().cpu().numpy()
         return out
 
     def _latent_radius_normalized(self, data: torch.Tensor) -> np.ndarray:
         radii = []
+        rows = self._rows_per_pass()
         with torch.no_grad():
-            for start in range(0, data.shape[0], _CHUNK):
-                radii.append(self.flow_(data[start:start + _CHUNK])[0].norm(dim=1).double().cpu().numpy())
+            for start in range(0, data.shape[0], rows):
+                radii.append(self.flow_(data[start:start + rows])[0].norm(dim=1).double().cpu().numpy())
         return np.concatenate(radii)
 
     def _checked(self, X) -> np.ndarray:

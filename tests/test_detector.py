@@ -70,6 +70,18 @@ def test_transform_round_trip_in_input_units(fitted, blobs):
     np.testing.assert_allclose(model.inverse_transform(model.transform(X)), X, atol=1e-4)
 
 
+def test_results_do_not_depend_on_the_rows_per_pass(fitted, blobs, monkeypatch):
+    """Scoring and mapping run in passes of a few thousand rows on the CPU; the split leaves no trace."""
+    import pcflow.detector as detector
+
+    X, _ = blobs
+    model = fitted["general", "volume"]
+    radii, latent = model.latent_radius(X), model.transform(X)
+    monkeypatch.setattr(detector, "_CPU_CHUNK", 7)
+    np.testing.assert_allclose(model.latent_radius(X), radii, rtol=1e-5)
+    np.testing.assert_allclose(model.transform(X), latent, rtol=1e-5, atol=1e-6)
+
+
 def test_normalisation_keeps_results_in_input_units(blobs):
     X, _ = blobs
     base = OneFlow(alpha=0.05, **FAST).fit(X)
