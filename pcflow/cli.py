@@ -115,8 +115,10 @@ def _summary(report: dict, outdir: Path) -> str:
         f"time: {report['timings']['total']:.1f} s; outputs in {outdir}",
     ]
     if report["requested_mode"] == "auto" and report["mode"] == "envelope":
-        lines.append("note: an open scene (the fitted surface spanned empty space), so the envelope was fitted "
-                     "instead; --mode surface keeps the surface")
+        gap = report.get("surface_gap")
+        spanned = "" if gap is None else f": {gap:.0%} of it"
+        lines.append(f"note: an open scene (the fitted surface spanned empty space{spanned}), so the envelope was "
+                     "fitted instead; --mode surface keeps the surface")
     elif report["mode"] == "surface" and mesh["self_intersections"]:
         lines.append("note: the surface mesh intersects itself, as it does when the cloud is an open scene rather "
                      "than an object; --mode envelope gives a closed region without self-intersections")

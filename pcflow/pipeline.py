@@ -127,8 +127,9 @@ def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow
 
     In ``auto`` mode the surface is fitted first and replaced by an envelope fit when more than `OPEN_SCENE_GAP` of
     it spans empty space, checked after `pcflow.detector.SURFACE_CHECK_STEPS` steps of the surface fit and at its
-    end; `fitted_mode` tells which was kept. In a torch.distributed process group of several ranks, every rank draws
-    the same subset and trains data-parallel on its share of it (and every rank measures the same gap).
+    end; `fitted_mode` tells which was kept, and the model's `surface_gap_` the gap measured last (of the surface
+    kept, or of the surface given up). In a torch.distributed process group of several ranks, every rank draws the
+    same subset and trains data-parallel on its share of it (and every rank measures the same gap).
     """
     timer = timer or Timer()
     points = points_3d(cloud)
@@ -144,21 +145,29 @@ def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow
             return model.fit(train)
         try:  # the gap is checked early in the surface fit, and again at its end
             model.fit(train, surface_check=_check_gap)
-            _check_gap(model)
-        except _OpenScene:
-            model = replace(options, mode="envelope").estimator().fit(train)
+            gap = _check_gap(model)
+        except _OpenScene as scene:
+            model, gap = replace(options, mode="envelope").estimator().fit(train), scene.gap
+        model.surface_gap_ = gap
     return model
 
 
 class _OpenScene(Exception):
-    """A surface fit spans empty space (`OPEN_SCENE_GAP`): the cloud is an open scene."""
+    """A surface fit spans empty space (more than `OPEN_SCENE_GAP` of it): the cloud is an open scene."""
+
+    def __init__(self, gap: float):
+        super().__init__(f"surface gap {gap:.3f}")
+        self.gap = gap
 
 
-def _check_gap(model: OneFlow) -> None:
+def _check_gap(model: OneFlow) -> float:
+    """The surface gap of a surface fit; raises `_OpenScene` above `OPEN_SCENE_GAP`."""
     from .mesh import surface_gap
 
-    if surface_gap(model) > OPEN_SCENE_GAP:
-        raise _OpenScene
+    gap = surface_gap(model)
+    if gap > OPEN_SCENE_GAP:
+        raise _OpenScene(gap)
+    return gap
 
 
 def fitted_mode(model: OneFlow) -> str:
@@ -352,6 +361,7 @@ def reconstruct(
         "distance_threshold": getattr(model, "distance_threshold_", None),
         "mode": fitted_mode(model),
         "requested_mode": fit_options.mode,
+        "surface_gap": getattr(model, "surface_gap_", None),
         "flow": model.flow,
         "radius": model.radius_,
         "mesh_radius": boundary.radius,

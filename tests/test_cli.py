@@ -113,6 +113,7 @@ def test_general_flow_reports_monte_carlo_error(cloud_file, tmp_path):
     assert main(["reconstruct", str(cloud_file), "-o", str(out), "--flow", "general", *FAST]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["mode"] == "surface" and report["distance_threshold"] > 0  # the default mode
+    assert 0 <= report["surface_gap"] <= OPEN_SCENE_GAP  # the gap auto mode measured on the surface it kept
     assert abs(report["n_outliers"] / report["n_points"] - 0.05) < 0.01
     assert report["volume_stderr"] > 0
     assert abs(report["mesh_volume"] - report["volume"]) < 0.05 * report["volume"] + 4 * report["volume_stderr"]
@@ -324,6 +325,8 @@ def test_summary_suggests_the_envelope_when_the_surface_mesh_intersects_itself()
     assert "open scene" not in _summary(report, Path("out"))
     report["requested_mode"] = "auto"  # auto mode fell back to the envelope
     assert "open scene" in _summary(report, Path("out")) and "--mode surface" in _summary(report, Path("out"))
+    report["surface_gap"] = 0.553
+    assert "spanned empty space: 55% of it" in _summary(report, Path("out"))
 
 
 def test_auto_mode_fits_the_envelope_for_an_open_scene(table_and_wall, tmp_path, capsys):
@@ -332,8 +335,9 @@ def test_auto_mode_fits_the_envelope_for_an_open_scene(table_and_wall, tmp_path,
     assert main(["reconstruct", str(path), "-o", str(tmp_path / "auto"), *settings]) == 0
     report = json.loads((tmp_path / "auto" / "report.json").read_text())
     assert report["requested_mode"] == "auto" and report["mode"] == "envelope"
+    assert report["surface_gap"] > OPEN_SCENE_GAP  # of the surface given up
     assert OneFlow.load(tmp_path / "auto" / "model.pt").objective == "volume"
-    assert "open scene" in capsys.readouterr().out
+    assert f"spanned empty space: {report['surface_gap']:.0%} of it" in capsys.readouterr().out
     assert report["mesh"]["watertight"] and report["mesh"]["self_intersections"] == 0
     assert main(["denoise", str(path), "-o", str(tmp_path / "clean.ply"), *settings[:-1]]) == 0
     assert "(envelope mode)" in capsys.readouterr().out
