@@ -507,13 +507,14 @@ class OneFlow:
                 out.append(((radius - self.radius_).abs() / slope).detach().double().cpu().numpy())
         return np.concatenate(out) if out else np.empty(0)
 
-    def _neighbor_distance_centered(self, centered: np.ndarray) -> np.ndarray:
-        """Distance from each row (input units, minus center_) to its n_neighbors-th nearest other reference point."""
+    def _neighbor_distance_centered(self, centered: np.ndarray, k: int | None = None) -> np.ndarray:
+        """Distance from each row (input units, minus center_) to its k-th (default n_neighbors-th) nearest other
+        reference point."""
         from scipy.spatial import cKDTree
 
         if getattr(self, "_tree", None) is None:
             self._tree = cKDTree(self.reference_points_)
-        k = min(self.n_neighbors, len(self.reference_points_) - 1)
+        k = min(self.n_neighbors if k is None else k, len(self.reference_points_) - 1)
         out = np.empty(len(centered))
         for start in range(0, len(centered), _CHUNK):  # chunks bound the (chunk, k + 1) answers
             distances, _ = self._tree.query(centered[start:start + _CHUNK], k + 1)
@@ -529,16 +530,16 @@ class OneFlow:
             distance = np.minimum(distance, self._neighbor_distance_centered(centered))
         return distance
 
-    def neighbor_distance(self, X) -> np.ndarray:
-        """Distance of each row of X to its `n_neighbors`-th nearest other training point (of a seeded subset of at
-        most 20,000 kept by a surface fit), in input units: (N,) array."""
+    def neighbor_distance(self, X, k: int | None = None) -> np.ndarray:
+        """Distance of each row of X to its k-th (default `n_neighbors`-th) nearest other training point (of a seeded
+        subset of at most 20,000 kept by a surface fit), in input units: (N,) array."""
         self._check_fitted()
         if not hasattr(self, "reference_points_"):
             raise PcflowError("neighbor_distance needs a model fitted with objective='surface'")
-        if self.n_neighbors < 1:
-            raise PcflowError("neighbor_distance needs n_neighbors >= 1")
+        if (self.n_neighbors if k is None else k) < 1:
+            raise PcflowError("neighbor_distance needs n_neighbors >= 1" if k is None else f"k must be >= 1, got {k}")
         X = self._check_X(X, fitting=False)
-        return self._neighbor_distance_centered(X - self.center_)
+        return self._neighbor_distance_centered(X - self.center_, k)
 
     def surface_distance(self, X) -> np.ndarray:
         """Distance of each row of X to the surface f^-1(S(0, radius_)), to first order, in input units: (N,) array.

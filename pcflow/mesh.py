@@ -195,20 +195,17 @@ def unsupported_share(mesh: trimesh.Trimesh, points: np.ndarray, distance: float
 def surface_gap(model, *, spacings: float = GAP_SPACINGS, subdivisions: int = 5) -> float:
     """Share of a 3-D surface model's surface that spans empty space: `unsupported_share` of its unrefined sphere
     mesh (`subdivisions`) against its reference points, at `spacings` times their typical spacing (the median
-    distance from a reference point to its 8th nearest other).
+    distance from a reference point to its 8th nearest other, `OneFlow.neighbor_distance`).
 
     A scan of a closed object leaves almost none of the surface unsupported; an open scene (a table top and a
     wall, say) leaves most of it, because a closed surface must bridge the open side.
     """
-    from scipy.spatial import cKDTree
-
     _check_three_features(model)
     reference = getattr(model, "reference_points_", None)
     if reference is None:
         raise PcflowError("surface_gap needs a model fitted with objective='surface'")
     points = reference + model.center_
-    k = min(8, len(points) - 1)
-    spacing = float(np.median(cKDTree(points).query(points, k + 1)[0][:, k]))
+    spacing = float(np.median(model.neighbor_distance(points, k=8)))
     coarse = sphere_mesh(model.inverse_transform, model.radius_, subdivisions=subdivisions, tolerance=np.inf,
                          check_intersections=False)
     return unsupported_share(coarse.mesh, points, spacings * spacing, seed=int(model.seed_))

@@ -355,6 +355,10 @@ def test_neighbor_distance_against_brute_force(surface_models, shell_scan):
     pairwise = np.linalg.norm(queries[:, None, :] - shell_scan[None, :, :], axis=2)
     expected = [np.sort(row[row > 0])[model.n_neighbors - 1] for row in pairwise]  # k-th nearest *other* point
     np.testing.assert_allclose(model.neighbor_distance(queries), expected, rtol=1e-9)
+    third = [np.sort(row[row > 0])[2] for row in pairwise]
+    np.testing.assert_allclose(model.neighbor_distance(queries, k=3), third, rtol=1e-9)
+    with pytest.raises(PcflowError, match="k must be >= 1"):
+        model.neighbor_distance(queries, k=0)
 
 
 def test_surface_gap_tells_an_object_from_an_open_scene(surface_models, table_and_wall):
