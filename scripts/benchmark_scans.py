@@ -265,7 +265,7 @@ def real_scans(data: Path, args, out: Path) -> list[dict]:
         sor_keep = keep_from_index(len(points), index)
         rows.append({
             "scan": path.name, "n_points": len(points), "n_train": model.n_samples_fit_, "mode": fitted_mode(model),
-            "surface_gap": surface_gap(model) if model.objective == "surface" else None,
+            "surface_gap": model.surface_gap_ if model.objective == "surface" else None,  # as fit_cloud measured it
             "oneflow_removed": int((~inside).sum()), "o3d_statistical_removed": int((~sor_keep).sum()),
             "both_removed": int((~inside & ~sor_keep).sum()),
             "fit_s": t_fit, "score_s": t_score, "mesh_s": t_mesh, "o3d_statistical_s": t_sor,
