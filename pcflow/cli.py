@@ -224,15 +224,18 @@ def cmd_denoise(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    from .distributed import init_from_env
+    from .distributed import init_from_env, shutdown
     from .io import read_cloud
     from .pipeline import fit_cloud, fitted_mode, prepare_outdir
 
     output = Path(args.output)
     parallel = init_from_env(args.device)  # several ranks under torchrun, one otherwise
-    prepare_outdir(output.parent, [output.name], overwrite=args.overwrite, inputs=(args.input,))
-    cloud = read_cloud(args.input)
-    model = fit_cloud(cloud, _fit_options(args, args.quiet or parallel.rank > 0))
+    try:
+        prepare_outdir(output.parent, [output.name], overwrite=args.overwrite, inputs=(args.input,))
+        cloud = read_cloud(args.input)
+        model = fit_cloud(cloud, _fit_options(args, args.quiet or parallel.rank > 0))
+    finally:
+        shutdown()
     if parallel.rank == 0:
         model.save(output)
         ranks = f" on {parallel.world_size} ranks" if parallel.world_size > 1 else ""

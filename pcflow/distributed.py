@@ -11,6 +11,7 @@ Example (two processes on one machine, one shard each):
 
 from __future__ import annotations
 
+import gc
 import os
 
 import numpy as np
@@ -101,6 +102,17 @@ def init_from_env(device: str = "cpu") -> SingleProcess:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     return group()
+
+
+def shutdown() -> None:
+    """Leaves the process group, if one is initialised: call it once per process when training is done.
+
+    DistributedDataParallel wrappers that only reference cycles still hold (a fit cut short by an exception leaves
+    some) are collected first, while the group they use is alive, rather than at interpreter exit, after it.
+    """
+    if dist.is_available() and dist.is_initialized():
+        gc.collect()
+        dist.destroy_process_group()
 
 
 def shard(array: np.ndarray, parallel: SingleProcess) -> np.ndarray:

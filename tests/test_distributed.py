@@ -6,7 +6,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from pcflow import OneFlow
-from pcflow.distributed import SingleProcess, group, shard
+from pcflow.distributed import SingleProcess, group, shard, shutdown
 
 from test_detector import FAST, two_blobs
 
@@ -21,7 +21,7 @@ def _train_rank(rank, world_size, init_file, model_path, params):
         if rank == 0:
             model.save(model_path)
     finally:
-        dist.destroy_process_group()
+        shutdown()
 
 
 @pytest.mark.parametrize("flow", ["nice", "general"])
@@ -65,7 +65,7 @@ def _fit_cloud_rank(rank, world_size, init_file, model_path, points, options):
         if rank == 0:
             model.save(model_path)
     finally:
-        dist.destroy_process_group()
+        shutdown()
 
 
 def test_two_gloo_processes_agree_on_auto_modes_fallback(tmp_path, table_and_wall):
@@ -85,3 +85,34 @@ def test_single_process_group_is_trivial():
     array = np.arange(10.0)
     np.testing.assert_array_equal(shard(array, parallel), array)
     assert parallel.min(3) == 3
+
+
+def test_shutdown_frees_the_parallel_wrappers_before_leaving_the_group(tmp_path, monkeypatch):
+    import gc
+    import weakref
+
+    import torch
+    from torch import nn
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)
+    destroy, seen = dist.destroy_process_group, []
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: (seen.append(alive()), destroy()))
+    enabled = gc.isenabled()
+    gc.disable()  # only shutdown's own collection may free the wrapper
+    try:
+        wrapper = nn.parallel.DistributedDataParallel(nn.Linear(3, 2))
+        wrapper(torch.ones(4, 3)).sum().backward()
+        alive = weakref.ref(wrapper)
+        cycle = [wrapper]
+        cycle.append(cycle)
+        del wrapper, cycle
+        assert alive() is not None  # only a reference cycle holds it
+        shutdown()
+        assert seen == [None] and not dist.is_initialized()  # freed while the group was still alive
+    finally:
+        if enabled:
+            gc.enable()
+        if dist.is_initialized():
+            destroy()
+    shutdown()  # without a group it does nothing
+    assert seen == [None]
