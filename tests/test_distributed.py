@@ -1,5 +1,7 @@
 """Data-parallel training: two CPU processes with the gloo backend against a single process."""
 
+import faulthandler
+
 import numpy as np
 import pytest
 import torch.distributed as dist
@@ -12,6 +14,7 @@ from test_detector import FAST, two_blobs
 
 
 def _train_rank(rank, world_size, init_file, model_path, params):
+    faulthandler.enable()  # a rank that crashes prints where
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     try:
         X, _ = two_blobs()
@@ -59,6 +62,7 @@ def _fit_cloud_rank(rank, world_size, init_file, model_path, points, options):
     from pcflow.io import PointCloud
     from pcflow.pipeline import fit_cloud
 
+    faulthandler.enable()
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     try:
         model = fit_cloud(PointCloud(points=points, source="scene"), options)
