@@ -261,7 +261,7 @@ def cmd_mesh(args) -> int:
         uv, checks = None, validity(mesh)
     else:
         boundary, checks = extract_mesh(model, _mesh_options(args))
-        mesh, uv = boundary.mesh, boundary.uv
+        mesh, uv = boundary.mesh, boundary.face_uv
     write_mesh(output, mesh, uv=uv if output.suffix.lower() == ".obj" else None)
     _say(args, f"wrote {output}: {checks['n_vertices']} vertices, {checks['n_faces']} faces, "
                f"watertight {checks['watertight']}, volume {checks['volume']:.6g}")

@@ -209,16 +209,22 @@ def write_mesh(path, mesh: trimesh.Trimesh, *, uv: np.ndarray | None = None, inp
     Args:
         path: a file with a suffix from `MESH_SUFFIXES`.
         mesh: the mesh.
-        uv: optional (V, 2) float array of per-vertex texture coordinates, written by OBJ (`vt`, one per vertex,
-            faces `f a/a b/b c/c`), PLY (`s`, `t`) and GLB; STL and OFF cannot hold them and leave them out.
+        uv: optional texture coordinates: a (V, 2) float array, one per vertex, written by OBJ (`vt`, one per
+            vertex, faces `f a/a b/b c/c`), PLY (`s`, `t`) and GLB, left out by STL and OFF, which cannot hold
+            them; or a (F, 3, 2) array, one per face corner (as `BoundaryMesh.face_uv`), which only OBJ takes (`vt`
+            rows shared by equal corners, faces `f a/i b/j c/k`) and the other formats refuse.
             OBJ, OFF and PLY keep float64 coordinates; STL and GLB store float32 by their specifications.
         inputs: paths that must not be overwritten.
     """
     fmt = _format_for(path, "write_mesh", "write meshes to")
     if uv is not None:
         uv = np.asarray(uv, dtype=np.float64)
-        if uv.shape != (len(mesh.vertices), 2):
-            raise PcflowError(f"uv has shape {uv.shape}; expected ({len(mesh.vertices)}, 2), one row per vertex")
+        per_corner = (len(mesh.faces), 3, 2)
+        if uv.shape not in ((len(mesh.vertices), 2), per_corner):
+            raise PcflowError(f"uv has shape {uv.shape}; expected ({len(mesh.vertices)}, 2), one row per vertex, or "
+                              f"{per_corner}, one per face corner")
+        if uv.shape == per_corner and Path(path).suffix.lower() != ".obj":
+            raise PcflowError(f"{path}: texture coordinates per face corner can only be written to OBJ")
     with atomic_output(path, inputs=inputs) as tmp:
         fmt.write_mesh(tmp, mesh, uv)
 
@@ -562,8 +568,14 @@ def _write_obj(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> None
         if uv is None:
             f.write("".join("f %d %d %d\n" % tuple(face) for face in faces.tolist()))
             return
+        if uv.ndim == 3:  # one per face corner: equal corners share a vt row
+            uv, corners = np.unique(uv.reshape(-1, 2), axis=0, return_inverse=True)
+            texture = corners.reshape(-1, 3) + 1
+        else:
+            texture = faces
         f.write("".join("vt %.17g %.17g\n" % tuple(t) for t in uv.tolist()))
-        f.write("".join("f %d/%d %d/%d %d/%d\n" % (a, a, b, b, c, c) for a, b, c in faces.tolist()))
+        f.write("".join("f %d/%d %d/%d %d/%d\n" % (a, i, b, j, c, k)
+                        for (a, b, c), (i, j, k) in zip(faces.tolist(), texture.tolist())))
 
 
 def _write_ply_mesh(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> None:

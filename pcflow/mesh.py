@@ -31,7 +31,8 @@ class BoundaryMesh:
         latent: (V, 3) float array, latent vertex positions on the sphere of `radius`; row i maps to
             `mesh.vertices[i]`.
         uv: (V, 2) float array in [0, 1], sphere-chart coordinates of each vertex:
-            u = azimuth / (2 pi), v = polar angle / pi of the latent direction.
+            u = azimuth / (2 pi), v = polar angle / pi of the latent direction (`face_uv` has them per face
+            corner, unbroken across the chart's seam, as mesh.obj is written).
         radius: latent radius of the sphere.
         info: refinement statistics (`n_refinement_passes`, `max_edge`, `tolerance`, `hit_face_budget`,
             `n_intersection_rounds`, `self_intersections`, `n_inverse_calls`, `flipped`).
@@ -42,6 +43,24 @@ class BoundaryMesh:
     uv: np.ndarray
     radius: float
     info: dict = field(default_factory=dict)
+
+    @property
+    def face_uv(self) -> np.ndarray:
+        """(F, 3, 2) sphere-chart coordinates of each face corner, continuous across the chart's seam.
+
+        A face that crosses azimuth 0 has its corners on the low side moved up by 1 (u up to 1.5, for a texture
+        that repeats), so that no face stretches back across the whole chart; a corner at a pole, where the azimuth
+        is undefined, takes the mean u of its face's other corners. v is `uv`'s.
+        """
+        faces = np.asarray(self.mesh.faces)
+        corners = self.uv[faces].copy()
+        u = corners[..., 0]
+        pole = (np.hypot(self.latent[:, 0], self.latent[:, 1]) <= 1e-12 * np.linalg.norm(self.latent, axis=1))[faces]
+        span = np.where(pole, -np.inf, u).max(axis=1) - np.where(pole, np.inf, u).min(axis=1)
+        u[(span > 0.5)[:, None] & (u < 0.5) & ~pole] += 1.0
+        mean_other = np.where(pole, 0.0, u).sum(axis=1) / np.maximum((~pole).sum(axis=1), 1)
+        u[pole] = np.broadcast_to(mean_other[:, None], u.shape)[pole]
+        return corners
 
 
 def sphere_mesh(

@@ -204,7 +204,7 @@ def write_meshes(boundary, outdir: Path, stem: str, formats) -> list[str]:
     names = []
     for suffix in dict.fromkeys(("ply", "obj", *formats)):
         path = outdir / f"{stem}.{suffix}"
-        write_mesh(path, boundary.mesh, uv=boundary.uv if suffix == "obj" else None)
+        write_mesh(path, boundary.mesh, uv=boundary.face_uv if suffix == "obj" else None)
         names.append(path.name)
     return names
 

@@ -80,11 +80,14 @@ def test_reconstruct_writes_every_output(reconstructed, cloud_file):
     assert math.isclose(report["radius"], model.radius_)
 
 
-def test_obj_has_one_uv_per_vertex(reconstructed):
+def test_obj_uvs_do_not_stretch_across_the_chart_seam(reconstructed):
     lines = (reconstructed / "mesh.obj").read_text().splitlines()
     n_v = sum(line.startswith("v ") for line in lines)
-    n_vt = sum(line.startswith("vt ") for line in lines)
-    assert n_v == n_vt > 0
+    vt = np.array([line.split()[1:] for line in lines if line.startswith("vt ")], dtype=float)
+    corners = np.array([[c.split("/")[1] for c in line.split()[1:]] for line in lines if line.startswith("f ")],
+                       dtype=int) - 1
+    assert len(vt) >= n_v > 0 and corners.min() >= 0 and corners.max() == len(vt) - 1
+    assert np.ptp(vt[corners][..., 0], axis=1).max() < 0.5
 
 
 def test_mesh_volume_matches_closed_form(reconstructed):

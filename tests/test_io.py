@@ -352,6 +352,22 @@ def test_mesh_writers_round_trip(tmp_path, suffix, with_uv):
         np.testing.assert_allclose(trimesh.load(path, force="mesh", process=False).visual.uv, uv)
 
 
+def test_obj_uv_per_face_corner(tmp_path):
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    corners = np.random.default_rng(6).random((len(mesh.faces), 3, 2))
+    corners[len(corners) // 2:] = corners[0]  # equal corners share a vt row
+    write_mesh(tmp_path / "m.obj", mesh, uv=corners)
+    lines = (tmp_path / "m.obj").read_text().splitlines()
+    assert sum(line.startswith("vt ") for line in lines) == 3 * (len(mesh.faces) // 2)
+    back = trimesh.load(tmp_path / "m.obj", force="mesh", process=False)  # splits vertices by texture corner
+    np.testing.assert_allclose(back.visual.uv[back.faces], corners)
+    np.testing.assert_allclose(back.vertices[back.faces], mesh.vertices[mesh.faces])
+    assert read_mesh(tmp_path / "m.obj").is_watertight  # welded again on reading
+    with pytest.raises(PcflowError, match="per face corner can only be written to OBJ"):
+        write_mesh(tmp_path / "m.ply", mesh, uv=corners)
+    assert not (tmp_path / "m.ply").exists()
+
+
 def test_obj_uv_one_vt_per_vertex_and_float64(tmp_path):
     mesh = trimesh.creation.icosphere(subdivisions=1)
     mesh.vertices += [6.5e5, 8.5e5, 400.0]

@@ -17,6 +17,7 @@ from pcflow.mesh import (
     unsupported_share,
     validity,
 )
+from pcflow.mesh import _sphere_uv
 
 BALL = 4.0 / 3.0 * np.pi
 
@@ -128,6 +129,33 @@ def test_uv_chart_matches_latent_direction():
         [np.sin(polar) * np.cos(azimuth), np.sin(polar) * np.sin(azimuth), np.cos(polar)]
     )
     np.testing.assert_allclose(rebuilt, bm.latent, atol=1e-12)
+
+
+def test_face_uv_is_continuous_across_the_seam():
+    bm = sphere_mesh(lambda z: z.copy(), 1.5, subdivisions=3, check_intersections=False)
+    faces = bm.mesh.faces
+    assert np.ptp(bm.uv[faces][..., 0], axis=1).max() > 0.9  # per vertex, faces on the seam span the chart
+    corners = bm.face_uv
+    assert corners.shape == (len(faces), 3, 2)
+    assert np.ptp(corners[..., 0], axis=1).max() < 0.25  # no face stretches across it per corner
+    np.testing.assert_array_equal(corners[..., 1], bm.uv[faces][..., 1])
+    off_pole = ~np.isclose(np.abs(bm.latent[:, 2]), 1.5, rtol=0, atol=1e-12)[faces]  # a pole's azimuth is free
+    assert (~off_pole).any()
+    np.testing.assert_allclose(np.mod(corners[..., 0], 1.0)[off_pole], bm.uv[faces][..., 0][off_pole], atol=1e-12)
+    assert corners[..., 0].min() >= 0 and corners[..., 0].max() < 1.5
+
+
+def test_face_uv_pole_corner_takes_its_faces_azimuth():
+    sphere = trimesh.creation.uv_sphere(radius=1.0, count=[8, 12])
+    latent = np.asarray(sphere.vertices)
+    bm = BoundaryMesh(mesh=sphere, latent=latent, uv=_sphere_uv(latent), radius=1.0)
+    corners = bm.face_uv
+    pole = np.isclose(np.abs(latent[:, 2]), 1.0)[sphere.faces]
+    assert pole.any(axis=1).sum() >= 2 * 12  # the fans around both poles
+    fan = pole.any(axis=1)
+    others = np.where(pole, np.nan, corners[..., 0])
+    np.testing.assert_allclose(corners[..., 0][pole], np.nanmean(others, axis=1)[fan])
+    assert np.ptp(corners[..., 0], axis=1).max() < 0.25
 
 
 @pytest.mark.parametrize("det_sign", [1.0, -1.0])
