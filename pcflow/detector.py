@@ -44,6 +44,10 @@ _REFERENCE_POINTS = 20_000
 #: `OneFlow`'s default `surface_weight`; models saved without one (older files) score with 1.
 SURFACE_WEIGHT = 2.0
 
+#: How the surface objective's outlyingness measures the distance to the data: ``'mean'`` of the distances to the
+#: `n_neighbors` nearest other training points (`OneFlow`'s default), or the ``'kth'`` (models saved without one).
+NEIGHBOR_STATISTICS = ("mean", "kth")
+
 #: `OneFlow.fit` calls its `surface_check` after this many steps of the surface fit.
 SURFACE_CHECK_STEPS = 100
 
@@ -62,8 +66,8 @@ class OneFlow:
     median latent radius of those points) passes through them (`pcflow.objectives.surface_loss`). That sphere's
     preimage is then a surface hugging a scanned object rather than a solid region around it. A point's outlyingness is
     its distance to that surface, to first order ``| ||f(x)|| - R | / ||grad_x ||f(x)|| ||`` in input units, times
-    `surface_weight`, or its distance to the `n_neighbors`-th nearest other training point where that is smaller; the
-    points beyond the (1 - alpha) quantile of the training points' outlyingness are outliers, inside the object as
+    `surface_weight`, or its mean distance to the `n_neighbors` nearest other training points where that is smaller;
+    the points beyond the (1 - alpha) quantile of the training points' outlyingness are outliers, inside the object as
     well as outside.
 
     Args:
@@ -84,8 +88,10 @@ class OneFlow:
         surface_lr: Adam learning rate of the surface fit (cosine-annealed to a twentieth).
         surface_batch_size: points per step of the surface fit.
         n_surface_samples: sphere samples mapped back per step of the surface fit.
-        n_neighbors: surface objective: a point also counts as near the data when its `n_neighbors`-th nearest
-            other training point is closer than the threshold (0: the distance to the surface alone decides).
+        n_neighbors: surface objective: a point also counts as near the data when its `n_neighbors` nearest other
+            training points are closer than the threshold (0: the distance to the surface alone decides).
+        neighbor_statistic: surface objective: that distance is the ``'mean'`` of the distances to those
+            neighbours (steadier in a thin or one-sided scan), or the distance to the ``'kth'``.
         surface_weight: surface objective: the factor on the distance to the surface in the outlyingness. Above 1 a
             stray point close to the surface but away from the data counts as farther out, while points in a dense
             part the surface misses (a thin part, a handle) are still inliers by their neighbour distance.
@@ -141,6 +147,7 @@ class OneFlow:
         n_surface_samples: int = 2048,
         n_neighbors: int = 8,
         surface_weight: float = SURFACE_WEIGHT,
+        neighbor_statistic: str = "mean",
         normalize: str = "standard",
         dtype: str = "float32",
         device: str = "cpu",
@@ -165,6 +172,7 @@ class OneFlow:
         self.n_surface_samples = n_surface_samples
         self.n_neighbors = n_neighbors
         self.surface_weight = surface_weight
+        self.neighbor_statistic = neighbor_statistic
         self.normalize = normalize
         self.dtype = dtype
         self.device = device
@@ -202,7 +210,8 @@ class OneFlow:
 
     def _check_params(self) -> None:
         check_alpha(self.alpha)
-        choices = {"flow": tuple(FLOWS), "objective": OBJECTIVES, "normalize": NORMALIZATIONS, "dtype": tuple(DTYPES)}
+        choices = {"flow": tuple(FLOWS), "objective": OBJECTIVES, "normalize": NORMALIZATIONS, "dtype": tuple(DTYPES),
+                   "neighbor_statistic": NEIGHBOR_STATISTICS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise PcflowError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {getattr(self, name)!r}")
@@ -507,9 +516,10 @@ class OneFlow:
                 out.append(((radius - self.radius_).abs() / slope).detach().double().cpu().numpy())
         return np.concatenate(out) if out else np.empty(0)
 
-    def _neighbor_distance_centered(self, centered: np.ndarray, k: int | None = None) -> np.ndarray:
-        """Distance from each row (input units, minus center_) to its k-th (default n_neighbors-th) nearest other
-        reference point."""
+    def _neighbor_distance_centered(self, centered: np.ndarray, k: int | None = None,
+                                    statistic: str = "kth") -> np.ndarray:
+        """Distance from each row (input units, minus center_) to its k (default n_neighbors) nearest other reference
+        points: the k-th's (``'kth'``) or their mean (``'mean'``)."""
         from scipy.spatial import cKDTree
 
         if getattr(self, "_tree", None) is None:
@@ -519,7 +529,11 @@ class OneFlow:
         for start in range(0, len(centered), _CHUNK):  # chunks bound the (chunk, k + 1) answers
             distances, _ = self._tree.query(centered[start:start + _CHUNK], k + 1)
             own = distances[:, 0] == 0  # the point is a reference point itself: skip it
-            out[start:start + _CHUNK] = np.where(own, distances[:, k], distances[:, k - 1])
+            if statistic == "mean":
+                total = distances[:, :k + 1].sum(axis=1)
+                out[start:start + _CHUNK] = np.where(own, total, total - distances[:, k]) / k
+            else:
+                out[start:start + _CHUNK] = np.where(own, distances[:, k], distances[:, k - 1])
         return out
 
     def _outlying(self, data: torch.Tensor, centered: np.ndarray) -> np.ndarray:
@@ -527,19 +541,24 @@ class OneFlow:
         the data if that is smaller."""
         distance = self.surface_weight * self._distance_normalized(data)
         if self.n_neighbors > 0:
-            distance = np.minimum(distance, self._neighbor_distance_centered(centered))
+            distance = np.minimum(distance, self._neighbor_distance_centered(centered, None, self.neighbor_statistic))
         return distance
 
-    def neighbor_distance(self, X, k: int | None = None) -> np.ndarray:
-        """Distance of each row of X to its k-th (default `n_neighbors`-th) nearest other training point (of a seeded
-        subset of at most 20,000 kept by a surface fit), in input units: (N,) array."""
+    def neighbor_distance(self, X, k: int | None = None, statistic: str | None = None) -> np.ndarray:
+        """Distance of each row of X to its k (default `n_neighbors`) nearest other training points (of a seeded
+        subset of at most 20,000 kept by a surface fit), in input units: (N,) array. `statistic`: ``'mean'`` of their
+        distances or the ``'kth'``'s; default the model's `neighbor_statistic`, as its score uses."""
         self._check_fitted()
         if not hasattr(self, "reference_points_"):
             raise PcflowError("neighbor_distance needs a model fitted with objective='surface'")
         if (self.n_neighbors if k is None else k) < 1:
             raise PcflowError("neighbor_distance needs n_neighbors >= 1" if k is None else f"k must be >= 1, got {k}")
+        statistic = self.neighbor_statistic if statistic is None else statistic
+        if statistic not in NEIGHBOR_STATISTICS:
+            allowed = ", ".join(map(repr, NEIGHBOR_STATISTICS))
+            raise PcflowError(f"statistic must be one of {allowed}, got {statistic!r}")
         X = self._check_X(X, fitting=False)
-        return self._neighbor_distance_centered(X - self.center_, k)
+        return self._neighbor_distance_centered(X - self.center_, k, statistic)
 
     def surface_distance(self, X) -> np.ndarray:
         """Distance of each row of X to the surface f^-1(S(0, radius_)), to first order, in input units: (N,) array.
@@ -690,7 +709,7 @@ class OneFlow:
             raise PcflowError(f"{path} is not a pcflow model file")
         if state["format_version"] > _FORMAT_VERSION:
             raise PcflowError(f"{path} was written by a newer pcflow (format {state['format_version']})")
-        model = cls(**{"surface_weight": 1.0, **state["params"], "device": device})
+        model = cls(**{"surface_weight": 1.0, "neighbor_statistic": "kth", **state["params"], "device": device})
         dim = int(state["n_features_in"])
         flow = model._build_flow(dim)
         flow.load_state_dict(state["flow_state"])

@@ -224,7 +224,7 @@ def surface_gap(model, *, spacings: float = GAP_SPACINGS, subdivisions: int = 5)
     if reference is None:
         raise PcflowError("surface_gap needs a model fitted with objective='surface'")
     points = reference + model.center_
-    spacing = float(np.median(model.neighbor_distance(points, k=8)))
+    spacing = float(np.median(model.neighbor_distance(points, k=8, statistic="kth")))
     coarse = sphere_mesh(model.inverse_transform, model.radius_, subdivisions=subdivisions, tolerance=np.inf,
                          check_intersections=False)
     return unsupported_share(coarse.mesh, points, spacings * spacing, seed=int(model.seed_))

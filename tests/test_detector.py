@@ -217,6 +217,7 @@ def test_bad_training_input(X, match):
         ({"surface_steps": 0}, "surface_steps must be a positive integer"),
         ({"surface_lr": 0}, "surface_lr must be a positive number"),
         ({"n_neighbors": -1}, "n_neighbors must be a non-negative integer"),
+        ({"neighbor_statistic": "median"}, "neighbor_statistic must be one of"),
         ({"dtype": "float16"}, "dtype"),
         ({"device": "quantum"}, "device"),
     ],
@@ -335,17 +336,19 @@ def test_surface_save_load_round_trip(surface_models, shell_scan, tmp_path):
 
 
 def test_surface_model_saved_without_a_surface_weight_scores_with_one(surface_models, shell_scan, tmp_path):
-    """Files written before `surface_weight` existed keep the score they were thresholded with: weight 1."""
+    """Files written before `surface_weight` and `neighbor_statistic` existed keep the score they were thresholded
+    with: weight 1 and the k-th neighbour's distance."""
     _, model = surface_models
-    assert model.surface_weight != 1.0
+    assert model.surface_weight != 1.0 and model.neighbor_statistic != "kth"
     model.save(tmp_path / "surface.pt")
     state = torch.load(tmp_path / "surface.pt", weights_only=True)
-    del state["params"]["surface_weight"]
+    del state["params"]["surface_weight"], state["params"]["neighbor_statistic"]
     torch.save(state, tmp_path / "older.pt")
     loaded = OneFlow.load(tmp_path / "older.pt")
-    assert loaded.surface_weight == 1.0
+    assert loaded.surface_weight == 1.0 and loaded.neighbor_statistic == "kth"
     np.testing.assert_allclose(-loaded.score_samples(shell_scan),
-                               np.minimum(model.surface_distance(shell_scan), model.neighbor_distance(shell_scan)))
+                               np.minimum(model.surface_distance(shell_scan),
+                                          model.neighbor_distance(shell_scan, statistic="kth")))
 
 
 def test_neighbor_distance_against_brute_force(surface_models, shell_scan):
@@ -353,12 +356,16 @@ def test_neighbor_distance_against_brute_force(surface_models, shell_scan):
     assert len(model.reference_points_) == len(shell_scan)  # fewer than 20,000: every training point is kept
     queries = np.vstack([shell_scan[::97], [[0.3, 0.2, 0.1], [2.0, 2.0, 2.0]]])  # training points and new points
     pairwise = np.linalg.norm(queries[:, None, :] - shell_scan[None, :, :], axis=2)
-    expected = [np.sort(row[row > 0])[model.n_neighbors - 1] for row in pairwise]  # k-th nearest *other* point
-    np.testing.assert_allclose(model.neighbor_distance(queries), expected, rtol=1e-9)
-    third = [np.sort(row[row > 0])[2] for row in pairwise]
-    np.testing.assert_allclose(model.neighbor_distance(queries, k=3), third, rtol=1e-9)
+    nearest = np.array([np.sort(row[row > 0])[:model.n_neighbors] for row in pairwise])  # nearest *other* points
+    assert model.neighbor_statistic == "mean"
+    np.testing.assert_allclose(model.neighbor_distance(queries), nearest.mean(axis=1), rtol=1e-9)
+    np.testing.assert_allclose(model.neighbor_distance(queries, statistic="kth"), nearest[:, -1], rtol=1e-9)
+    np.testing.assert_allclose(model.neighbor_distance(queries, k=3), nearest[:, :3].mean(axis=1), rtol=1e-9)
+    np.testing.assert_allclose(model.neighbor_distance(queries, k=3, statistic="kth"), nearest[:, 2], rtol=1e-9)
     with pytest.raises(PcflowError, match="k must be >= 1"):
         model.neighbor_distance(queries, k=0)
+    with pytest.raises(PcflowError, match="statistic must be one of"):
+        model.neighbor_distance(queries, statistic="median")
 
 
 def test_surface_gap_tells_an_object_from_an_open_scene(surface_models, table_and_wall):
