@@ -517,14 +517,15 @@ class OneFlow:
         return np.concatenate(out) if out else np.empty(0)
 
     def _neighbor_distance_centered(self, centered: np.ndarray, k: int | None = None,
-                                    statistic: str = "kth") -> np.ndarray:
+                                    statistic: str | None = None) -> np.ndarray:
         """Distance from each row (input units, minus center_) to its k (default n_neighbors) nearest other reference
-        points: the k-th's (``'kth'``) or their mean (``'mean'``)."""
+        points: the k-th's (``'kth'``) or their mean (``'mean'``; default the model's `neighbor_statistic`)."""
         from scipy.spatial import cKDTree
 
         if getattr(self, "_tree", None) is None:
             self._tree = cKDTree(self.reference_points_)
         k = min(self.n_neighbors if k is None else k, len(self.reference_points_) - 1)
+        statistic = self.neighbor_statistic if statistic is None else statistic
         out = np.empty(len(centered))
         for start in range(0, len(centered), _CHUNK):  # chunks bound the (chunk, k + 1) answers
             distances, _ = self._tree.query(centered[start:start + _CHUNK], k + 1)
@@ -541,7 +542,7 @@ class OneFlow:
         the data if that is smaller."""
         distance = self.surface_weight * self._distance_normalized(data)
         if self.n_neighbors > 0:
-            distance = np.minimum(distance, self._neighbor_distance_centered(centered, None, self.neighbor_statistic))
+            distance = np.minimum(distance, self._neighbor_distance_centered(centered))
         return distance
 
     def neighbor_distance(self, X, k: int | None = None, statistic: str | None = None) -> np.ndarray:
@@ -553,8 +554,7 @@ class OneFlow:
             raise PcflowError("neighbor_distance needs a model fitted with objective='surface'")
         if (self.n_neighbors if k is None else k) < 1:
             raise PcflowError("neighbor_distance needs n_neighbors >= 1" if k is None else f"k must be >= 1, got {k}")
-        statistic = self.neighbor_statistic if statistic is None else statistic
-        if statistic not in NEIGHBOR_STATISTICS:
+        if statistic not in (None, *NEIGHBOR_STATISTICS):
             allowed = ", ".join(map(repr, NEIGHBOR_STATISTICS))
             raise PcflowError(f"statistic must be one of {allowed}, got {statistic!r}")
         X = self._check_X(X, fitting=False)
