@@ -48,6 +48,9 @@ def _mesh_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--coverage", type=float, default=None,
                        help="mesh the boundary of the region holding this share of the training points (default: "
                             "the fitted surface of a surface fit, 1 - alpha of an envelope fit)")
+    group.add_argument("--no-snap", action="store_true",
+                       help="keep a surface fit's mesh the exact image of the latent sphere (by default its vertices "
+                            "are moved along their normals onto the training inliers, without folds or crossings)")
 
 
 def _reconstruct_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,6 +97,7 @@ def _mesh_options(args):
         max_faces=args.max_faces,
         coverage=args.coverage,
         formats=tuple(getattr(args, "format", None) or ()),
+        snap=not args.no_snap,
     )
 
 

@@ -16,6 +16,14 @@ DEFAULT_TOLERANCE_FRACTION = 0.02
 #: `surface_gap` counts the surface farther than this many typical point spacings from every point as unsupported.
 GAP_SPACINGS = 3.0
 
+#: Rounds of moves of `snap_to_points`.
+SNAP_ITERATIONS = 3
+
+_SNAP_MIN_COS = 0.5  # a snapping move may turn a face's normal by at most 60 degrees
+_SNAP_BACKOFFS = 12  # halvings of a round's moves around folds and crossings before the round is dropped
+_SNAP_POOL_POINTS = 16  # a vertex's offset pools the points of enough rings of vertices to hold this many
+_SNAP_MAX_RINGS = 8
+_SNAP_SIGNIFICANCE = 0.5  # offsets are shrunk toward 0 by this many standard errors
 _MAX_REFINEMENT_PASSES = 40
 _MAX_INTERSECTION_ROUNDS = 4
 _PAIR_CHUNK = 200_000
@@ -170,20 +178,26 @@ def boundary_mesh(
     tolerance: float | None = None,
     max_faces: int = 200_000,
     check_intersections: bool = True,
+    snap: bool = True,
 ) -> BoundaryMesh:
     """Boundary mesh of a fitted model's region: its latent ball's sphere mapped through the inverse flow.
+
+    A surface model's own surface (no `coverage`) is then moved onto the model's training inliers (its reference
+    points that it predicts as inliers) by `snap_to_points`, unless `snap` is False; an envelope, or a surface
+    model's region of another coverage, is the exact image of its sphere.
 
     Args:
         model: fitted 3-D model with `inverse_transform`, `radius_` and `radius_at(coverage)`.
         coverage: share of the training points the region should hold, in (0, 1); default the model's
             own radius `radius_`.
         subdivisions, tolerance, max_faces, check_intersections: as in `sphere_mesh`.
+        snap: move a surface model's own surface onto its training inliers.
 
     Returns:
         The `BoundaryMesh`, in input units.
     """
     _check_three_features(model)
-    return sphere_mesh(
+    boundary = sphere_mesh(
         model.inverse_transform,
         _model_radius(model, coverage),
         subdivisions=subdivisions,
@@ -191,6 +205,99 @@ def boundary_mesh(
         max_faces=max_faces,
         check_intersections=check_intersections,
     )
+    if snap and coverage is None and getattr(model, "objective", None) == "surface":
+        points = model.reference_points_ + model.center_
+        boundary = snap_to_points(boundary, points[model.predict(points) == 1])
+    return boundary
+
+
+def snap_to_points(
+    boundary: BoundaryMesh,
+    points,
+    *,
+    iterations: int = SNAP_ITERATIONS,
+    max_offset: float | None = None,
+) -> BoundaryMesh:
+    """Moves a boundary mesh's vertices along their normals onto the points near them, keeping every guarantee.
+
+    Each round gives every point to its nearest vertex and measures its offset along that vertex's normal (the
+    normals of the starting mesh, which is smooth). A vertex's offset is the mean over the points of the vertices
+    within r edges of it, r the fewest rings that hold 16 points on average, each point weighted by a Gaussian of
+    bandwidth `max_offset` / 2 in its offset and not counted beyond `max_offset`; the mean is shrunk toward 0 by
+    half its standard error, so that rounds do not chase noise. A point on the far side of a thin part is nearer
+    to the vertices of that side, so thin parts keep their thickness. The offsets are averaged once with the
+    neighbouring vertices' and the vertices move by them. Where a move would fold a face (turn its normal by more
+    than 60 degrees) or make two faces cross, the moves around it (three rings of vertices) are halved until none
+    does; a round that cannot be made so is dropped. The faces are not changed, so the mesh stays watertight, one
+    component and genus 0, and without self-intersections if it had none (one that has some is returned
+    unmoved). Vertices with no point near them, such as those of a surface spanning a gap, stay put. The mesh is
+    then no longer the exact image of the latent sphere; `latent` and `uv` still give each vertex its place on it.
+
+    Args:
+        boundary: the `BoundaryMesh` to move (not changed).
+        points: (N, 3) points the surface should pass through, e.g. the inliers of a scan.
+        iterations: rounds of moves (0 returns the mesh unmoved).
+        max_offset: longest offset along a normal that counts, in input units; default the boundary's
+            refinement tolerance (`info['tolerance']`).
+
+    Returns:
+        A new `BoundaryMesh` with the moved vertices; `info['snap']` holds `rounds` (kept), `max_offset`,
+        `n_points`, `mean_move` and `max_move` (vertex displacement) and `n_backoffs`.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> directions = rng.normal(size=(20_000, 3))
+        >>> points = 1.05 * directions / np.linalg.norm(directions, axis=1, keepdims=True)
+        >>> unit = sphere_mesh(lambda z: z, 1.0, subdivisions=3, tolerance=0.1)
+        >>> radii = np.linalg.norm(snap_to_points(unit, points).mesh.vertices, axis=1)
+        >>> bool(np.all(np.abs(radii - 1.05) < 0.005))
+        True
+    """
+    from scipy.sparse import diags
+
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
+        raise PcflowError(f"points has shape {points.shape}; expected (N, 3) with N >= 1")
+    if not np.all(np.isfinite(points)):
+        raise PcflowError("points has non-finite coordinates; expected finite values")
+    if not _is_int(iterations) or iterations < 0:
+        raise PcflowError(f"iterations={iterations!r} is invalid; expected a non-negative integer")
+    faces = np.asarray(boundary.mesh.faces, dtype=np.int64)
+    start = np.asarray(boundary.mesh.vertices, dtype=np.float64)
+    if max_offset is None:
+        max_offset = float(boundary.info.get("tolerance", np.inf))
+        if not np.isfinite(max_offset):
+            max_offset = DEFAULT_TOLERANCE_FRACTION * float(np.linalg.norm(np.ptp(start, axis=0)))
+    max_offset = _check_positive(max_offset, "max_offset")
+
+    vertices, rounds, backoffs = start, 0, 0
+    crossings = boundary.info.get("self_intersections")
+    if crossings is None and iterations > 0:
+        crossings = len(_intersecting_pairs(start, faces))
+    if not crossings and iterations > 0:
+        adjacency = _adjacency(faces, len(start))
+        ring_mean = diags(1.0 / np.maximum(adjacency.sum(axis=1).A1, 1.0)) @ adjacency  # mean over the neighbours
+        normals = _vertex_normals(start, faces)  # the smooth surface's: moves along them cannot roughen them
+        pool = _ring_pool(adjacency, _pool_rings(len(points) / len(start)))
+        for _ in range(int(iterations)):
+            offsets = _pooled_offsets(points, vertices, normals, pool, max_offset)
+            offsets = 0.5 * (offsets + ring_mean @ offsets)
+            moved, n_backoffs = _fold_free_move(vertices, faces, normals, offsets, ring_mean)
+            backoffs += n_backoffs
+            if moved is None:
+                break
+            vertices, rounds = moved, rounds + 1
+    move = np.linalg.norm(vertices - start, axis=1)
+    info = dict(boundary.info)
+    if crossings is not None:
+        info["self_intersections"] = int(crossings)
+    info["snap"] = {
+        "rounds": rounds, "max_offset": max_offset, "n_points": int(len(points)),
+        "mean_move": float(move.mean()) if len(move) else 0.0, "max_move": float(move.max()) if len(move) else 0.0,
+        "n_backoffs": backoffs,
+    }
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
+    return BoundaryMesh(mesh=mesh, latent=boundary.latent, uv=boundary.uv, radius=boundary.radius, info=info)
 
 
 def unsupported_share(mesh: trimesh.Trimesh, points: np.ndarray, distance: float, *, n_samples: int = 20_000,
@@ -376,6 +483,91 @@ def _check_three_features(model) -> None:
     n_features = getattr(model, "n_features_in_", 3)
     if n_features != 3:
         raise PcflowError(f"model has n_features_in_={n_features}; a boundary mesh needs a 3-D model")
+
+
+def _adjacency(faces: np.ndarray, n_vertices: int):
+    """Sparse (V, V) 0/1 matrix of the vertices that share an edge."""
+    from scipy.sparse import coo_matrix
+
+    pairs = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    pairs = np.concatenate([pairs, pairs[:, ::-1]])
+    adjacency = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n_vertices, n_vertices)).tocsr()
+    adjacency.data[:] = 1.0  # an edge shared by two faces counts once
+    return adjacency
+
+
+def _face_normals(vertices: np.ndarray, faces: np.ndarray, *, unit: bool = True) -> np.ndarray:
+    a = vertices[faces[:, 0]]
+    normals = np.cross(vertices[faces[:, 1]] - a, vertices[faces[:, 2]] - a)
+    if unit:
+        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
+    return normals
+
+
+def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unit vertex normals: the area-weighted sum of the faces' normals around each vertex."""
+    face_normals = _face_normals(vertices, faces, unit=False)
+    normals = np.zeros_like(vertices)
+    for corner in range(3):
+        np.add.at(normals, faces[:, corner], face_normals)
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
+
+
+def _pooled_offsets(points, vertices, normals, pool, max_offset: float) -> np.ndarray:
+    """Per vertex, the weighted mean offset along the normal of the points nearest to the vertices of its row of
+    `pool`, shrunk toward 0 by `_SNAP_SIGNIFICANCE` standard errors (see `snap_to_points`)."""
+    from scipy.spatial import cKDTree
+
+    _, nearest = cKDTree(vertices).query(points)
+    along = np.einsum("ij,ij->i", points - vertices[nearest], normals[nearest])
+    weight = np.exp(-2.0 * (along / max_offset) ** 2) * (np.abs(along) < max_offset)
+    sums = pool @ np.stack([np.bincount(nearest, weights=w, minlength=len(vertices))
+                            for w in (weight, weight**2, weight * along, weight * along**2)], axis=1)
+    total, total_sq, first, second = sums.T
+    mean = np.where(total > 1e-12, first / np.maximum(total, 1e-300), 0.0)
+    variance = np.maximum(np.where(total > 1e-12, second / np.maximum(total, 1e-300), 0.0) - mean**2, 0.0)
+    stderr = np.sqrt(variance * total_sq / np.maximum(total**2, 1e-300))  # over the effective number of points
+    return np.sign(mean) * np.maximum(np.abs(mean) - _SNAP_SIGNIFICANCE * stderr, 0.0)
+
+
+def _ring_pool(adjacency, rings: int):
+    """Sparse 0/1 (V, V) matrix of the vertices within `rings` edges of each vertex (itself included)."""
+    from scipy.sparse import identity
+
+    step = (adjacency + identity(adjacency.shape[0], format="csr")).tocsr()
+    pool = step.copy()
+    for _ in range(rings - 1):
+        pool = pool @ step
+        pool.data[:] = 1.0
+    return pool if rings > 0 else identity(adjacency.shape[0], format="csr")
+
+
+def _pool_rings(points_per_vertex: float) -> int:
+    """Fewest rings r whose 1 + 3 r (r + 1) vertices (on a regular mesh) hold `_SNAP_POOL_POINTS` points on average."""
+    for rings in range(_SNAP_MAX_RINGS):
+        if (1 + 3 * rings * (rings + 1)) * points_per_vertex >= _SNAP_POOL_POINTS:
+            return rings
+    return _SNAP_MAX_RINGS
+
+
+def _fold_free_move(vertices, faces, normals, offsets, ring_mean) -> tuple[np.ndarray | None, int]:
+    """Vertices moved by `offsets` along `normals`, halved around folds and crossings until there are none;
+    (None, backoffs) if that takes more than `_SNAP_BACKOFFS` halvings."""
+    before = _face_normals(vertices, faces)
+    has_normal = np.einsum("ij,ij->i", before, before) > 0.5  # a face of no area has no normal to turn
+    scale = np.ones(len(vertices))
+    for backoffs in range(_SNAP_BACKOFFS + 1):
+        moved = vertices + (scale * offsets)[:, None] * normals
+        folded = (np.einsum("ij,ij->i", _face_normals(moved, faces), before) < _SNAP_MIN_COS) & has_normal
+        bad_faces = np.union1d(np.flatnonzero(folded), _intersecting_pairs(moved, faces).ravel())
+        if len(bad_faces) == 0:
+            return moved, backoffs
+        near = np.zeros(len(vertices))
+        near[faces[bad_faces].ravel()] = 1.0
+        for _ in range(3):  # spread smoothly over three rings, so the halving leaves no step behind
+            near = np.maximum(near, ring_mean @ near)
+        scale *= 1.0 - 0.5 * near
+    return None, _SNAP_BACKOFFS + 1
 
 
 def _model_radius(model, coverage: float | None) -> float:

@@ -83,6 +83,7 @@ class MeshOptions:
     max_faces: int = 200_000
     coverage: float | None = None
     formats: tuple[str, ...] = ()
+    snap: bool = True  # a surface fit's own mesh moved onto its training inliers (`pcflow.mesh.boundary_mesh`)
 
 
 @dataclass
@@ -189,6 +190,7 @@ def extract_mesh(model: OneFlow, options: MeshOptions, timer: Timer | None = Non
             subdivisions=options.subdivisions,
             tolerance=options.tolerance,
             max_faces=options.max_faces,
+            snap=options.snap,
         )
     with timer("mesh_checks"):
         checks = validity(boundary.mesh, check_intersections=False)

@@ -316,13 +316,36 @@ def test_surface_distance_is_the_distance_to_the_mesh(surface_models, shell_scan
     from pcflow.mesh import boundary_mesh
 
     _, model = surface_models
-    mesh = boundary_mesh(model, tolerance=0.01).mesh
+    mesh = boundary_mesh(model, tolerance=0.01, snap=False).mesh
     exact = trimesh.proximity.closest_point(mesh, shell_scan[:1500])[1]
     first_order = model.surface_distance(shell_scan[:1500])
     near = exact > 0.005  # below that the mesh's own chord error dominates
     ratio = first_order[near] / exact[near]
     assert 0.9 < np.median(ratio) < 1.1
     assert np.corrcoef(first_order, exact)[0, 1] > 0.98
+
+
+def test_a_surface_models_own_mesh_is_snapped_onto_its_inliers(surface_models):
+    import trimesh
+
+    from pcflow.mesh import boundary_mesh, validity
+
+    envelope, model = surface_models
+    exact, snapped = boundary_mesh(model, snap=False), boundary_mesh(model)
+    np.testing.assert_allclose(exact.mesh.vertices, model.inverse_transform(exact.latent), atol=1e-9)
+    np.testing.assert_array_equal(snapped.mesh.faces, exact.mesh.faces)
+    np.testing.assert_array_equal(snapped.latent, exact.latent)
+    assert snapped.info["snap"]["rounds"] >= 1 and snapped.info["snap"]["n_points"] == (model.predict(
+        model.reference_points_ + model.center_) == 1).sum()
+    checks = validity(snapped.mesh)
+    assert checks["watertight"] and checks["n_components"] == 1 and checks["genus"] == 0
+    assert checks["self_intersections"] == 0
+    truth = trimesh.creation.icosphere(5)
+    truth.vertices *= AXES
+    gaps = [trimesh.proximity.closest_point(truth, b.mesh.vertices)[1].mean() for b in (exact, snapped)]
+    assert gaps[1] < gaps[0]
+    assert "snap" not in boundary_mesh(model, coverage=0.9).info  # another coverage's region is left exact
+    assert "snap" not in boundary_mesh(envelope).info
 
 
 def test_surface_save_load_round_trip(surface_models, shell_scan, tmp_path):

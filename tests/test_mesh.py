@@ -1,6 +1,7 @@
 """Tests for pcflow.mesh: sphere meshes through inverse maps, refinement, validity, marching cubes."""
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from pcflow.mesh import (
     boundary_mesh,
     count_self_intersections,
     marching_cubes_mesh,
+    snap_to_points,
     sphere_mesh,
     unsupported_share,
     validity,
@@ -438,3 +440,97 @@ def test_marching_cubes_with_coverage_is_smaller():
 def test_marching_cubes_rejects_bad_arguments(kwargs):
     with pytest.raises(PcflowError):
         marching_cubes_mesh(StandInModel(), **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# snapping onto points
+
+
+def unit_directions(n, seed=0):
+    directions = np.random.default_rng(seed).normal(size=(n, 3))
+    return directions / np.linalg.norm(directions, axis=1, keepdims=True)
+
+
+def test_snap_moves_a_sphere_onto_the_noisy_sphere_of_its_points():
+    rng = np.random.default_rng(1)
+    points = 1.06 * unit_directions(30_000) + rng.normal(scale=0.005, size=(30_000, 3))
+    unit = sphere_mesh(lambda z: z, 1.0, tolerance=0.1)
+    snapped = snap_to_points(unit, points)
+    radii = np.linalg.norm(snapped.mesh.vertices, axis=1)
+    assert abs(radii.mean() - 1.06) < 0.002 and np.abs(radii - 1.06).max() < 0.01
+    np.testing.assert_array_equal(snapped.mesh.faces, unit.mesh.faces)
+    np.testing.assert_array_equal(snapped.latent, unit.latent)
+    np.testing.assert_array_equal(snapped.uv, unit.uv)
+    checks = validity(snapped.mesh)
+    assert checks["watertight"] and checks["genus"] == 0 and checks["self_intersections"] == 0
+    info = snapped.info["snap"]
+    assert info["rounds"] == 3 and info["n_points"] == 30_000 and info["max_offset"] == unit.info["tolerance"]
+    assert info["mean_move"] == pytest.approx(np.linalg.norm(snapped.mesh.vertices - unit.mesh.vertices, axis=1).mean())
+    np.testing.assert_array_equal(unit.mesh.vertices, unit.latent)  # the input is not changed
+
+
+@pytest.mark.parametrize("half", [0.03, 0.015])
+def test_snap_keeps_a_thin_part_thick(half):
+    """Points on both sides of a slab thinner than max_offset: each side keeps to its own points."""
+    rng = np.random.default_rng(2)
+    points = unit_directions(40_000) * [1.0, 1.0, half] + rng.normal(scale=0.004, size=(40_000, 3))
+    start = sphere_mesh(lambda z: z * [1.0, 1.0, half + 0.01], 1.0, tolerance=0.08)
+    snapped = snap_to_points(start, points)
+    vertices = snapped.mesh.vertices
+    centre = np.hypot(vertices[:, 0], vertices[:, 1]) < 0.5
+    assert snapped.info["snap"]["max_offset"] > 2 * half  # the other side is within reach
+    assert abs(vertices[centre & (vertices[:, 2] > 0), 2].mean() - half) < 0.003
+    assert abs(vertices[centre & (vertices[:, 2] < 0), 2].mean() + half) < 0.003
+
+
+def test_snap_leaves_vertices_without_points_in_place():
+    directions = unit_directions(20_000)
+    points = 1.05 * directions[directions[:, 2] > 0.3]
+    unit = sphere_mesh(lambda z: z, 1.0, tolerance=0.1)
+    moved = snap_to_points(unit, points).mesh.vertices
+    far = unit.mesh.vertices[:, 2] < -0.3
+    np.testing.assert_array_equal(moved[far], unit.mesh.vertices[far])
+    assert np.linalg.norm(moved[unit.mesh.vertices[:, 2] > 0.6], axis=1).min() > 1.04
+
+
+def test_snap_backs_off_where_moves_would_fold_or_cross(monkeypatch):
+    import pcflow.mesh as mesh_module
+
+    rng = np.random.default_rng(3)
+    unit = sphere_mesh(lambda z: z, 1.0, tolerance=0.1)
+    wild = rng.choice([-0.4, 0.4], size=len(unit.mesh.vertices))  # neighbours pulled far apart: folds and crossings
+    monkeypatch.setattr(mesh_module, "_pooled_offsets", lambda *args: wild)
+    snapped = snap_to_points(unit, unit_directions(1000), iterations=1)
+    assert snapped.info["snap"]["rounds"] == 1 and snapped.info["snap"]["n_backoffs"] > 0 and snapped.info["snap"]["max_move"] > 0
+    assert count_self_intersections(snapped.mesh) == 0
+    before = unit.mesh.face_normals
+    after = trimesh.Trimesh(snapped.mesh.vertices, snapped.mesh.faces, process=False).face_normals
+    assert np.einsum("ij,ij->i", before, after).min() >= 0.5 - 1e-9  # no face turned by more than 60 degrees
+
+
+def test_snap_returns_a_self_intersecting_mesh_unmoved():
+    unit = sphere_mesh(lambda z: z, 1.0, subdivisions=2, tolerance=np.inf)
+    crossed = BoundaryMesh(mesh=unit.mesh, latent=unit.latent, uv=unit.uv, radius=1.0,
+                           info={**unit.info, "self_intersections": 2})
+    snapped = snap_to_points(crossed, 1.1 * unit_directions(2000))
+    np.testing.assert_array_equal(snapped.mesh.vertices, unit.mesh.vertices)
+    assert snapped.info["snap"]["rounds"] == 0 and snapped.info["self_intersections"] == 2
+    unchecked = BoundaryMesh(mesh=unit.mesh, latent=unit.latent, uv=unit.uv, radius=1.0,
+                             info={**unit.info, "self_intersections": None})
+    assert snap_to_points(unchecked, 1.1 * unit_directions(2000)).info["self_intersections"] == 0  # counted first
+
+
+@pytest.mark.parametrize(
+    "points, kwargs, message",
+    [
+        (np.zeros((5, 2)), {}, "expected (N, 3)"),
+        (np.zeros((0, 3)), {}, "expected (N, 3)"),
+        (np.full((5, 3), np.nan), {}, "non-finite"),
+        (np.zeros((5, 3)), {"iterations": -1}, "iterations=-1"),
+        (np.zeros((5, 3)), {"max_offset": 0.0}, "max_offset"),
+    ],
+)
+def test_snap_rejects_bad_arguments(points, kwargs, message):
+    unit = sphere_mesh(lambda z: z, 1.0, subdivisions=1, tolerance=np.inf)
+    with pytest.raises(PcflowError, match=re.escape(message)):
+        snap_to_points(unit, points, **kwargs)
