@@ -133,6 +133,16 @@ def test_fit_mesh_denoise_info(cloud_file, tmp_path, capsys):
     fine, wide, cubes = (read_mesh(tmp_path / n) for n in ("fine.obj", "wide.ply", "mc.ply"))
     assert wide.volume > fine.volume  # a larger coverage gives a larger region
     assert abs(cubes.volume - fine.volume) < 0.1 * fine.volume
+
+    # a surface fit's mesh is snapped onto its inliers unless --no-snap keeps the exact image of the sphere
+    assert main(["mesh", str(model_path), "-o", str(tmp_path / "exact.ply"), "--subdivisions", "4", "--no-snap",
+                 "-q"]) == 0
+    model = OneFlow.load(model_path)
+    assert model.objective == "surface"
+    exact = boundary_mesh(model, subdivisions=4, snap=False).mesh.vertices
+    np.testing.assert_allclose(np.sort(read_mesh(tmp_path / "exact.ply").vertices, axis=0), np.sort(exact, axis=0),
+                               atol=1e-5)
+    assert np.abs(np.sort(fine.vertices, axis=0) - np.sort(exact, axis=0)).max() > 1e-3
     assert main(["denoise", str(cloud_file), "-o", str(tmp_path / "clean.pcd"), "--model", str(model_path),
                  "--outliers", str(tmp_path / "removed.xyz"), "-q"]) == 0
     clean, removed = read_cloud(tmp_path / "clean.pcd"), read_cloud(tmp_path / "removed.xyz")

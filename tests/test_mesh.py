@@ -483,6 +483,17 @@ def test_snap_keeps_a_thin_part_thick(half):
     assert abs(vertices[centre & (vertices[:, 2] < 0), 2].mean() + half) < 0.003
 
 
+def test_snap_onto_sparse_noisy_points_keeps_a_fine_mesh_smooth():
+    """Ten times more vertices than points, noise 0.01: the offsets pool enough rings and are shrunk by their
+    standard error, so the mesh stays within a fraction of the noise of the surface the points were drawn from."""
+    rng = np.random.default_rng(5)
+    points = unit_directions(1500, seed=4) + rng.normal(scale=0.01, size=(1500, 3))
+    unit = sphere_mesh(lambda z: z, 1.0, tolerance=0.05)
+    assert len(unit.mesh.vertices) > 10 * len(points)
+    radii = np.linalg.norm(snap_to_points(unit, points).mesh.vertices, axis=1)
+    assert np.abs(radii - 1.0).mean() < 0.003
+
+
 def test_snap_leaves_vertices_without_points_in_place():
     directions = unit_directions(20_000)
     points = 1.05 * directions[directions[:, 2] > 0.3]
