@@ -282,11 +282,16 @@ def snap_to_points(
         for _ in range(int(iterations)):
             offsets = _pooled_offsets(points, vertices, normals, pool, max_offset)
             offsets = 0.5 * (offsets + ring_mean @ offsets)
-            moved, n_backoffs = _fold_free_move(vertices, faces, normals, offsets, ring_mean)
+            moved, n_backoffs = _backed_off(vertices, offsets[:, None] * normals, faces, ring_mean,
+                                            min_cos=_SNAP_MIN_COS, crossings=False)
             backoffs += n_backoffs
             if moved is None:
                 break
             vertices, rounds = moved, rounds + 1
+        if rounds:  # crossings are sought once, on the rounds' sum (no face flipped from the start either)
+            moved, n_backoffs = _backed_off(start, vertices - start, faces, ring_mean, min_cos=0.0, crossings=True)
+            backoffs += n_backoffs
+            vertices, rounds = (start, 0) if moved is None else (moved, rounds)
     move = np.linalg.norm(vertices - start, axis=1)
     info = dict(boundary.info)
     if crossings is not None:
@@ -550,19 +555,22 @@ def _pool_rings(points_per_vertex: float) -> int:
     return _SNAP_MAX_RINGS
 
 
-def _fold_free_move(vertices, faces, normals, offsets, ring_mean) -> tuple[np.ndarray | None, int]:
-    """Vertices moved by `offsets` along `normals`, halved around folds and crossings until there are none;
-    (None, backoffs) if that takes more than `_SNAP_BACKOFFS` halvings."""
-    before = _face_normals(vertices, faces)
+def _backed_off(start, displacement, faces, ring_mean, *, min_cos: float, crossings: bool):
+    """`start` + `displacement`, the displacement halved around faces that would turn by more than arccos(`min_cos`)
+    from their normal at `start` (or, with `crossings`, cross another face) until none does:
+    (vertices, halvings), or (None, halvings) if that takes more than `_SNAP_BACKOFFS` halvings."""
+    before = _face_normals(start, faces)
     has_normal = np.einsum("ij,ij->i", before, before) > 0.5  # a face of no area has no normal to turn
-    scale = np.ones(len(vertices))
+    scale = np.ones(len(start))
     for backoffs in range(_SNAP_BACKOFFS + 1):
-        moved = vertices + (scale * offsets)[:, None] * normals
-        folded = (np.einsum("ij,ij->i", _face_normals(moved, faces), before) < _SNAP_MIN_COS) & has_normal
-        bad_faces = np.union1d(np.flatnonzero(folded), _intersecting_pairs(moved, faces).ravel())
+        moved = start + scale[:, None] * displacement
+        bad = (np.einsum("ij,ij->i", _face_normals(moved, faces), before) < min_cos) & has_normal
+        bad_faces = np.flatnonzero(bad)
+        if crossings:
+            bad_faces = np.union1d(bad_faces, _intersecting_pairs(moved, faces).ravel())
         if len(bad_faces) == 0:
             return moved, backoffs
-        near = np.zeros(len(vertices))
+        near = np.zeros(len(start))
         near[faces[bad_faces].ravel()] = 1.0
         for _ in range(3):  # spread smoothly over three rings, so the halving leaves no step behind
             near = np.maximum(near, ring_mean @ near)
