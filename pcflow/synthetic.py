@@ -13,8 +13,10 @@ from pcflow.errors import PcflowError
 
 BUILTIN_SHAPES = ("sphere", "capsule", "rounded_box")
 #: Shapes kept out of the default benchmark, to measure on shapes a method was not tuned on: a cylinder and a cone
-#: (genus 0 with sharp edges and an apex) and a torus (genus 1: no genus-0 surface can follow its hole).
-HELD_OUT_SHAPES = ("cylinder", "cone", "torus")
+#: (genus 0 with sharp edges and an apex), a torus (genus 1: no genus-0 surface can follow its hole), an icosahedron
+#: (flat faces, sharp edges and corners), a bumpy sphere (smooth bumps) and a star pillow (five arms with deep
+#: concave notches between them).
+HELD_OUT_SHAPES = ("cylinder", "cone", "torus", "icosahedron", "bumpy_sphere", "star_pillow")
 
 
 @dataclass
@@ -138,7 +140,9 @@ def builtin_shape(name: str) -> trimesh.Trimesh:
             hemispherical caps, as long as it is wide plus its caps) or 'rounded_box' (a superellipsoid
             |x/a|^6 + |y/b|^6 + |z/c|^6 = 1 with half-axes 1, 0.75, 0.5: a box with rounded edges); or one of
             `HELD_OUT_SHAPES`: 'cylinder' (height 1.5 x its radius), 'cone' (height 2 x its base radius), both
-            genus 0, or 'torus' (tube radius 0.35 x the major radius, genus 1).
+            genus 0, 'torus' (tube radius 0.35 x the major radius, genus 1), 'icosahedron', 'bumpy_sphere' (a
+            sphere of radius 1 + 0.12 sin(4 theta) cos(3 phi)) or 'star_pillow' (a sphere squashed to 0.35 in z and
+            scaled in the xy-plane by 0.6 + 0.4 cos(5 phi): five arms), all genus 0.
 
     Returns:
         A watertight, consistently oriented `trimesh.Trimesh` with positive volume.
@@ -162,6 +166,18 @@ def builtin_shape(name: str) -> trimesh.Trimesh:
         mesh = trimesh.creation.cone(radius=1.0, height=2.0, sections=96)
     elif name == "torus":
         mesh = trimesh.creation.torus(major_radius=1.0, minor_radius=0.35, major_sections=96, minor_sections=48)
+    elif name == "icosahedron":
+        mesh = trimesh.creation.icosahedron()
+    elif name in ("bumpy_sphere", "star_pillow"):
+        sphere = trimesh.creation.icosphere(subdivisions=6, radius=1.0)
+        x, y, z = np.asarray(sphere.vertices).T
+        theta, phi = np.arccos(np.clip(z, -1.0, 1.0)), np.arctan2(y, x)
+        if name == "bumpy_sphere":  # radial, so the sphere's connectivity stays watertight and outward
+            vertices = sphere.vertices * (1.0 + 0.12 * np.sin(4 * theta) * np.cos(3 * phi))[:, None]
+        else:  # each ray in the xy-plane scaled by a positive factor: one-to-one, orientation kept
+            arms = 0.6 + 0.4 * np.cos(5 * phi)
+            vertices = np.column_stack([x * arms, y * arms, 0.35 * z])
+        mesh = trimesh.Trimesh(vertices=vertices, faces=sphere.faces, process=True)
     else:
         raise PcflowError(f"unknown shape {name!r}; expected one of {', '.join(BUILTIN_SHAPES + HELD_OUT_SHAPES)}")
     return normalize_mesh(mesh)

@@ -18,10 +18,13 @@ def test_builtin_shapes_are_closed_genus0_and_normalised(name):
     np.testing.assert_allclose(mesh.bounds.mean(axis=0), 0.0, atol=1e-12)
 
 
-@pytest.mark.parametrize("name,euler", list(zip(HELD_OUT_SHAPES, (2, 2, 0))))
+@pytest.mark.parametrize("name,euler", list(zip(HELD_OUT_SHAPES, (2, 2, 0, 2, 2, 2), strict=True)))
 def test_held_out_shapes_are_closed_and_normalised(name, euler):
+    from pcflow.mesh import count_self_intersections
+
     mesh = builtin_shape(name)
     assert mesh.is_watertight and mesh.is_winding_consistent and mesh.volume > 0
+    assert count_self_intersections(mesh) == 0
     assert mesh.euler_number == euler  # genus (2 - euler) / 2: the torus has one hole
     assert np.linalg.norm(mesh.extents) == pytest.approx(1.0)
     np.testing.assert_allclose(mesh.bounds.mean(axis=0), 0.0, atol=1e-12)
