@@ -429,7 +429,8 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         "hidden 96, trained as OneFlow-Gen, then 1000 surface-fit steps (batch 2048, 2048 sphere samples, lr 2e-3) "
         f"on the points the envelope keeps (radial term over {RADIAL_POINTS} of each batch); its score is "
         f"{SURFACE_WEIGHT:g} times the distance to the surface or, where smaller, the mean distance to the 8 nearest "
-        "other training points; its mesh is the surface.",
+        "other training points; its mesh is the surface, snapped onto its training inliers "
+        "(`pcflow.mesh.snap_to_points`).",
         "IsolationForest and LOF get contamination = the outlier ratio, kNN-distance (distance to the 8th nearest "
         "other point) flags the same share; Open3D statistical (20 neighbours, std 2) "
         "and radius (2% of the diagonal, 8 points) removal get nothing.",

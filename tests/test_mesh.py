@@ -512,7 +512,8 @@ def test_snap_backs_off_where_moves_would_fold_or_cross(monkeypatch):
     wild = rng.choice([-0.4, 0.4], size=len(unit.mesh.vertices))  # neighbours pulled far apart: folds and crossings
     monkeypatch.setattr(mesh_module, "_pooled_offsets", lambda *args: wild)
     snapped = snap_to_points(unit, unit_directions(1000), iterations=1)
-    assert snapped.info["snap"]["rounds"] == 1 and snapped.info["snap"]["n_backoffs"] > 0 and snapped.info["snap"]["max_move"] > 0
+    info = snapped.info["snap"]
+    assert info["rounds"] == 1 and info["n_backoffs"] > 0 and info["max_move"] > 0
     assert count_self_intersections(snapped.mesh) == 0
     before = unit.mesh.face_normals
     after = trimesh.Trimesh(snapped.mesh.vertices, snapped.mesh.faces, process=False).face_normals
