@@ -226,12 +226,14 @@ def snap_to_points(
     bandwidth `max_offset` / 2 in its offset and not counted beyond `max_offset`; the mean is shrunk toward 0 by
     half its standard error, so that rounds do not chase noise. A point on the far side of a thin part is nearer
     to the vertices of that side, so thin parts keep their thickness. The offsets are averaged once with the
-    neighbouring vertices' and the vertices move by them. Where a move would fold a face (turn its normal by more
-    than 60 degrees) or make two faces cross, the moves around it (three rings of vertices) are halved until none
-    does; a round that cannot be made so is dropped. The faces are not changed, so the mesh stays watertight, one
-    component and genus 0, and without self-intersections if it had none (one that has some is returned
-    unmoved). Vertices with no point near them, such as those of a surface spanning a gap, stay put. The mesh is
-    then no longer the exact image of the latent sphere; `latent` and `uv` still give each vertex its place on it.
+    neighbouring vertices' and the vertices move by them. Where a round's moves would fold a face (turn its normal
+    by more than 60 degrees), they are halved around it (over three rings of vertices) until none does; a round
+    that cannot be made so is dropped. After the rounds, their sum is halved in the same way around faces that would
+    cross another face or face the other way than at the start, until none does (else nothing moves). The faces are
+    not changed, so the mesh stays watertight, one component and genus 0, and without self-intersections if it had
+    none (one that has some is returned unmoved). Vertices with no point near them, such as those of a surface
+    spanning a gap, stay put. The mesh is then no longer the exact image of the latent sphere; `latent` and `uv`
+    still give each vertex its place on it.
 
     Args:
         boundary: the `BoundaryMesh` to move (not changed).
@@ -274,7 +276,7 @@ def snap_to_points(
     crossings = boundary.info.get("self_intersections")
     if crossings is None and iterations > 0:
         crossings = len(_intersecting_pairs(start, faces))
-    if not crossings and iterations > 0:
+    if not crossings and iterations > 0 and len(start):
         adjacency = _adjacency(faces, len(start))
         ring_mean = diags(1.0 / np.maximum(adjacency.sum(axis=1).A1, 1.0)) @ adjacency  # mean over the neighbours
         normals = _vertex_normals(start, faces)  # the smooth surface's: moves along them cannot roughen them
