@@ -90,7 +90,7 @@ def test_scan_is_seeded():
     assert not np.array_equal(a.points, c.points)
 
 
-@pytest.mark.parametrize("name", BUILTIN_SHAPES)
+@pytest.mark.parametrize("name", BUILTIN_SHAPES + HELD_OUT_SHAPES)
 def test_inside_test_agrees_with_winding_number(name):
     mesh = builtin_shape(name)
     points = np.random.default_rng(0).uniform(-0.6, 0.6, size=(400, 3))
