@@ -227,11 +227,11 @@ def snap_to_points(
     half its standard error, so that rounds do not chase noise. A point on the far side of a thin part is nearer
     to the vertices of that side, so thin parts keep their thickness. The offsets are averaged once with the
     neighbouring vertices' and the vertices move by them. Where a round's moves would fold a face (turn its normal
-    by more than 60 degrees), they are halved around it (over three rings of vertices) until none does; a round
-    that cannot be made so is dropped. After the rounds, their sum is halved in the same way around faces that would
-    cross another face or face the other way than at the start, until none does (else nothing moves). The faces are
-    not changed, so the mesh stays watertight, one component and genus 0, and without self-intersections if it had
-    none (one that has some is returned unmoved). Vertices with no point near them, such as those of a surface
+    by more than 60 degrees), they are halved around it (over three rings of vertices, two more at each halving)
+    until none does; a round that cannot be made so is dropped. After the rounds, their sum is halved in the same
+    way around faces that would cross another face or face the other way than at the start, until none does (else
+    nothing moves). The faces are not changed, so the mesh stays watertight, one component and genus 0, and without
+    self-intersections if it had none (one that has some is returned unmoved). Vertices with no point near them, such as those of a surface
     spanning a gap, stay put. The mesh is then no longer the exact image of the latent sphere; `latent` and `uv`
     still give each vertex its place on it.
 
@@ -239,8 +239,8 @@ def snap_to_points(
         boundary: the `BoundaryMesh` to move (not changed).
         points: (N, 3) points the surface should pass through, e.g. the inliers of a scan.
         iterations: rounds of moves (0 returns the mesh unmoved).
-        max_offset: longest offset along a normal that counts, in input units; default the boundary's
-            refinement tolerance (`info['tolerance']`).
+        max_offset: longest offset along a normal that counts, in input units; default `DEFAULT_TOLERANCE_FRACTION`
+            (2%) of the mesh's bounding-box diagonal, whatever its edge length.
 
     Returns:
         A new `BoundaryMesh` with the moved vertices; `info['snap']` holds `rounds` (kept), `max_offset`,
@@ -267,9 +267,7 @@ def snap_to_points(
     faces = np.asarray(boundary.mesh.faces, dtype=np.int64)
     start = np.asarray(boundary.mesh.vertices, dtype=np.float64)
     if max_offset is None:
-        max_offset = float(boundary.info.get("tolerance", np.inf))
-        if not np.isfinite(max_offset):
-            max_offset = DEFAULT_TOLERANCE_FRACTION * float(np.linalg.norm(np.ptp(start, axis=0)))
+        max_offset = DEFAULT_TOLERANCE_FRACTION * float(np.linalg.norm(np.ptp(start, axis=0))) if len(start) else 1.0
     max_offset = _check_positive(max_offset, "max_offset")
 
     vertices, rounds, backoffs = start, 0, 0
@@ -574,7 +572,7 @@ def _backed_off(start, displacement, faces, ring_mean, *, min_cos: float, crossi
             return moved, backoffs
         near = np.zeros(len(start))
         near[faces[bad_faces].ravel()] = 1.0
-        for _ in range(3):  # spread smoothly over three rings, so the halving leaves no step behind
+        for _ in range(3 + 2 * backoffs):  # spread smoothly (wider each time), so the halving leaves no step behind
             near = np.maximum(near, ring_mean @ near)
         scale *= 1.0 - 0.5 * near
     return None, _SNAP_BACKOFFS + 1
