@@ -539,12 +539,12 @@ def _ring_pool(adjacency, rings: int):
     """Sparse 0/1 (V, V) matrix of the vertices within `rings` edges of each vertex (itself included)."""
     from scipy.sparse import identity
 
-    step = (adjacency + identity(adjacency.shape[0], format="csr")).tocsr()
-    pool = step.copy()
-    for _ in range(rings - 1):
+    pool = identity(adjacency.shape[0], format="csr")
+    step = (adjacency + pool).tocsr()
+    for _ in range(rings):
         pool = pool @ step
         pool.data[:] = 1.0
-    return pool if rings > 0 else identity(adjacency.shape[0], format="csr")
+    return pool
 
 
 def _pool_rings(points_per_vertex: float) -> int:
