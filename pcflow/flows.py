@@ -10,6 +10,12 @@ from torch import nn
 from .errors import PcflowError
 
 
+#: oneDNN's linear layer with a fused activation (what torch.compile's CPU backend calls): scoring runs a coupling
+#: network's linear layers and their SiLUs as one operation each, one pass over the activations instead of two
+_FUSED_LINEAR_SILU = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+_linear_silu = torch.ops.mkldnn._linear_pointwise if _FUSED_LINEAR_SILU else None
+
+
 def coupling_masks(dim: int, n_couplings: int) -> list[torch.Tensor]:
     """Boolean masks (True = passed through and conditioned on) for a stack of couplings in `dim` dimensions.
 
@@ -41,6 +47,23 @@ def mlp(in_features: int, out_features: int, hidden_features: int, n_hidden_laye
     return nn.Sequential(*layers)
 
 
+def _run_mlp(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """net(x). Without gradient, on float32 CPU tensors, each linear layer runs fused with the SiLU after it, one pass
+    over the activations instead of two (the same values to float32 rounding, about a fifth less time)."""
+    if not (_FUSED_LINEAR_SILU and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()):
+        return net(x)
+    layers = list(net)
+    i = 0
+    while i < len(layers):
+        if isinstance(layers[i], nn.Linear) and i + 1 < len(layers) and isinstance(layers[i + 1], nn.SiLU):
+            x = _linear_silu(x, layers[i].weight, layers[i].bias, "swish", [], "")
+            i += 2
+        else:
+            x = layers[i](x)
+            i += 1
+    return x
+
+
 class AdditiveCoupling(nn.Module):
     """NICE coupling: y_a = x_a, y_b = x_b + t(x_a). Volume preserving (log-det 0)."""
 
@@ -54,12 +77,12 @@ class AdditiveCoupling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         y = x.clone()
-        y[:, ~self.mask] = x[:, ~self.mask] + self.net(x[:, self.mask])
+        y[:, ~self.mask] = x[:, ~self.mask] + _run_mlp(self.net, x[:, self.mask])
         return y, x.new_zeros(x.shape[0])
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         x = y.clone()
-        x[:, ~self.mask] = y[:, ~self.mask] - self.net(y[:, self.mask])
+        x[:, ~self.mask] = y[:, ~self.mask] - _run_mlp(self.net, y[:, self.mask])
         return x
 
 
@@ -83,7 +106,7 @@ class AffineCoupling(nn.Module):
         self.net = mlp(n_kept, 2 * self.n_changed, hidden_features, n_hidden_layers)
 
     def _scale_shift(self, kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raw_scale, shift = self.net(kept).split(self.n_changed, dim=1)
+        raw_scale, shift = _run_mlp(self.net, kept).split(self.n_changed, dim=1)
         return self.max_log_scale * torch.tanh(raw_scale / self.max_log_scale), shift
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

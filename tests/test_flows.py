@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch.autograd.functional import jacobian
 
+from pcflow import flows
 from pcflow.errors import PcflowError
 from pcflow.flows import AdditiveCoupling, AffineCoupling, DiagonalScaling, Flow, build_flow, coupling_masks
 
@@ -58,6 +59,31 @@ def test_inverse_of_forward(coupling, dim, dtype):
     assert not torch.allclose(z, x)  # the map is not trivial
     torch.testing.assert_close(flow.inverse(z), x, atol=TOLERANCE[dtype], rtol=0)
     torch.testing.assert_close(flow(flow.inverse(x))[0], x, atol=TOLERANCE[dtype], rtol=0)
+
+
+@pytest.mark.skipif(not flows._FUSED_LINEAR_SILU, reason="this torch build has no fused oneDNN linear layer")
+@pytest.mark.parametrize("coupling", [AdditiveCoupling, AffineCoupling])
+def test_fused_scoring_pass_equals_the_plain_one(coupling, monkeypatch):
+    """Without gradient a float32 CPU pass fuses each linear layer with its SiLU; the values stay those of the
+    network layer by layer, and float64 or a pass with gradient takes the plain path."""
+    flow = make_flow(coupling, 3, torch.float32, n_couplings=4)
+    x = torch.randn(300, 3)
+    calls = []
+    fused = torch.ops.mkldnn._linear_pointwise
+    monkeypatch.setattr(flows, "_linear_silu", lambda *args: calls.append(1) or fused(*args))
+    plain_z, plain_logdet = flow(x)  # gradient on: the plain layers
+    assert not calls
+    with torch.no_grad():
+        z, logdet = flow(x)
+        back = flow.inverse(plain_z.detach())
+    assert len(calls) == 2 * 2 * 4  # two fused layers per network, forward and inverse, four couplings
+    torch.testing.assert_close(z, plain_z.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(logdet, plain_logdet.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(back, x, atol=1e-5, rtol=0)
+    calls.clear()
+    with torch.no_grad():
+        flow.double()(x.double())
+    assert not calls
 
 
 @pytest.mark.parametrize("coupling", [AdditiveCoupling, AffineCoupling])
