@@ -6,7 +6,9 @@ import inspect
 import math
 import pickle
 import struct
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +52,32 @@ NEIGHBOR_STATISTICS = ("mean", "kth")
 
 #: `OneFlow.fit` calls its `surface_check` after this many steps of the surface fit.
 SURFACE_CHECK_STEPS = 100
+
+_THREADS = threading.Lock()  # one chunk-parallel pass at a time changes torch's thread count
+
+
+def _each_chunk(work, starts: range, cpu: bool) -> None:
+    """Calls `work(start)` for every start of `starts`.
+
+    On the CPU, with torch set to several threads, the calls run in that many Python threads while torch runs each
+    operation on one thread (its count is restored afterwards): a pass of a few thousand rows is a chain of small
+    operations that torch's own threads would split and then wait on, where whole chunks side by side keep every
+    core busy (about 1.3 times the points per second on two cores). `work` must set its own grad mode, which is
+    per thread.
+    """
+    n_threads = torch.get_num_threads()
+    if not cpu or n_threads < 2 or len(starts) < 2:
+        for start in starts:
+            work(start)
+        return
+    with _THREADS:
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(n_threads) as pool:
+                for _ in pool.map(work, starts):  # re-raises the first error of a worker
+                    pass
+        finally:
+            torch.set_num_threads(n_threads)
 
 
 class OneFlow:
@@ -472,25 +500,34 @@ class OneFlow:
     # mapping and scoring
 
     def _rows_per_pass(self) -> int:
-        return _CPU_CHUNK if next(self.flow_.parameters()).device.type == "cpu" else _CHUNK
+        return _CPU_CHUNK if self._on_cpu() else _CHUNK
+
+    def _on_cpu(self) -> bool:
+        return next(self.flow_.parameters()).device.type == "cpu"
 
     def _map(self, array: np.ndarray, function) -> np.ndarray:
         param = next(self.flow_.parameters())
         out = np.empty_like(array, dtype=np.float64)
         rows = self._rows_per_pass()
-        with torch.no_grad():
-            for start in range(0, array.shape[0], rows):
+
+        def work(start: int) -> None:
+            with torch.no_grad():
                 chunk = torch.as_tensor(array[start:start + rows], dtype=param.dtype, device=param.device)
                 out[start:start + rows] = function(chunk).double().cpu().numpy()
+
+        _each_chunk(work, range(0, array.shape[0], rows), self._on_cpu())
         return out
 
     def _latent_radius_normalized(self, data: torch.Tensor) -> np.ndarray:
-        radii = []
+        out = np.empty(data.shape[0])
         rows = self._rows_per_pass()
-        with torch.no_grad():
-            for start in range(0, data.shape[0], rows):
-                radii.append(self.flow_(data[start:start + rows])[0].norm(dim=1).double().cpu().numpy())
-        return np.concatenate(radii)
+
+        def work(start: int) -> None:
+            with torch.no_grad():
+                out[start:start + rows] = self.flow_(data[start:start + rows])[0].norm(dim=1).double().cpu().numpy()
+
+        _each_chunk(work, range(0, data.shape[0], rows), self._on_cpu())
+        return out
 
     def _checked(self, X) -> np.ndarray:
         """X as a float64 array after the fitted-model and input checks."""
@@ -528,7 +565,7 @@ class OneFlow:
         statistic = self.neighbor_statistic if statistic is None else statistic
         out = np.empty(len(centered))
         for start in range(0, len(centered), _CHUNK):  # chunks bound the (chunk, k + 1) answers
-            distances, _ = self._tree.query(centered[start:start + _CHUNK], k + 1)
+            distances, _ = self._tree.query(centered[start:start + _CHUNK], k + 1, workers=torch.get_num_threads())
             own = distances[:, 0] == 0  # the point is a reference point itself: skip it
             if statistic == "mean":
                 total = distances[:, :k + 1].sum(axis=1)

@@ -82,6 +82,37 @@ def test_results_do_not_depend_on_the_rows_per_pass(fitted, blobs, monkeypatch):
     np.testing.assert_allclose(model.transform(X), latent, rtol=1e-5, atol=1e-6)
 
 
+def test_chunks_side_by_side_give_the_sequential_results(fitted, blobs, monkeypatch):
+    """With several torch threads the CPU passes run chunk by chunk in as many Python threads (torch single-threaded
+    meanwhile): the same values as one chunk after another, and torch's thread count comes back."""
+    import pcflow.detector as detector
+
+    X, _ = blobs
+    model = fitted["general", "volume"]
+    monkeypatch.setattr(detector, "_CPU_CHUNK", 50)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # one thread: the chunks run one after another
+        radii, latent = model.latent_radius(X), model.transform(X)
+        torch.set_num_threads(2)
+        counts = []
+        real = torch.set_num_threads
+        monkeypatch.setattr(torch, "set_num_threads", lambda n: counts.append(n) or real(n))
+        np.testing.assert_allclose(model.latent_radius(X), radii, rtol=1e-6)
+        np.testing.assert_allclose(model.transform(X), latent, rtol=1e-6, atol=1e-7)
+        assert counts == [1, 2, 1, 2]  # the side-by-side path was taken, and restored the count each time
+        assert torch.get_num_threads() == 2
+
+        def fail(start):
+            raise PcflowError(f"chunk at {start}")
+
+        with pytest.raises(PcflowError, match="chunk at"):
+            detector._each_chunk(fail, range(0, 200, 50), cpu=True)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_normalisation_keeps_results_in_input_units(blobs):
     X, _ = blobs
     base = OneFlow(alpha=0.05, **FAST).fit(X)
