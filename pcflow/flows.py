@@ -64,6 +64,13 @@ def _run_mlp(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _register_indices(coupling: nn.Module) -> None:
+    """The columns a coupling keeps and changes, as index buffers (outside the state dict): index_select and
+    index_copy on them move the same values as indexing with the boolean mask, without working the mask out."""
+    coupling.register_buffer("_kept", coupling.mask.nonzero().flatten(), persistent=False)
+    coupling.register_buffer("_changed", (~coupling.mask).nonzero().flatten(), persistent=False)
+
+
 class AdditiveCoupling(nn.Module):
     """NICE coupling: y_a = x_a, y_b = x_b + t(x_a). Volume preserving (log-det 0)."""
 
@@ -72,18 +79,17 @@ class AdditiveCoupling(nn.Module):
     def __init__(self, mask: torch.Tensor, hidden_features: int = 64, n_hidden_layers: int = 2):
         super().__init__()
         self.register_buffer("mask", mask.clone().bool())
+        _register_indices(self)
         n_kept = int(self.mask.sum())
         self.net = mlp(n_kept, mask.numel() - n_kept, hidden_features, n_hidden_layers)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y = x.clone()
-        y[:, ~self.mask] = x[:, ~self.mask] + _run_mlp(self.net, x[:, self.mask])
-        return y, x.new_zeros(x.shape[0])
+        shift = _run_mlp(self.net, x.index_select(1, self._kept))
+        return x.index_copy(1, self._changed, x.index_select(1, self._changed) + shift), x.new_zeros(x.shape[0])
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        x = y.clone()
-        x[:, ~self.mask] = y[:, ~self.mask] - _run_mlp(self.net, y[:, self.mask])
-        return x
+        shift = _run_mlp(self.net, y.index_select(1, self._kept))
+        return y.index_copy(1, self._changed, y.index_select(1, self._changed) - shift)
 
 
 class AffineCoupling(nn.Module):
@@ -100,6 +106,7 @@ class AffineCoupling(nn.Module):
     ):
         super().__init__()
         self.register_buffer("mask", mask.clone().bool())
+        _register_indices(self)
         n_kept = int(self.mask.sum())
         self.n_changed = mask.numel() - n_kept
         self.max_log_scale = float(max_log_scale)
@@ -110,16 +117,14 @@ class AffineCoupling(nn.Module):
         return self.max_log_scale * torch.tanh(raw_scale / self.max_log_scale), shift
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        log_scale, shift = self._scale_shift(x[:, self.mask])
-        y = x.clone()
-        y[:, ~self.mask] = x[:, ~self.mask] * torch.exp(log_scale) + shift
-        return y, log_scale.sum(dim=1)
+        log_scale, shift = self._scale_shift(x.index_select(1, self._kept))
+        changed = x.index_select(1, self._changed) * torch.exp(log_scale) + shift
+        return x.index_copy(1, self._changed, changed), log_scale.sum(dim=1)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        log_scale, shift = self._scale_shift(y[:, self.mask])
-        x = y.clone()
-        x[:, ~self.mask] = (y[:, ~self.mask] - shift) * torch.exp(-log_scale)
-        return x
+        log_scale, shift = self._scale_shift(y.index_select(1, self._kept))
+        changed = (y.index_select(1, self._changed) - shift) * torch.exp(-log_scale)
+        return y.index_copy(1, self._changed, changed)
 
 
 class DiagonalScaling(nn.Module):
