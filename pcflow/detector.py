@@ -62,7 +62,7 @@ def _each_chunk(work, starts: range, cpu: bool) -> None:
     On the CPU, with torch set to several threads, the calls run in that many Python threads while torch runs each
     operation on one thread (its count is restored afterwards): a pass of a few thousand rows is a chain of small
     operations that torch's own threads would split and then wait on, where whole chunks side by side keep every
-    core busy (about 1.3 times the points per second on two cores). `work` must set its own grad mode, which is
+    core busy (about 1.15 times the points per second on two cores). `work` must set its own grad mode, which is
     per thread.
     """
     n_threads = torch.get_num_threads()
