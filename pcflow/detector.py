@@ -643,8 +643,23 @@ class OneFlow:
         return self.score_samples(X) - self.offset_
 
     def predict(self, X) -> np.ndarray:
-        """+1 for inliers (decision_function >= 0), -1 for outliers: (N,) int array."""
-        return np.where(self.decision_function(X) >= 0, 1, -1)
+        """+1 for inliers (decision_function >= 0), -1 for outliers: (N,) int array.
+
+        For the surface objective the distance to the data is found first: where it alone puts a point inside, so does
+        the smaller of it and the distance to the surface, whose gradient pass then runs only for the other points
+        (about the share alpha of a scan).
+        """
+        if self.objective != "surface" or self.n_neighbors == 0:
+            return np.where(self.decision_function(X) >= 0, 1, -1)
+        X = self._checked(X)
+        centered = X - self.center_
+        neighbor = self._neighbor_distance_centered(centered)
+        labels = np.ones(len(X), dtype=int)
+        rest = np.flatnonzero(-neighbor - self.offset_ < 0)  # outlying <= neighbor: the others are inliers already
+        if len(rest):
+            surface = self.surface_weight * self._distance_normalized(self._normalized_tensor(X[rest]))
+            labels[rest] = np.where(-np.minimum(surface, neighbor[rest]) - self.offset_ >= 0, 1, -1)
+        return labels
 
     # ----------------------------------------------------------------------------------------------------------
     # region

@@ -1,5 +1,6 @@
 """Tests of the OneFlow estimator: the scikit-learn contract, the paper's behaviour, persistence and bad input."""
 
+import copy
 import math
 
 import numpy as np
@@ -325,6 +326,25 @@ def test_surface_flags_outliers_inside_the_object(surface_models, shell_scan):
     inner = slice(1500, 1530)
     assert (surface.predict(shell_scan)[inner] == -1).mean() > 0.9
     assert (envelope.predict(shell_scan)[inner] == 1).mean() > 0.9  # they lie inside the envelope's solid region
+
+
+def test_surface_predict_takes_the_gradient_only_where_the_data_distance_leaves_it_open(surface_models, shell_scan,
+                                                                                         monkeypatch):
+    _, surface = surface_models
+    rng = np.random.default_rng(1)
+    X = np.vstack([shell_scan, rng.uniform(-1.5, 1.5, size=(300, 3))])
+    full = np.where(surface.decision_function(X) >= 0, 1, -1)
+    rows = []
+    distance = OneFlow._distance_normalized
+    monkeypatch.setattr(OneFlow, "_distance_normalized", lambda self, data: rows.append(len(data)) or
+                        distance(self, data))
+    np.testing.assert_array_equal(surface.predict(X), full)
+    open_rows = (-surface.neighbor_distance(X) - surface.offset_ < 0).sum()
+    assert rows == [open_rows] and 0 < open_rows < len(X) / 2
+    loose = copy.deepcopy(surface)
+    loose.offset_ = -10.0  # every point inside by its data distance: no gradient pass at all
+    rows.clear()
+    assert (loose.predict(X) == 1).all() and rows == []
 
 
 def test_surface_contract_and_coverage(surface_models, shell_scan):
