@@ -62,8 +62,8 @@ def _each_chunk(work, starts: range, cpu: bool) -> None:
     On the CPU, with torch set to several threads, the calls run in that many Python threads while torch runs each
     operation on one thread (its count is restored afterwards): a pass of a few thousand rows is a chain of small
     operations that torch's own threads would split and then wait on, where whole chunks side by side keep every
-    core busy (about 1.15 times the points per second on two cores). `work` must set its own grad mode, which is
-    per thread.
+    core busy (about 1.15 times the points per second on two cores). torch's thread count is process-wide: other
+    threads running torch meanwhile run on one thread too. `work` must set its own grad mode, which is per thread.
     """
     n_threads = torch.get_num_threads()
     if not cpu or n_threads < 2 or len(starts) < 2:
