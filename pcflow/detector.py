@@ -574,12 +574,14 @@ class OneFlow:
                 out[start:start + _CHUNK] = np.where(own, distances[:, k], distances[:, k - 1])
         return out
 
-    def _outlying(self, data: torch.Tensor, centered: np.ndarray) -> np.ndarray:
+    def _outlying(self, data: torch.Tensor, centered: np.ndarray, neighbor: np.ndarray | None = None) -> np.ndarray:
         """The surface objective's outlyingness: `surface_weight` times the distance to the surface, or the distance to
-        the data if that is smaller."""
+        the data if that is smaller (`neighbor`: those distances, if already found)."""
         distance = self.surface_weight * self._distance_normalized(data)
         if self.n_neighbors > 0:
-            distance = np.minimum(distance, self._neighbor_distance_centered(centered))
+            if neighbor is None:
+                neighbor = self._neighbor_distance_centered(centered)
+            distance = np.minimum(distance, neighbor)
         return distance
 
     def neighbor_distance(self, X, k: int | None = None, statistic: str | None = None) -> np.ndarray:
@@ -657,8 +659,8 @@ class OneFlow:
         labels = np.ones(len(X), dtype=int)
         rest = np.flatnonzero(-neighbor - self.offset_ < 0)  # outlying <= neighbor: the others are inliers already
         if len(rest):
-            surface = self.surface_weight * self._distance_normalized(self._normalized_tensor(X[rest]))
-            labels[rest] = np.where(-np.minimum(surface, neighbor[rest]) - self.offset_ >= 0, 1, -1)
+            outlying = self._outlying(self._normalized_tensor(X[rest]), centered[rest], neighbor[rest])
+            labels[rest] = np.where(-outlying - self.offset_ >= 0, 1, -1)
         return labels
 
     # ----------------------------------------------------------------------------------------------------------
