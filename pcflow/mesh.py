@@ -494,11 +494,9 @@ def _adjacency(faces: np.ndarray, n_vertices: int):
     """Sparse (V, V) 0/1 matrix of the vertices that share an edge."""
     from scipy.sparse import coo_matrix
 
-    pairs = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    pairs = np.concatenate([pairs, pairs[:, ::-1]])
-    adjacency = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n_vertices, n_vertices)).tocsr()
-    adjacency.data[:] = 1.0  # an edge shared by two faces counts once
-    return adjacency
+    edges, _ = _unique_edges(faces)
+    pairs = np.concatenate([edges, edges[:, ::-1]])
+    return coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n_vertices, n_vertices)).tocsr()
 
 
 def _face_normals(vertices: np.ndarray, faces: np.ndarray, *, unit: bool = True) -> np.ndarray:
