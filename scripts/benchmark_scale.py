@@ -6,7 +6,7 @@ a temporary folder, runs each job in its own subprocess and measures its wall ti
 `pcflow denoise` runs) at every size, the whole-file path (read_cloud, fit_cloud, predict, write_cloud) at the
 smallest size, and Open3D's `remove_statistical_outlier(nb_neighbors=20, std_ratio=2.0)` at the smallest size as
 the peer of the same run. Prints a table with time per million points and growth ratios, writes JSON to --out and,
-in a full run, the table to docs/benchmarks/scale.md.
+with --markdown, the table to a new markdown file (docs/benchmarks/scale.md keeps the recorded runs, added by hand).
 
 Usage:
     python scripts/benchmark_scale.py            # 1M, 3M, 10M points (about 10 minutes on 2 CPU cores)
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
                              "for a scanned object)")
     parser.add_argument("--out", default=str(REPO / "results" / "scale.json"), help="JSON results file")
     parser.add_argument("--markdown", default=None,
-                        help="also write the table here (default in a full run: docs/benchmarks/scale.md)")
+                        help="also write the table to this markdown file (refused if it exists)")
     parser.add_argument("--child", nargs=4, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -179,6 +179,8 @@ def main(argv=None) -> int:
         print(json.dumps(child(kind, source, outdir, json.loads(settings)), default=float))
         return 0
 
+    if args.markdown and Path(args.markdown).exists():
+        parser.error(f"--markdown {args.markdown} exists; give a new file (recorded runs are added by hand)")
     settings = dict(QUICK if args.quick else FULL, mode=args.mode)
     sizes = settings.pop("sizes")
     out = Path(args.out)
@@ -239,10 +241,9 @@ def main(argv=None) -> int:
     ])
     print(text)
     out.write_text(json.dumps(result, indent=2, default=float) + "\n")
-    markdown = args.markdown or (None if args.quick else str(REPO / "docs" / "benchmarks" / "scale.md"))
-    if markdown:
-        Path(markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(markdown).write_text(
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(
             "# Scale benchmark\n\n`python scripts/benchmark_scale.py` (chunked `pcflow denoise`, binary PLY, float32 "
             "xyz + uchar rgb, 5% uniform outliers); each run in its own process, peak memory is its maximum "
             "resident set size.\n\n```\n" + text + "\n```\n")

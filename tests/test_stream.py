@@ -180,10 +180,15 @@ def test_should_stream_reads_the_header_count(tmp_path):
 
 
 def test_quick_scale_benchmark_prints_sane_numbers(tmp_path):
-    out = tmp_path / "scale.json"
-    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark_scale.py"), "--quick", "--out", str(out)],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    out, markdown = tmp_path / "scale.json", tmp_path / "scale.md"
+    command = [sys.executable, str(ROOT / "scripts" / "benchmark_scale.py"), "--quick", "--out", str(out),
+               "--markdown", str(markdown)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-2000:]
+    table = markdown.read_text()
+    assert "time / M points" in table
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)  # never replaces a file
+    assert again.returncode == 2 and "exists" in again.stderr and markdown.read_text() == table
     result = json.loads(out.read_text())
     rows = {row["name"]: row for row in result["rows"]}
     sizes = result["sizes"]
