@@ -711,7 +711,7 @@ class OneFlow:
             for start in range(0, n_samples, _CHUNK):
                 count = min(_CHUNK, n_samples - start)
                 z = radius * sample_unit_ball(count, dim, generator=generator, dtype=param.dtype, device=param.device)
-                _, log_det = self.flow_(self.flow_.inverse(z))
+                _, log_det = self.flow_.inverse_and_log_det(z)
                 weights.append(torch.exp(-log_det.double()).cpu().numpy())
         w = np.concatenate(weights)
         factor = math.exp(log_ball)

@@ -91,6 +91,9 @@ class AdditiveCoupling(nn.Module):
         shift = _run_mlp(self.net, y.index_select(1, self._kept))
         return y.index_copy(1, self._changed, y.index_select(1, self._changed) - shift)
 
+    def inverse_and_log_det(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.inverse(y), y.new_zeros(y.shape[0])
+
 
 class AffineCoupling(nn.Module):
     """RealNVP coupling: y_a = x_a, y_b = x_b * exp(s(x_a)) + t(x_a), with s bounded by `max_log_scale` * tanh."""
@@ -122,9 +125,16 @@ class AffineCoupling(nn.Module):
         return x.index_copy(1, self._changed, changed), log_scale.sum(dim=1)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        log_scale, shift = self._scale_shift(y.index_select(1, self._kept))
+        return self._inverse(y)[0]
+
+    def inverse_and_log_det(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, log_scale = self._inverse(y)
+        return x, log_scale.sum(dim=1)
+
+    def _inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_scale, shift = self._scale_shift(y.index_select(1, self._kept))  # x's kept columns are y's
         changed = (y.index_select(1, self._changed) - shift) * torch.exp(-log_scale)
-        return y.index_copy(1, self._changed, changed)
+        return y.index_copy(1, self._changed, changed), log_scale
 
 
 class DiagonalScaling(nn.Module):
@@ -142,12 +152,16 @@ class DiagonalScaling(nn.Module):
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         return y * torch.exp(-self.log_scale)
 
+    def inverse_and_log_det(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.inverse(y), self.log_scale.sum().expand(y.shape[0])
+
 
 class Flow(nn.Module):
     """Composition of invertible layers: f = layer_n o ... o layer_1.
 
     Args:
-        layers: invertible modules, each with `forward(x) -> (y, logdet)` and `inverse(y) -> x`.
+        layers: invertible modules, each with `forward(x) -> (y, logdet)`, `inverse(y) -> x` and
+            `inverse_and_log_det(y) -> (x, logdet)` (logdet that of the forward map at x).
 
     Example:
         >>> flow = build_flow(3, coupling=AdditiveCoupling, n_couplings=4)
@@ -179,6 +193,16 @@ class Flow(nn.Module):
         for layer in reversed(self.layers):
             z = layer.inverse(z)
         return z
+
+    def inverse_and_log_det(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Maps latent z: (N, D) back to x: (N, D) and returns (x, log|det df/dx| at x: (N,)), the log-det of the
+        forward map, which the inverse pass works out on the way (each coupling's scale at x is its scale at z's
+        kept columns), so that no forward pass from x is needed."""
+        logdet = z.new_zeros(z.shape[0])
+        for layer in reversed(self.layers):
+            z, layer_logdet = layer.inverse_and_log_det(z)
+            logdet = logdet + layer_logdet
+        return z, logdet
 
     def log_det_constant(self) -> torch.Tensor:
         """log|det df/dx| of a constant-Jacobian flow, as a 0-dim tensor with gradient."""

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .flows import Flow
-from .quantile import bernstein_quantile
+from .quantile import bernstein_quantile, window_size
 
 #: Rows of a surface-fit batch that the radial term of `surface_loss` is taken over (the batches are random draws).
 RADIAL_POINTS = 256
@@ -43,8 +43,8 @@ def log_volume_constant(flow: Flow, radius: torch.Tensor, dim: int) -> torch.Ten
 def log_volume_monte_carlo(flow: Flow, radius: torch.Tensor, unit_ball: torch.Tensor) -> torch.Tensor:
     """Monte-Carlo log vol f^-1(B(0, R)) = log[vol(B(0, 1)) R^D mean_k |det df^-1(R e_k)|], e_k in the unit ball.
 
-    Differentiable in both R and the flow's parameters: the points R e_k are mapped back with the inverse and
-    |det df^-1(z)| = 1 / |det df(f^-1(z))| is evaluated by the forward pass there. The mean is a log-mean-exp.
+    Differentiable in both R and the flow's parameters: the points R e_k are mapped back with the inverse, which also
+    gives |det df^-1(z)| = 1 / |det df(f^-1(z))| (`Flow.inverse_and_log_det`). The mean is a log-mean-exp.
 
     Args:
         flow: any flow.
@@ -52,8 +52,7 @@ def log_volume_monte_carlo(flow: Flow, radius: torch.Tensor, unit_ball: torch.Te
         unit_ball: (m, D) samples uniform in the unit ball.
     """
     dim = unit_ball.shape[1]
-    x = flow.inverse(radius * unit_ball)
-    _, logdet_forward = flow(x)
+    _, logdet_forward = flow.inverse_and_log_det(radius * unit_ball)
     log_mean_w = torch.logsumexp(-logdet_forward, dim=0) - math.log(unit_ball.shape[0])
     return log_unit_ball_volume(dim) + dim * torch.log(radius) + log_mean_w
 
@@ -70,9 +69,17 @@ def oneflow_loss(flow: Flow, x: torch.Tensor, alpha: float, *, unit_ball: torch.
 
     Returns:
         (loss, radius): the log volume and the Bernstein radius R, both 0-dim tensors.
+
+    Only the largest `window_size(n, alpha)` radii carry Bernstein weight, so when the loss needs gradient the batch
+    is mapped once without it, and again with it for the rows of those radii only (the same loss and gradient).
     """
+    n, window = len(x), window_size(len(x), alpha)
+    if torch.is_grad_enabled() and window < n:
+        with torch.no_grad():
+            z, _ = flow(x)
+        x = x[torch.topk(z.norm(dim=1), window, sorted=False).indices]
     z, _ = flow(x)
-    radius = bernstein_quantile(z.norm(dim=1), alpha)
+    radius = bernstein_quantile(z.norm(dim=1), alpha, batch_size=n)
     if flow.constant_jacobian:
         return log_volume_constant(flow, radius, x.shape[1]), radius
     if unit_ball is None:

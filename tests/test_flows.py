@@ -137,6 +137,18 @@ def test_layers_compose_explicitly():
     assert not flow.constant_jacobian
 
 
+def test_inverse_and_log_det_gives_the_forward_log_det_at_the_preimage():
+    masks = coupling_masks(3, 3)
+    flow = Flow([AffineCoupling(masks[0], 8, 2), AdditiveCoupling(masks[1], 8, 1), AffineCoupling(masks[2], 8, 2),
+                 DiagonalScaling(3)])
+    trained_like(flow.double())
+    z = 2.0 * torch.randn(40, 3, dtype=torch.float64)
+    x, logdet = flow.inverse_and_log_det(z)
+    torch.testing.assert_close(x, flow.inverse(z), atol=0, rtol=0)
+    torch.testing.assert_close(logdet, flow(x)[1], atol=1e-12, rtol=0)
+    assert logdet.std() > 1e-3  # a point-dependent log-det, not only the constant parts
+
+
 def test_bad_architecture():
     with pytest.raises(PcflowError, match="n_couplings"):
         build_flow(3, n_couplings=0)

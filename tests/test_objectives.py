@@ -17,7 +17,7 @@ from pcflow.objectives import (
     surface_loss,
     trimmed_mean,
 )
-from pcflow.quantile import bernstein_quantile
+from pcflow.quantile import bernstein_quantile, window_size
 
 
 def randomise(flow, seed=0, scale=0.3):
@@ -84,6 +84,35 @@ def test_general_volume_has_gradient_through_radius_and_flow():
     log_volume_monte_carlo(flow, radius.detach(), ball).backward()
     grads = [p.grad.abs().sum() for p in flow.layers[0].parameters() if p.grad is not None]
     assert grads and sum(grads) > 0
+
+
+@pytest.mark.parametrize("coupling", [AdditiveCoupling, AffineCoupling])
+def test_loss_maps_only_the_window_rows_with_gradient(coupling):
+    flow = randomise(build_flow(3, coupling=coupling, n_couplings=3, hidden_features=8).double(), scale=0.2)
+    x = torch.randn(1000, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    ball = sample_unit_ball(64, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    unit_ball = None if coupling is AdditiveCoupling else ball
+    # reference: every row mapped with gradient, the Monte-Carlo volume by a forward pass from the preimages
+    z, _ = flow(x)
+    radius = bernstein_quantile(z.norm(dim=1), 0.05)
+    if unit_ball is None:
+        expected = log_volume_constant(flow, radius, 3)
+    else:
+        _, logdet = flow(flow.inverse(radius * ball))
+        expected = log_unit_ball_volume(3) + 3 * torch.log(radius) + torch.logsumexp(-logdet, 0) - math.log(64)
+    expected_grads = torch.autograd.grad(expected, list(flow.parameters()), allow_unused=True)
+    rows = []
+    hook = flow.register_forward_hook(lambda module, args, out: rows.append((len(args[0]), torch.is_grad_enabled())))
+    loss, got_radius = oneflow_loss(flow, x, 0.05, unit_ball=unit_ball)
+    hook.remove()
+    grads = torch.autograd.grad(loss, list(flow.parameters()), allow_unused=True)
+    torch.testing.assert_close(loss, expected, atol=1e-12, rtol=0)
+    torch.testing.assert_close(got_radius, radius, atol=1e-12, rtol=0)
+    for got, want in zip(grads, expected_grads):
+        assert (got is None) == (want is None)
+        if got is not None:
+            torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-8)
+    assert rows == [(1000, False), (window_size(1000, 0.05), True)]
 
 
 def test_constant_loss_is_log_volume_of_bernstein_ball():

@@ -44,6 +44,16 @@ def test_window_equals_full_sort(n):
     assert abs(float(full - windowed)) <= 1e-6 * float(full)
 
 
+def test_estimate_from_the_largest_radii_of_a_batch_equals_the_whole_batch_estimate():
+    radii = torch.rand(1000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    whole = bernstein_quantile(radii, 0.05)
+    k = window_size(1000, 0.05)
+    largest = torch.topk(radii, k + 7).values[torch.randperm(k + 7, generator=torch.Generator().manual_seed(1))]
+    assert float(bernstein_quantile(largest, 0.05, batch_size=1000)) == pytest.approx(float(whole), rel=1e-12)
+    with pytest.raises(PcflowError, match="cannot be the top"):
+        bernstein_quantile(largest[: k - 1], 0.05, batch_size=1000)
+
+
 def test_window_is_much_smaller_than_large_batches():
     assert window_size(1_000_000, 0.05) < 60_000
 
