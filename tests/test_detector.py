@@ -114,6 +114,32 @@ def test_chunks_side_by_side_give_the_sequential_results(fitted, blobs, monkeypa
         torch.set_num_threads(before)
 
 
+def test_adam_is_fused_where_torch_has_a_kernel_and_plain_elsewhere(monkeypatch):
+    import pcflow.detector as detector
+
+    weights = [torch.nn.Parameter(torch.randn(4, 3, generator=torch.Generator().manual_seed(0)))]
+    start = weights[0].detach().clone()
+    fused = detector._adam(weights, 0.1)
+    assert fused.defaults["fused"]
+    plain_weights = [torch.nn.Parameter(start.clone())]
+    real = torch.optim.Adam
+
+    def no_fused_kernel(params, lr, fused=None):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be CUDA, floating point Tensor")
+        return real(params, lr=lr)
+
+    monkeypatch.setattr(torch.optim, "Adam", no_fused_kernel)
+    plain = detector._adam(plain_weights, 0.1)
+    assert not plain.defaults["fused"]
+    for _ in range(3):  # the same updates
+        for optimizer, params in ((fused, weights), (plain, plain_weights)):
+            params[0].grad = params[0].detach() ** 2 - 1.0
+            optimizer.step()
+    torch.testing.assert_close(weights[0], plain_weights[0], atol=1e-6, rtol=1e-6)
+    assert (weights[0] - start).abs().min() > 0.1
+
+
 def test_normalisation_keeps_results_in_input_units(blobs):
     X, _ = blobs
     base = OneFlow(alpha=0.05, **FAST).fit(X)
