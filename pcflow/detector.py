@@ -515,29 +515,23 @@ class OneFlow:
     def _on_cpu(self) -> bool:
         return next(self.flow_.parameters()).device.type == "cpu"
 
-    def _map(self, array: np.ndarray, function) -> np.ndarray:
+    def _map(self, data, function, shape: tuple | None = None) -> np.ndarray:
+        """`function` of `data` ((N, D) array or tensor) without gradient, a pass per row chunk (side by side on the
+        CPU, see `_each_chunk`), as a float64 array of `shape` (default: data's)."""
         param = next(self.flow_.parameters())
-        out = np.empty_like(array, dtype=np.float64)
+        out = np.empty(data.shape if shape is None else shape)
         rows = self._rows_per_pass()
 
         def work(start: int) -> None:
             with torch.no_grad():
-                chunk = torch.as_tensor(array[start:start + rows], dtype=param.dtype, device=param.device)
+                chunk = torch.as_tensor(data[start:start + rows], dtype=param.dtype, device=param.device)
                 out[start:start + rows] = function(chunk).double().cpu().numpy()
-
-        _each_chunk(work, range(0, array.shape[0], rows), self._on_cpu())
-        return out
-
-    def _latent_radius_normalized(self, data: torch.Tensor) -> np.ndarray:
-        out = np.empty(data.shape[0])
-        rows = self._rows_per_pass()
-
-        def work(start: int) -> None:
-            with torch.no_grad():
-                out[start:start + rows] = self.flow_(data[start:start + rows])[0].norm(dim=1).double().cpu().numpy()
 
         _each_chunk(work, range(0, data.shape[0], rows), self._on_cpu())
         return out
+
+    def _latent_radius_normalized(self, data: torch.Tensor) -> np.ndarray:
+        return self._map(data, lambda x: self.flow_(x)[0].norm(dim=1), shape=data.shape[:1])
 
     def _checked(self, X) -> np.ndarray:
         """X as a float64 array after the fitted-model and input checks."""
