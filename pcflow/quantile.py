@@ -118,11 +118,11 @@ def bernstein_quantile(radii: torch.Tensor, alpha: float, *, window: bool | None
         raise PcflowError(f"radii must be a 1-D tensor, got shape {tuple(radii.shape)}")
     n = radii.shape[0] if batch_size is None else int(batch_size)
     k = window_size(n, alpha)
-    if batch_size is not None and (k > radii.shape[0] or n < radii.shape[0]):
-        from .errors import PcflowError
-
-        raise PcflowError(f"{radii.shape[0]} radii cannot be the top {k} of a batch of {n}")
     if batch_size is not None:
+        if k > radii.shape[0] or n < radii.shape[0]:
+            from .errors import PcflowError
+
+            raise PcflowError(f"{radii.shape[0]} radii cannot be the top {k} of a batch of {n}")
         window = True
     elif window is None:
         window = k < n
