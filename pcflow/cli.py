@@ -27,7 +27,8 @@ def _fit_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--epochs", type=int, default=100,
                        help="most passes over the training points of the envelope fit (default 100)")
     group.add_argument("--surface-steps", type=int, default=1000,
-                       help="optimisation steps of the surface fit (default 1000)")
+                       help="most optimisation steps of the surface fit; it stops earlier once its loss stops "
+                            "falling (default 1000)")
     group.add_argument("--couplings", type=int, default=None,
                        help="number of coupling layers (default: 10 for a surface fit, 6 for an envelope fit)")
     group.add_argument("--hidden", type=int, default=None,
@@ -243,7 +244,7 @@ def cmd_fit(args) -> int:
     if parallel.rank == 0:
         model.save(output)
         ranks = f" on {parallel.world_size} ranks" if parallel.world_size > 1 else ""
-        surface = f" + {model.surface_steps} surface steps" if model.objective == "surface" else ""
+        surface = f" + {model.n_surface_steps_} surface steps" if model.objective == "surface" else ""
         _say(args, f"fitted {model.n_samples_fit_} points{ranks} in {fitted_mode(model)} mode, {model.n_iter_} "
                    f"epochs{surface}; radius {model.radius_:.4g}, volume {model.volume_:.6g}; wrote {output}")
     return 0
@@ -286,6 +287,7 @@ def cmd_info(args) -> int:
             "n_features": model.n_features_in_,
             "n_samples_fit": model.n_samples_fit_,
             "epochs_run": model.n_iter_,
+            **({"surface_steps_run": model.n_surface_steps_} if model.objective == "surface" else {}),
             "radius": model.radius_,
             "volume": model.volume_,
             "volume_stderr": model.volume_stderr_,

@@ -41,6 +41,8 @@ _CHUNK = 65_536  # rows per forward pass on an accelerator, and per k-d tree que
 _CPU_CHUNK = 8_192
 _GRADIENT_CHUNK = 8_192  # rows per backward pass of the surface distance: its saved activations bound the memory
 _COVERAGE_GRID = 10_001
+_SURFACE_BLOCK = 50  # steps of the surface fit per entry of history_["surface_loss"] (and per patience count)
+_SURFACE_COOLDOWN = 100  # steps that bring the learning rate down to its lowest once the surface loss stops falling
 _REFERENCE_POINTS = 20_000
 
 #: `OneFlow`'s default `surface_weight`; models saved without one (older files) score with 1.
@@ -122,7 +124,10 @@ class OneFlow:
         patience: stop when the epoch loss has not improved by `tol` for this many epochs; None trains all epochs.
         tol: least improvement of the epoch loss that counts, in loss units (log volume or nats per point).
         n_volume_samples: Monte-Carlo samples per step for the volume of a general flow.
-        surface_steps: optimisation steps of the surface fit (surface objective).
+        surface_steps: optimisation steps of the surface fit (surface objective); the most it runs.
+        surface_patience: stop the surface fit when the mean loss of a block of 50 steps has not fallen below the
+            best block's by the share `surface_tol` for this many blocks; None runs all `surface_steps`.
+        surface_tol: least relative improvement of a block's mean surface loss that counts.
         surface_lr: Adam learning rate of the surface fit (cosine-annealed to a twentieth).
         surface_batch_size: points per step of the surface fit.
         n_surface_samples: sphere samples mapped back per step of the surface fit.
@@ -153,7 +158,8 @@ class OneFlow:
         constant_jacobian_: whether the region volume is in closed form.
         history_: dict of per-epoch lists ``loss``, ``radius`` (mean Bernstein radius, volume objective) and ``lr``;
             the surface objective adds ``surface_loss``, the mean loss of each block of 50 steps.
-        n_iter_: epochs run. n_features_in_: D. n_samples_fit_: N. seed_: the seed used.
+        n_iter_: epochs run. n_surface_steps_: surface objective only: steps of the surface fit run.
+        n_features_in_: D. n_samples_fit_: N. seed_: the seed used.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -180,6 +186,8 @@ class OneFlow:
         tol: float = 1e-3,
         n_volume_samples: int = 256,
         surface_steps: int = 1000,
+        surface_patience: int | None = 4,
+        surface_tol: float = 5e-3,
         surface_lr: float = 2e-3,
         surface_batch_size: int = 2048,
         n_surface_samples: int = 2048,
@@ -205,6 +213,8 @@ class OneFlow:
         self.tol = tol
         self.n_volume_samples = n_volume_samples
         self.surface_steps = surface_steps
+        self.surface_patience = surface_patience
+        self.surface_tol = surface_tol
         self.surface_lr = surface_lr
         self.surface_batch_size = surface_batch_size
         self.n_surface_samples = n_surface_samples
@@ -264,8 +274,14 @@ class OneFlow:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value > 0):
                 raise PcflowError(f"{name} must be a positive number, got {value!r}")
-        if self.patience is not None and (not isinstance(self.patience, (int, np.integer)) or self.patience < 1):
-            raise PcflowError(f"patience must be a positive integer or None, got {self.patience!r}")
+        for name in ("patience", "surface_patience"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+                raise PcflowError(f"{name} must be a positive integer or None, got {value!r}")
+        for name in ("tol", "surface_tol"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value >= 0):
+                raise PcflowError(f"{name} must be a non-negative number, got {value!r}")
 
     def min_samples(self) -> int:
         """Fewest training points this configuration accepts: enough for the (1 - alpha) quantile to be interior."""
@@ -472,13 +488,15 @@ class OneFlow:
         batch = min(self.surface_batch_size, n)
         objective = parallel.wrap(Objective(self.flow_, "surface", check_alpha(self.alpha), radius=radius))
         optimizer = _adam(self.flow_.parameters(), lr=self.surface_lr)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.surface_steps,
-                                                               eta_min=0.05 * self.surface_lr)
+        lowest_lr = 0.05 * self.surface_lr
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.surface_steps, eta_min=lowest_lr)
         show = self.progress and parallel.rank == 0
         steps = tqdm(range(self.surface_steps), desc="surface", unit="step", disable=not show, leave=False)
-        losses = []
+        losses, best, stale = [], math.inf, 0
+        cooling = None  # (first step, learning rate) of the last steps, once the loss has stopped falling
         self.flow_.train()
         for step in steps:
+            self.n_surface_steps_ = step + 1
             rows = torch.randint(n, (batch,), generator=generator).to(data.device)
             directions = sample_unit_sphere(self.n_surface_samples, dim, generator=generator, dtype=data.dtype,
                                             device=data.device)
@@ -489,17 +507,31 @@ class OneFlow:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.flow_.parameters(), 1.0)
             optimizer.step()
-            scheduler.step()
+            if cooling is None:
+                scheduler.step()
+            else:  # the rest of a cosine schedule, from this learning rate to the lowest, over the last steps
+                done = min(1.0, (step + 1 - cooling[0]) / _SURFACE_COOLDOWN)
+                for group in optimizer.param_groups:
+                    group["lr"] = lowest_lr + (cooling[1] - lowest_lr) * 0.5 * (1.0 + math.cos(math.pi * done))
             losses.append(loss.item())
             if check is not None and step == SURFACE_CHECK_STEPS - 1:
                 self.flow_.eval()
                 check(self)
                 self.flow_.train()
-            if len(losses) == 50 or step == self.surface_steps - 1:
+            if len(losses) == _SURFACE_BLOCK or step == self.surface_steps - 1:
+                # the block's mean loss over all ranks, so that every rank stops at the same step
                 block = float(parallel.sum(np.array([np.mean(losses)]))[0] / parallel.world_size)
                 self.history_["surface_loss"].append(block)
                 steps.set_postfix(loss=f"{block:.4f}")
                 losses = []
+                if block < best * (1.0 - self.surface_tol):
+                    best, stale = block, 0
+                else:
+                    stale += 1
+                    if cooling is None and self.surface_patience is not None and stale >= self.surface_patience:
+                        cooling = (step + 1, optimizer.param_groups[0]["lr"])
+            if cooling is not None and step + 1 - cooling[0] >= _SURFACE_COOLDOWN:
+                break
         self.flow_.eval()
 
     def fit_predict(self, X, y=None) -> np.ndarray:
@@ -746,6 +778,7 @@ class OneFlow:
             "volume_stderr": self.volume_stderr_,
             "history": self.history_,
             "n_iter": self.n_iter_,
+            **({"n_surface_steps": self.n_surface_steps_} if self.objective == "surface" else {}),
             "n_features_in": self.n_features_in_,
             "n_samples_fit": self.n_samples_fit_,
             "seed": self.seed_,
@@ -781,6 +814,7 @@ class OneFlow:
             model.reference_points_ = state["reference"].numpy()
             model._outlying_grid = state["outlying_grid"].numpy()
             model._tree = None
+            model.n_surface_steps_ = int(state.get("n_surface_steps", model.surface_steps))  # older files ran them all
         model._coverage_grid = state["coverage_grid"].numpy()
         model._radius_grid = state["radius_grid"].numpy()
         model.volume_, model.volume_stderr_ = float(state["volume"]), float(state["volume_stderr"])

@@ -375,7 +375,7 @@ def reconstruct(
         "training": {
             "epochs_run": model.n_iter_,
             "final_loss": model.history_["loss"][-1],
-            "surface_steps": model.surface_steps if model.objective == "surface" else 0,
+            "surface_steps": model.n_surface_steps_ if model.objective == "surface" else 0,
             "n_couplings": model.n_couplings,
             "hidden_features": model.hidden_features,
         },

@@ -274,6 +274,8 @@ def test_bad_training_input(X, match):
         ({"lr": -1}, "lr"),
         ({"surface_steps": 0}, "surface_steps must be a positive integer"),
         ({"surface_lr": 0}, "surface_lr must be a positive number"),
+        ({"surface_patience": 0}, "surface_patience must be a positive integer or None"),
+        ({"surface_tol": -0.1}, "surface_tol must be a non-negative number"),
         ({"n_neighbors": -1}, "n_neighbors must be a non-negative integer"),
         ({"neighbor_statistic": "median"}, "neighbor_statistic must be one of"),
         ({"dtype": "float16"}, "dtype"),
@@ -429,7 +431,7 @@ def test_surface_save_load_round_trip(surface_models, shell_scan, tmp_path):
     _, model = surface_models
     model.save(tmp_path / "surface.pt")
     loaded = OneFlow.load(tmp_path / "surface.pt")
-    assert loaded.objective == "surface" and loaded.surface_steps == 150
+    assert loaded.objective == "surface" and loaded.surface_steps == 150 and loaded.n_surface_steps_ == 150
     assert loaded.distance_threshold_ == model.distance_threshold_ and loaded.radius_ == model.radius_
     np.testing.assert_array_equal(loaded.predict(shell_scan), model.predict(shell_scan))
     np.testing.assert_allclose(loaded.score_samples(shell_scan), model.score_samples(shell_scan))
@@ -506,6 +508,30 @@ def test_surface_check_runs_once_mid_fit_and_can_end_it(shell_scan):
         model.fit(shell_scan, surface_check=stop)
     with pytest.raises(NotFittedError):
         model.predict(shell_scan)
+
+
+def test_surface_fit_stops_once_its_block_loss_stops_falling(shell_scan):
+    from pcflow.detector import _SURFACE_COOLDOWN
+
+    params = dict(alpha=0.05, flow="general", objective="surface", n_couplings=2, hidden_features=16, epochs=3,
+                  surface_steps=2000, surface_batch_size=128, n_surface_samples=128, normalize="isotropic",
+                  random_state=0, surface_patience=3, surface_tol=0.02)
+    model = OneFlow(**params).fit(shell_scan)
+    blocks = model.history_["surface_loss"]
+    # the rule replayed on the recorded block losses: the loss stops falling at the first block that is the third in
+    # a row not 2% below the best before it; the fit then runs its cool-down steps and ends
+    best, stale, stop = np.inf, 0, None
+    for i, block in enumerate(blocks):
+        best, stale = (block, 0) if block < 0.98 * best else (best, stale + 1)
+        if stale == 3:
+            stop = i + 1
+            break
+    assert stop is not None
+    assert model.n_surface_steps_ == 50 * stop + _SURFACE_COOLDOWN < 2000
+    assert len(blocks) == stop + _SURFACE_COOLDOWN // 50
+
+    full = OneFlow(**{**params, "surface_steps": 230, "surface_patience": None}).fit(shell_scan)
+    assert full.n_surface_steps_ == 230 and len(full.history_["surface_loss"]) == 5  # four blocks of 50, one of 30
 
 
 def test_dense_points_the_surface_misses_are_not_outliers():
