@@ -24,8 +24,9 @@ def _fit_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--flow", choices=("nice", "general"), default=None,
                        help="nice: additive couplings, closed-form volume (envelope default); general: affine "
                             "couplings (surface default)")
-    group.add_argument("--epochs", type=int, default=100,
-                       help="most passes over the training points of the envelope fit (default 100)")
+    group.add_argument("--epochs", type=int, default=None,
+                       help="most passes over the training points of the envelope fit (default: 40 as the first "
+                            "stage of a surface fit, 100 for an envelope fit)")
     group.add_argument("--surface-steps", type=int, default=1000,
                        help="most optimisation steps of the surface fit; it stops earlier once its loss stops "
                             "falling (default 1000)")

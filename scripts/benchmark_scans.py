@@ -130,6 +130,13 @@ def subsample(points: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
     return points[training_rows(len(points), FitOptions(max_train_points=limit, seed=seed))]
 
 
+def epochs_text(epochs: int | None) -> str:
+    """How many epochs the flows ran at most, for the report."""
+    if epochs:
+        return f"{epochs} epochs"
+    return "the CLI's epochs (40 for a surface fit's envelope stage, 100 for an envelope fit)"
+
+
 def fit_flow(points, ratio, seed, epochs, quick, mode="surface", **kwargs):
     """OneFlow with the CLI's 3D settings (FitOptions) of a mode and alpha = the outlier ratio."""
     options = FitOptions(alpha=ratio, mode=mode, epochs=epochs, seed=seed)
@@ -421,8 +428,9 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         + f"all shapes at {100 * args.mesh_ratio:g}% ({', '.join(mesh_shapes)})"
         + (", where the meshes are also built." if args.view is None else "."),
         f"Flows: the CLI's 3D settings (6 couplings, hidden 64, isotropic normalisation, batch 1000, lr 1e-3) "
-        f"with alpha = the outlier ratio and at most {args.epochs} epochs (patience 10), trained on a seeded subset "
-        f"of at most {args.max_train} points of each scan and applied to all of them; torch threads {args.threads}"
+        f"with alpha = the outlier ratio and at most {epochs_text(args.epochs)} (patience 10), trained on a seeded "
+        f"subset of at most {args.max_train} points of each scan and applied to all of them; torch threads "
+        f"{args.threads}"
         + (" -- quick mode: 2 couplings, hidden 16." if args.quick else "."),
         "OneFlow-Surface: the surface objective (what `pcflow reconstruct`'s auto mode keeps for an object): a "
         "general flow of 10 couplings, "
@@ -493,8 +501,8 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
 
     if real_rows:
         lines += ["## Real scans (no labels)", "",
-                  f"pcflow's default auto mode (alpha 0.05, CLI settings, at most {args.epochs} epochs) trained on a "
-                  f"seeded subset of at most {args.max_train} points, then applied to every point; mode: the fit "
+                  f"pcflow's default auto mode (alpha 0.05, CLI settings, at most {epochs_text(args.epochs)}) trained "
+                  f"on a seeded subset of at most {args.max_train} points, then applied to every point; mode: the fit "
                   "auto mode kept (the surface, or the envelope where the surface spanned empty space); Open3D "
                   "statistical removal on all points.", "",
                   markdown_table(real_rows, ["scan", "n_points", "n_train", "mode", "oneflow_removed",
@@ -522,7 +530,9 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=DATA, help="folder with meshes/ and scans/")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run: one shape, one ratio, 2 epochs")
     parser.add_argument("--n", type=int, default=20_000, help="points per synthetic scan")
-    parser.add_argument("--epochs", type=int, default=100, help="most epochs per flow (the CLI's default)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="most epochs per flow (default: the CLI's, 40 for a surface fit's envelope stage and "
+                             "100 for an envelope fit)")
     parser.add_argument("--max-train", type=int, default=20_000,
                         help="flows train on a seeded subset of at most this many points and score every point")
     parser.add_argument("--shapes", nargs="*", help="shapes at the mesh ratio (default: all)")

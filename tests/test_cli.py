@@ -342,6 +342,18 @@ def test_summary_suggests_the_envelope_when_the_surface_mesh_intersects_itself()
     assert "spanned empty space: 55% of it" in _summary(report, Path("out"))
 
 
+def test_each_mode_takes_its_own_envelope_epochs_unless_told():
+    from dataclasses import replace
+
+    from pcflow.pipeline import FitOptions
+
+    assert FitOptions().estimator().epochs == 40  # auto: a surface fit's first stage
+    assert FitOptions(mode="surface").estimator().epochs == 40
+    assert FitOptions(mode="envelope").estimator().epochs == 100
+    assert replace(FitOptions(), mode="envelope").estimator().epochs == 100  # auto mode's fallback to the envelope
+    assert FitOptions(epochs=7).estimator().epochs == 7 and FitOptions(mode="envelope", epochs=7).estimator().epochs == 7
+
+
 def test_auto_mode_fits_the_envelope_for_an_open_scene(table_and_wall, tmp_path, capsys):
     path = write_ply(tmp_path / "scene.ply", table_and_wall)
     settings = ["--couplings", "4", "--hidden", "32", "--epochs", "30", "--surface-steps", "150", "--no-preview"]
