@@ -384,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo", formatter_class=formatter, help="run reconstruct on the bundled cow scan",
-        description="Reconstruct the bundled scan of Keenan Crane's Spot (20,000 points, 5%% background outliers) "
+        description="Reconstruct the bundled scan of Keenan Crane's Spot (20,000 points, 5% background outliers) "
                     "into a fresh folder, and score the outlier removal against the known labels.",
         epilog="example:\n  pcflow demo            # writes ./pcflow-demo (or pcflow-demo-2, ...)\n"
                "  pcflow demo -o results/demo",
