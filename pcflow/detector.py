@@ -125,8 +125,9 @@ class OneFlow:
         tol: least improvement of the epoch loss that counts, in loss units (log volume or nats per point).
         n_volume_samples: Monte-Carlo samples per step for the volume of a general flow.
         surface_steps: optimisation steps of the surface fit (surface objective); the most it runs.
-        surface_patience: stop the surface fit when the mean loss of a block of 50 steps has not fallen below the
-            best block's by the share `surface_tol` for this many blocks; None runs all `surface_steps`.
+        surface_patience: once the mean loss of a block of 50 steps has not fallen below the best block's by the
+            share `surface_tol` for this many blocks, the surface fit runs 100 more steps that bring its learning
+            rate down to the lowest (a cosine from where it is) and ends; None runs all `surface_steps`.
         surface_tol: least relative improvement of a block's mean surface loss that counts.
         surface_lr: Adam learning rate of the surface fit (cosine-annealed to a twentieth).
         surface_batch_size: points per step of the surface fit.

@@ -352,7 +352,8 @@ def test_each_mode_takes_its_own_envelope_epochs_unless_told():
     assert FitOptions(mode="surface").estimator().epochs == 40
     assert FitOptions(mode="envelope").estimator().epochs == 100
     assert replace(FitOptions(), mode="envelope").estimator().epochs == 100  # auto mode's fallback to the envelope
-    assert FitOptions(epochs=7).estimator().epochs == 7 and FitOptions(mode="envelope", epochs=7).estimator().epochs == 7
+    assert FitOptions(epochs=7).estimator().epochs == 7
+    assert FitOptions(mode="envelope", epochs=7).estimator().epochs == 7
 
 
 def test_auto_mode_fits_the_envelope_for_an_open_scene(table_and_wall, tmp_path, capsys):

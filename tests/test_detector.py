@@ -510,12 +510,23 @@ def test_surface_check_runs_once_mid_fit_and_can_end_it(shell_scan):
         model.predict(shell_scan)
 
 
-def test_surface_fit_stops_once_its_block_loss_stops_falling(shell_scan):
+def test_surface_fit_stops_once_its_block_loss_stops_falling(shell_scan, monkeypatch):
+    import pcflow.detector as detector
     from pcflow.detector import _SURFACE_COOLDOWN
 
+    rates = []  # the learning rate of every optimisation step of the surface fit (its optimizer is made second)
+    real_adam = detector._adam
+
+    def recording_adam(parameters, lr):
+        optimizer = real_adam(parameters, lr)
+        if lr == params["surface_lr"]:
+            optimizer.register_step_pre_hook(lambda opt, args, kwargs: rates.append(opt.param_groups[0]["lr"]))
+        return optimizer
+
+    monkeypatch.setattr(detector, "_adam", recording_adam)
     params = dict(alpha=0.05, flow="general", objective="surface", n_couplings=2, hidden_features=16, epochs=3,
-                  surface_steps=2000, surface_batch_size=128, n_surface_samples=128, normalize="isotropic",
-                  random_state=0, surface_patience=3, surface_tol=0.02)
+                  lr=1e-3, surface_lr=3e-3, surface_steps=2000, surface_batch_size=128, n_surface_samples=128,
+                  normalize="isotropic", random_state=0, surface_patience=3, surface_tol=0.02)
     model = OneFlow(**params).fit(shell_scan)
     blocks = model.history_["surface_loss"]
     # the rule replayed on the recorded block losses: the loss stops falling at the first block that is the third in
@@ -529,6 +540,12 @@ def test_surface_fit_stops_once_its_block_loss_stops_falling(shell_scan):
     assert stop is not None
     assert model.n_surface_steps_ == 50 * stop + _SURFACE_COOLDOWN < 2000
     assert len(blocks) == stop + _SURFACE_COOLDOWN // 50
+    # the last steps take the learning rate from where the schedule had it down to the lowest, a twentieth
+    assert len(rates) == model.n_surface_steps_
+    cooling = np.array(rates[50 * stop:])
+    lowest = 0.05 * params["surface_lr"]
+    assert cooling[0] == pytest.approx(rates[50 * stop - 1], rel=0.01) and np.all(np.diff(cooling) < 0)
+    np.testing.assert_allclose(cooling[-1], lowest + (cooling[0] - lowest) * 0.5 * (1 + np.cos(np.pi * 0.99)))
 
     full = OneFlow(**{**params, "surface_steps": 230, "surface_patience": None}).fit(shell_scan)
     assert full.n_surface_steps_ == 230 and len(full.history_["surface_loss"]) == 5  # four blocks of 50, one of 30
