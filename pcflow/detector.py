@@ -497,7 +497,6 @@ class OneFlow:
         cooling = None  # (first step, learning rate) of the last steps, once the loss has stopped falling
         self.flow_.train()
         for step in steps:
-            self.n_surface_steps_ = step + 1
             rows = torch.randint(n, (batch,), generator=generator).to(data.device)
             directions = sample_unit_sphere(self.n_surface_samples, dim, generator=generator, dtype=data.dtype,
                                             device=data.device)
@@ -533,6 +532,7 @@ class OneFlow:
                         cooling = (step + 1, optimizer.param_groups[0]["lr"])
             if cooling is not None and step + 1 - cooling[0] >= _SURFACE_COOLDOWN:
                 break
+        self.n_surface_steps_ = step + 1  # surface_steps >= 1, so the loop ran
         self.flow_.eval()
 
     def fit_predict(self, X, y=None) -> np.ndarray:
