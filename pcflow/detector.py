@@ -17,7 +17,7 @@ import torch
 from .errors import NotFittedError, PcflowError
 from .flows import AdditiveCoupling, AffineCoupling, Flow, build_flow
 from .distributed import SingleProcess, group
-from .objectives import Objective, log_unit_ball_volume, sample_unit_ball, sample_unit_sphere
+from .objectives import Objective, log_unit_ball_volume, sample_unit_ball, spread_unit_sphere
 from .quantile import check_alpha
 
 #: Architectures of the paper: 2D experiments (4 couplings, hidden 16) and tabular experiments (hidden 256).
@@ -131,7 +131,8 @@ class OneFlow:
         surface_tol: least relative improvement of a block's mean surface loss that counts.
         surface_lr: Adam learning rate of the surface fit (cosine-annealed to a twentieth).
         surface_batch_size: points per step of the surface fit.
-        n_surface_samples: sphere samples mapped back per step of the surface fit.
+        n_surface_samples: sphere points mapped back per step of the surface fit, spread evenly over the sphere
+            in a random orientation (`pcflow.objectives.spread_unit_sphere`).
         n_neighbors: surface objective: a point also counts as near the data when its `n_neighbors` nearest other
             training points are closer than the threshold (0: the distance to the surface alone decides).
         neighbor_statistic: surface objective: that distance is the ``'mean'`` of the distances to those
@@ -191,7 +192,7 @@ class OneFlow:
         surface_tol: float = 5e-3,
         surface_lr: float = 2e-3,
         surface_batch_size: int = 2048,
-        n_surface_samples: int = 2048,
+        n_surface_samples: int = 1024,
         n_neighbors: int = 8,
         surface_weight: float = SURFACE_WEIGHT,
         neighbor_statistic: str = "mean",
@@ -498,7 +499,7 @@ class OneFlow:
         self.flow_.train()
         for step in steps:
             rows = torch.randint(n, (batch,), generator=generator).to(data.device)
-            directions = sample_unit_sphere(self.n_surface_samples, dim, generator=generator, dtype=data.dtype,
+            directions = spread_unit_sphere(self.n_surface_samples, dim, generator=generator, dtype=data.dtype,
                                             device=data.device)
             loss, _ = objective(data[rows], directions)
             if not torch.isfinite(loss):
