@@ -434,7 +434,8 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         + (" -- quick mode: 2 couplings, hidden 16." if args.quick else "."),
         "OneFlow-Surface: the surface objective (what `pcflow reconstruct`'s auto mode keeps for an object): a "
         "general flow of 10 couplings, "
-        "hidden 96, trained as OneFlow-Gen, then at most 1000 surface-fit steps (batch 2048, "
+        "hidden 96, trained as OneFlow-Gen but in steps of 2000 points at lr 2e-3, then at most 1000 surface-fit steps "
+        "(batch 2048, "
         f"{OneFlow().n_surface_samples} sphere points spread evenly, lr 2e-3) "
         f"on the points the envelope keeps (radial term over {RADIAL_POINTS} of each batch); its score is "
         f"{SURFACE_WEIGHT:g} times the distance to the surface or, where smaller, the mean distance to the 8 nearest "

@@ -343,7 +343,7 @@ def test_summary_suggests_the_envelope_when_the_surface_mesh_intersects_itself()
     assert "spanned empty space: 55% of it" in _summary(report, Path("out"))
 
 
-def test_each_mode_takes_its_own_envelope_epochs_unless_told():
+def test_each_mode_takes_its_own_envelope_settings_unless_told():
     from dataclasses import replace
 
     from pcflow.pipeline import FitOptions
@@ -354,6 +354,10 @@ def test_each_mode_takes_its_own_envelope_epochs_unless_told():
     assert replace(FitOptions(), mode="envelope").estimator().epochs == 100  # auto mode's fallback to the envelope
     assert FitOptions(epochs=7).estimator().epochs == 7
     assert FitOptions(mode="envelope", epochs=7).estimator().epochs == 7
+    # a surface fit's envelope stage takes steps of 2,000 points at lr 2e-3, an envelope fit of 1,000 at 1e-3
+    assert [FitOptions(mode=mode).estimator().get_params()[name] for mode in ("auto", "surface", "envelope")
+            for name in ("batch_size", "lr")] == [2000, 2e-3, 2000, 2e-3, 1000, 1e-3]
+    assert replace(FitOptions(), mode="envelope").estimator().batch_size == 1000
 
 
 def test_auto_mode_fits_the_envelope_for_an_open_scene(table_and_wall, tmp_path, capsys):
