@@ -13,6 +13,8 @@ from .quantile import bernstein_quantile, window_size
 
 #: Rows of a surface-fit batch that the radial term of `surface_loss` is taken over (the batches are random draws).
 RADIAL_POINTS = 256
+#: Weight of the radial term of `surface_loss`.
+RADIAL_WEIGHT = 0.1
 
 
 def log_unit_ball_volume(dim: int) -> float:
@@ -144,7 +146,7 @@ def nearest(queries: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 
 
 def surface_loss(flow: Flow, x: torch.Tensor, directions: torch.Tensor, radius: float, *, trim: float = 0.02,
-                 radial_weight: float = 0.1, radial_points: int | None = None) -> torch.Tensor:
+                 radial_weight: float = RADIAL_WEIGHT, radial_points: int | None = None) -> torch.Tensor:
     """Surface objective on a batch: the surface f^-1(S(0, R)) should pass through the points and nowhere else.
 
     The loss is a two-way Chamfer distance between the batch and the surface samples f^-1(R u_k), plus a radial term
@@ -165,16 +167,18 @@ def surface_loss(flow: Flow, x: torch.Tensor, directions: torch.Tensor, radius: 
         directions: (m, D) samples of the unit sphere.
         radius: latent radius R of the surface.
         trim: share of the batch left out of the point terms.
-        radial_weight: weight of the radial term.
+        radial_weight: weight of the radial term; 0 leaves it out, and the forward pass with it.
         radial_points: the radial term is taken over the first `radial_points` rows of x only (None: all of them).
             It only steers, and it is the one term that needs the forward pass, so a random batch's first few
             hundred rows serve it as well as all of them, at a fraction of the cost.
     """
-    z, _ = flow(x if radial_points is None else x[:radial_points])
     surface = flow.inverse(radius * directions)
     # the nearest partners are found without gradient; the distances to them carry it (the gradient of a minimum)
     to_surface = trimmed_mean((x - surface[nearest(x, surface)]).norm(dim=1), trim)
     to_points = (surface - x[nearest(surface, x)]).norm(dim=1).mean()
+    if radial_weight == 0:
+        return to_surface + to_points
+    z, _ = flow(x if radial_points is None else x[:radial_points])
     radial = trimmed_mean((z.norm(dim=1) - radius).abs() / radius, trim)
     return to_surface + to_points + radial_weight * radial
 
@@ -199,16 +203,19 @@ class Objective(nn.Module):
         self.radius = radius
         self.radial_points = radial_points
 
-    def forward(self, x: torch.Tensor, samples: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, samples: torch.Tensor | None = None, *,
+                radial_weight: float = RADIAL_WEIGHT) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, radius) on a batch x: (n, D).
 
         `samples` are the unit-ball samples of a general flow's volume, or the unit-sphere samples of the surface
-        objective. The radius is the Bernstein radius of the volume objective, the fixed surface radius of the
-        surface objective and NaN for the likelihood objective.
+        objective; `radial_weight` weighs the surface objective's radial term (see `surface_loss`). The radius is the
+        Bernstein radius of the volume objective, the fixed surface radius of the surface objective and NaN for the
+        likelihood objective.
         """
         if self.objective == "likelihood":
             return likelihood_loss(self.flow, x), torch.full((), float("nan"), dtype=x.dtype, device=x.device)
         if self.objective == "surface":
-            loss = surface_loss(self.flow, x, samples, self.radius, radial_points=self.radial_points)
+            loss = surface_loss(self.flow, x, samples, self.radius, radial_weight=radial_weight,
+                                radial_points=self.radial_points)
             return loss, torch.full((), self.radius, dtype=x.dtype, device=x.device)
         return oneflow_loss(self.flow, x, self.alpha, unit_ball=samples)

@@ -551,6 +551,23 @@ def test_surface_fit_stops_once_its_block_loss_stops_falling(shell_scan, monkeyp
     assert full.n_surface_steps_ == 230 and len(full.history_["surface_loss"]) == 5  # four blocks of 50, one of 30
 
 
+def test_surface_fit_takes_the_radial_term_every_second_step_at_twice_its_weight(shell_scan, monkeypatch):
+    from pcflow.objectives import RADIAL_WEIGHT, Objective
+
+    weights = []
+    real_forward = Objective.forward
+
+    def recording_forward(self, x, samples=None, **kwargs):
+        if self.objective == "surface":
+            weights.append(kwargs["radial_weight"])
+        return real_forward(self, x, samples, **kwargs)
+
+    monkeypatch.setattr(Objective, "forward", recording_forward)
+    OneFlow(alpha=0.05, flow="general", objective="surface", n_couplings=2, hidden_features=8, epochs=2,
+            surface_steps=7, surface_batch_size=64, n_surface_samples=64, random_state=0).fit(shell_scan)
+    assert weights == [2 * RADIAL_WEIGHT, 0.0] * 3 + [2 * RADIAL_WEIGHT]
+
+
 def test_dense_points_the_surface_misses_are_not_outliers():
     """A dense cluster beside the ellipsoid (a part a genus-0 surface may not reach) stays in; stray points go."""
     rng = np.random.default_rng(1)

@@ -236,6 +236,23 @@ def test_surface_loss_against_brute_force_reference(radial_points):
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in flow.parameters())
 
 
+def test_surface_loss_without_its_radial_term_is_the_chamfer_terms_and_skips_the_forward_pass(monkeypatch):
+    flow = randomise(build_flow(3, coupling=AffineCoupling, n_couplings=3, hidden_features=8).double(), scale=0.2)
+    gen = torch.Generator().manual_seed(9)
+    x = torch.randn(120, 3, generator=gen, dtype=torch.float64)
+    directions = sample_unit_sphere(90, 3, generator=gen, dtype=torch.float64)
+    radius, weight = 1.3, 0.25
+    with torch.no_grad():
+        latent_radius = flow(x)[0].norm(dim=1)
+        full = surface_loss(flow, x, directions, radius, radial_weight=weight).item()
+    radial = trimmed_mean((latent_radius - radius).abs() / radius, 0.02).item()
+    monkeypatch.setattr(flow, "forward", lambda *args: pytest.fail("the forward pass ran"))
+    loss = surface_loss(flow, x, directions, radius, radial_weight=0.0)
+    assert math.isclose(loss.item(), full - weight * radial, rel_tol=1e-10)
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in flow.parameters())
+
+
 def test_surface_loss_is_small_on_the_surface_and_grows_off_it():
     """Identity flow: points on the sphere of radius R give only the sampling gap; points off it add their offset."""
     flow = build_flow(3, coupling=AffineCoupling, n_couplings=2).double()  # a fresh flow is the identity
