@@ -30,7 +30,7 @@ from pcflow.io import read_cloud, read_mesh  # noqa: E402
 from pcflow.mesh import boundary_mesh, surface_gap, validity  # noqa: E402
 from pcflow.metrics import chamfer_metrics, outlier_scores  # noqa: E402
 from pcflow.objectives import RADIAL_POINTS  # noqa: E402
-from pcflow.pipeline import FitOptions, fit_cloud, fitted_mode, training_rows  # noqa: E402
+from pcflow.pipeline import MODES, FitOptions, fit_cloud, fitted_mode, training_rows  # noqa: E402
 from pcflow.synthetic import (  # noqa: E402
     BUILTIN_SHAPES, HELD_OUT_SHAPES, builtin_shape, points_inside, synthetic_scan,
 )
@@ -134,7 +134,8 @@ def epochs_text(epochs: int | None) -> str:
     """How many epochs the flows ran at most, for the report."""
     if epochs:
         return f"{epochs} epochs"
-    return "the CLI's epochs (40 for a surface fit's envelope stage, 100 for an envelope fit)"
+    return (f"the CLI's epochs ({MODES['surface']['epochs']} for a surface fit's envelope stage, "
+            f"{MODES['envelope']['epochs']} for an envelope fit)")
 
 
 def fit_flow(points, ratio, seed, epochs, quick, mode="surface", **kwargs):
@@ -434,8 +435,8 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         + (" -- quick mode: 2 couplings, hidden 16." if args.quick else "."),
         "OneFlow-Surface: the surface objective (what `pcflow reconstruct`'s auto mode keeps for an object): a "
         "general flow of 10 couplings, "
-        "hidden 96, trained as OneFlow-Gen but in steps of 2000 points at lr 2e-3, then at most 1000 surface-fit steps "
-        "(batch 2048, "
+        f"hidden 96, trained as OneFlow-Gen but in steps of {MODES['surface']['batch_size']} points at lr "
+        f"{MODES['surface']['lr']:g}, then at most 1000 surface-fit steps (batch 2048, "
         f"{OneFlow().n_surface_samples} sphere points spread evenly, lr 2e-3) "
         f"on the points the envelope keeps (radial term over {RADIAL_POINTS} of each batch); its score is "
         f"{SURFACE_WEIGHT:g} times the distance to the surface or, where smaller, the mean distance to the 8 nearest "
