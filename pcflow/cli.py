@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 from pathlib import Path
@@ -503,5 +504,26 @@ def main(argv=None) -> int:
     return EXIT_FAILURE
 
 
+#: full garbage collections (of every object, a quarter of a million once torch, Open3D and VTK are imported) wait
+#: for this many collections of the younger generations instead of Python's 10
+_FULL_COLLECTION_AFTER = 1000
+
+
+def run(argv=None) -> int:
+    """The `pcflow` command: `main` with the garbage collector set for one short-lived process.
+
+    The objects the imported libraries leave live as long as the process, yet each full collection walks them all,
+    about 0.15 s each time an import or a write tips the collector, and about a second when the interpreter exits.
+    Full collections run rarely here (young garbage is collected as usual) and the last one is skipped: the objects
+    left at the end are frozen (`gc.freeze`), which the exit then passes over. Measured: `pcflow reconstruct` of a
+    100,000-point scan spends about 1.5 s less outside its fit, `pcflow info` takes 1.65 s instead of 2.2 s.
+    """
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, _FULL_COLLECTION_AFTER)
+    code = main(argv)
+    gc.freeze()
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

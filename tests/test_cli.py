@@ -1,5 +1,6 @@
 """End-to-end tests of the `pcflow` command line and the reconstruct pipeline, including bad input."""
 
+import gc
 import json
 import math
 from pathlib import Path
@@ -10,6 +11,7 @@ import torch
 from plyfile import PlyData, PlyElement
 
 from pcflow import OneFlow, PcflowError
+from pcflow import cli
 from pcflow.cli import build_parser, main
 from pcflow.io import read_cloud
 from pcflow.mesh import boundary_mesh, validity
@@ -120,6 +122,19 @@ def test_general_flow_reports_monte_carlo_error(cloud_file, tmp_path):
     assert abs(report["n_outliers"] / report["n_points"] - 0.05) < 0.01
     assert report["volume_stderr"] > 0
     assert abs(report["mesh_volume"] - report["volume"]) < 0.05 * report["volume"] + 4 * report["volume_stderr"]
+
+
+def test_the_command_runs_main_with_rare_full_collections_and_none_at_exit(cloud_file, tmp_path, capsys):
+    threshold = gc.get_threshold()
+    try:
+        assert cli.run(["info", str(cloud_file)]) == 0
+        assert "1560" in capsys.readouterr().out  # main ran: the point count
+        assert gc.get_threshold() == (*threshold[:2], cli._FULL_COLLECTION_AFTER)
+        assert gc.get_freeze_count() > 0  # what is left is frozen, so the exit does not walk it
+        assert cli.run(["info", str(tmp_path / "missing.ply")]) == cli.EXIT_FAILURE  # main's exit code comes back
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
 
 
 def test_fit_mesh_denoise_info(cloud_file, tmp_path, capsys):
