@@ -61,20 +61,28 @@ def _headless() -> bool:
 def _pyvista(*, interactive: bool = False):
     """Imports pyvista, set up for EGL off-screen rendering when there is no display.
 
+    The first call also checks that OpenGL renders here, in a child process that runs while pyvista imports.
+
     Raises:
         PcflowError: pyvista is missing, OpenGL cannot render here, or a window is wanted without a display.
     """
     global _gl_checked
     if _headless():
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    probe = _start_gl_probe() if _gl_checked is None else None
     try:
-        import pyvista
-    except ImportError as error:
-        raise PcflowError(f"rendering needs pyvista ({error}); install it with: {_INSTALL_HINT}") from None
-    if interactive and _headless():
-        raise PcflowError("no display to open a window on (DISPLAY is not set); draw pictures with `pcflow render`")
-    if _gl_checked is None:
-        _gl_checked = _probe_gl()
+        try:
+            import pyvista
+        except ImportError as error:
+            raise PcflowError(f"rendering needs pyvista ({error}); install it with: {_INSTALL_HINT}") from None
+        if interactive and _headless():
+            raise PcflowError("no display to open a window on (DISPLAY is not set); draw pictures with `pcflow render`")
+        if probe is not None:
+            _gl_checked = _finish_gl_probe(probe)
+    finally:
+        if isinstance(probe, subprocess.Popen) and probe.poll() is None:  # an error above left it running
+            probe.kill()
+            probe.wait()
     if _gl_checked != "ok":
         raise PcflowError(f"OpenGL cannot render here ({_gl_checked}); on Debian/Ubuntu: {_GL_HINT}")
     return pyvista
@@ -82,18 +90,35 @@ def _pyvista(*, interactive: bool = False):
 
 def _probe_gl() -> str:
     """Renders a tiny window in a child process (a missing GL library crashes VTK); "ok" or the reason."""
+    return _finish_gl_probe(_start_gl_probe())
+
+
+def _start_gl_probe() -> subprocess.Popen | str:
+    """The child process of `_probe_gl`, started; or why it could not start."""
     try:
-        result = subprocess.run(
-            [sys.executable, "-c", _GL_PROBE], capture_output=True, text=True, timeout=_GL_PROBE_TIMEOUT_S,
+        return subprocess.Popen(
+            [sys.executable, "-c", _GL_PROBE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-    except (OSError, subprocess.TimeoutExpired) as error:
+    except OSError as error:
         return f"the OpenGL check failed to run: {error}"
-    if result.returncode == 0 and result.stdout.startswith("ok"):
+
+
+def _finish_gl_probe(probe: subprocess.Popen | str) -> str:
+    """Waits for a probe from `_start_gl_probe`: "ok" or the reason it failed."""
+    if isinstance(probe, str):
+        return probe
+    try:
+        stdout, stderr = probe.communicate(timeout=_GL_PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired as error:
+        probe.kill()
+        probe.communicate()
+        return f"the OpenGL check failed to run: {error}"
+    if probe.returncode == 0 and stdout.startswith("ok"):
         return "ok"
-    if result.returncode < 0:
-        return f"a test render crashed with signal {-result.returncode}"
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    return lines[-1].strip() if lines else f"a test render exited with status {result.returncode}"
+    if probe.returncode < 0:
+        return f"a test render crashed with signal {-probe.returncode}"
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else f"a test render exited with status {probe.returncode}"
 
 
 def _rgb(color) -> tuple[float, float, float]:

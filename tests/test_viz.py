@@ -353,6 +353,32 @@ def test_gl_probe_reports_crashes_and_failures(monkeypatch, probe, reason):
     assert reason in viz._probe_gl()
 
 
+def test_first_use_checks_opengl_in_a_child_process(monkeypatch):
+    pytest.importorskip("pyvista")
+    monkeypatch.setattr(viz, "_gl_checked", None)
+    monkeypatch.setattr(viz, "_GL_PROBE", "import os; os.abort()")
+    with pytest.raises(PcflowError, match="OpenGL cannot render here .a test render crashed with signal"):
+        viz._pyvista()
+    with pytest.raises(PcflowError, match="crashed with signal"):  # the verdict is kept, not probed again
+        viz._pyvista()
+
+
+def test_a_failed_import_stops_the_opengl_check(monkeypatch):
+    started = []
+
+    def start():
+        started.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+        return started[-1]
+
+    monkeypatch.setattr(viz, "_gl_checked", None)
+    monkeypatch.setattr(viz, "_start_gl_probe", start)
+    monkeypatch.setitem(sys.modules, "pyvista", None)
+    with pytest.raises(PcflowError, match="rendering needs pyvista"):
+        viz._pyvista()
+    assert len(started) == 1 and started[0].poll() is not None  # killed, not left running
+    assert viz._gl_checked is None
+
+
 @pytest.mark.parametrize("up", viz.UP_AXES)
 def test_view_frames_are_right_handed(up):
     front, right, axis = viz._frame(up)
