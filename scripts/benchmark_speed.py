@@ -3,8 +3,8 @@
 Prints ratios (machines are shared and noisy, so a lone absolute time means little):
 - `pcflow reconstruct` on an N-point scan (default 100,000) against the Open3D pipeline of EVALUATION.md
   (statistical outlier removal, normals, consistent orientation, Poisson depth 8), each as a whole command in a
-  fresh process, median of --repeats runs; with the outlier F1 and the mesh CD-L1 / F-score of both, so that the
-  speed is read beside the quality;
+  fresh process (the installed `pcflow` command), median of --repeats runs; with the outlier F1 and the mesh
+  CD-L1 / F-score of both, so that the speed is read beside the quality;
 - scoring throughput (forward pass and latent radius) of the fitted model, in GFLOP/s, against the float32
   matrix-multiply rate measured on this machine, and the rate of the whole score (`score_samples`: for the default
   surface mode also the gradient and the neighbour distances);
@@ -61,6 +61,12 @@ def make_scan(n_points: int, folder: Path) -> tuple[Path, np.ndarray, trimesh.Tr
     return path, scan.labels, scan.mesh
 
 
+def pcflow_command() -> list[str]:
+    """The `pcflow` command installed beside this Python, as a user runs it; else `python -m pcflow.cli`."""
+    script = Path(sys.executable).with_name("pcflow")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "pcflow.cli"]
+
+
 def timed_run(command: list[str]) -> float:
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, text=True)
@@ -113,7 +119,7 @@ def main() -> None:
         pcflow_times, open3d_times = [], []
         for repeat in range(args.repeats):
             out = folder / f"pcflow_{repeat}"
-            command = [sys.executable, "-m", "pcflow.cli", "reconstruct", str(scan_path), "-o", str(out), "-q",
+            command = [*pcflow_command(), "reconstruct", str(scan_path), "-o", str(out), "-q",
                        *args.pcflow_args.split()]
             pcflow_times.append(timed_run(command))
             o3d_mesh, o3d_kept = folder / f"poisson_{repeat}.ply", folder / f"kept_{repeat}.npy"
