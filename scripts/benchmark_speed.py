@@ -125,6 +125,7 @@ def main() -> None:
             o3d_mesh, o3d_kept = folder / f"poisson_{repeat}.ply", folder / f"kept_{repeat}.npy"
             open3d_times.append(timed_run([sys.executable, "-c", OPEN3D_PIPELINE, str(scan_path), str(o3d_mesh),
                                            str(o3d_kept)]))
+        results["pcflow_runs_s"], results["open3d_runs_s"] = pcflow_times, open3d_times
         results["pcflow_reconstruct_s"] = statistics.median(pcflow_times)
         results["open3d_pipeline_s"] = statistics.median(open3d_times)
         results["reconstruct_ratio"] = results["pcflow_reconstruct_s"] / results["open3d_pipeline_s"]
