@@ -43,9 +43,9 @@ _GRADIENT_CHUNK = 8_192  # rows per backward pass of the surface distance: its s
 _COVERAGE_GRID = 10_001
 _SURFACE_BLOCK = 50  # steps of the surface fit per entry of history_["surface_loss"] (and per patience count)
 _SURFACE_COOLDOWN = 100  # steps that bring the learning rate down to its lowest once the surface loss stops falling
-# the surface loss's radial term only steers, and it is the one term that needs the forward pass: every second step
-# of the surface fit takes it, at twice its weight
-_RADIAL_EVERY = 2
+#: The surface loss's radial term only steers, and it is the one term that needs the forward pass: one step of the
+#: surface fit in this many takes it, at this many times its weight.
+RADIAL_EVERY = 2
 _REFERENCE_POINTS = 20_000
 
 #: `OneFlow`'s default `surface_weight`; models saved without one (older files) score with 1.
@@ -504,7 +504,7 @@ class OneFlow:
             rows = torch.randint(n, (batch,), generator=generator).to(data.device)
             directions = spread_unit_sphere(self.n_surface_samples, dim, generator=generator, dtype=data.dtype,
                                             device=data.device)
-            radial_weight = _RADIAL_EVERY * RADIAL_WEIGHT if step % _RADIAL_EVERY == 0 else 0.0
+            radial_weight = RADIAL_EVERY * RADIAL_WEIGHT if step % RADIAL_EVERY == 0 else 0.0
             loss, _ = objective(data[rows], directions, radial_weight=radial_weight)
             if not torch.isfinite(loss):
                 raise PcflowError(f"the surface fit diverged at step {step + 1}; try a smaller surface_lr")

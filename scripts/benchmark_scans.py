@@ -24,7 +24,7 @@ from _common import (  # noqa: E402
     DATA, RESULTS, machine, markdown_table, outdir, set_threads, timed, write_csv, write_json,
 )
 
-from pcflow.detector import SURFACE_WEIGHT, OneFlow  # noqa: E402
+from pcflow.detector import RADIAL_EVERY, SURFACE_WEIGHT, OneFlow  # noqa: E402
 from pcflow.errors import PcflowError  # noqa: E402
 from pcflow.io import read_cloud, read_mesh  # noqa: E402
 from pcflow.mesh import boundary_mesh, surface_gap, validity  # noqa: E402
@@ -438,7 +438,8 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         f"hidden 96, trained as OneFlow-Gen but in steps of {MODES['surface']['batch_size']} points at lr "
         f"{MODES['surface']['lr']:g}, then at most 1000 surface-fit steps (batch 2048, "
         f"{OneFlow().n_surface_samples} sphere points spread evenly, lr 2e-3) "
-        f"on the points the envelope keeps (radial term over {RADIAL_POINTS} of each batch); its score is "
+        f"on the points the envelope keeps (radial term over {RADIAL_POINTS} of each batch, on one step in "
+        f"{RADIAL_EVERY} at {RADIAL_EVERY} times its weight); its score is "
         f"{SURFACE_WEIGHT:g} times the distance to the surface or, where smaller, the mean distance to the 8 nearest "
         "other training points; its mesh is the surface, snapped onto its training inliers "
         "(`pcflow.mesh.snap_to_points`).",
