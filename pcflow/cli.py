@@ -20,7 +20,7 @@ def _fit_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mode", choices=("auto", "surface", "envelope"), default="auto",
                        help="surface: fit the scanned surface, flag points far from it; envelope: the smallest solid "
                             "region holding 1 - alpha of the points (the paper's OneFlow, faster); auto (default): "
-                            "surface, or envelope when the cloud is an open scene (over 25%% of the fitted surface "
+                            "surface, or envelope when the cloud is an open scene (over 15%% of the fitted surface "
                             "far from every point)")
     group.add_argument("--flow", choices=("nice", "general"), default=None,
                        help="nice: additive couplings, closed-form volume (envelope default); general: affine "

@@ -329,7 +329,8 @@ def surface_gap(model, *, spacings: float = GAP_SPACINGS, subdivisions: int = 5)
     distance from a reference point to its 8th nearest other, `OneFlow.neighbor_distance`).
 
     A scan of a closed object leaves almost none of the surface unsupported; an open scene (a table top and a
-    wall, say) leaves most of it, because a closed surface must bridge the open side.
+    wall, say) leaves a good share of it (a fifth to nine tenths on the table-top scans measured), because a closed
+    surface must bridge the open side.
     """
     _check_three_features(model)
     reference = getattr(model, "reference_points_", None)
