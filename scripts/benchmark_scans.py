@@ -24,7 +24,7 @@ from _common import (  # noqa: E402
     DATA, RESULTS, machine, markdown_table, outdir, set_threads, timed, write_csv, write_json,
 )
 
-from pcflow.detector import RADIAL_EVERY, SURFACE_WEIGHT, OneFlow  # noqa: E402
+from pcflow.detector import RADIAL_EVERY, SURFACE_WEIGHT  # noqa: E402
 from pcflow.errors import PcflowError  # noqa: E402
 from pcflow.io import read_cloud, read_mesh  # noqa: E402
 from pcflow.mesh import boundary_mesh, surface_gap, validity  # noqa: E402
@@ -420,6 +420,7 @@ def per_shape_markdown(rows, mesh_shapes, flows_and_peers, mesh_ratio) -> list[s
 
 def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes, notes) -> str:
     flows_and_peers = list(FLOWS) + list(PEERS)
+    envelope, surface = MODES["envelope"], FitOptions(mode="surface").estimator()
     lines = [
         "# Scan benchmark",
         "",
@@ -428,16 +429,18 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
          if sweep_shapes else "")
         + f"all shapes at {100 * args.mesh_ratio:g}% ({', '.join(mesh_shapes)})"
         + (", where the meshes are also built." if args.view is None else "."),
-        f"Flows: the CLI's 3D settings (6 couplings, hidden 64, isotropic normalisation, batch 1000, lr 1e-3) "
-        f"with alpha = the outlier ratio and at most {epochs_text(args.epochs)} (patience 10), trained on a seeded "
+        f"Flows: the CLI's 3D settings ({envelope['n_couplings']} couplings, hidden {envelope['hidden_features']}, "
+        f"isotropic normalisation, batch {envelope['batch_size']}, lr {envelope['lr']:g}) "
+        f"with alpha = the outlier ratio and at most {epochs_text(args.epochs)} (patience {surface.patience}), "
+        "trained on a seeded "
         f"subset of at most {args.max_train} points of each scan and applied to all of them; torch threads "
         f"{args.threads}"
         + (" -- quick mode: 2 couplings, hidden 16." if args.quick else "."),
         "OneFlow-Surface: the surface objective (what `pcflow reconstruct`'s auto mode keeps for an object): a "
-        "general flow of 10 couplings, "
-        f"hidden 96, trained as OneFlow-Gen but in steps of {MODES['surface']['batch_size']} points at lr "
-        f"{MODES['surface']['lr']:g}, then at most 1000 surface-fit steps (batch 2048, "
-        f"{OneFlow().n_surface_samples} sphere points spread evenly, lr 2e-3) "
+        f"general flow of {surface.n_couplings} couplings, hidden {surface.hidden_features}, trained as OneFlow-Gen "
+        f"but in steps of {surface.batch_size} points at lr {surface.lr:g}, then at most {surface.surface_steps} "
+        f"surface-fit steps (batch {surface.surface_batch_size}, {surface.n_surface_samples} sphere points spread "
+        f"evenly, lr {surface.surface_lr:g}) "
         f"on the points the envelope keeps (radial term over {RADIAL_POINTS} of each batch, on one step in "
         f"{RADIAL_EVERY} at {RADIAL_EVERY} times its weight); its score is "
         f"{SURFACE_WEIGHT:g} times the distance to the surface or, where smaller, the mean distance to the 8 nearest "
