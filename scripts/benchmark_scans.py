@@ -420,7 +420,7 @@ def per_shape_markdown(rows, mesh_shapes, flows_and_peers, mesh_ratio) -> list[s
 
 def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes, notes) -> str:
     flows_and_peers = list(FLOWS) + list(PEERS)
-    envelope, surface = MODES["envelope"], FitOptions(mode="surface").estimator()
+    envelope, surface = (FitOptions(mode=mode).estimator() for mode in ("envelope", "surface"))
     lines = [
         "# Scan benchmark",
         "",
@@ -429,9 +429,9 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
          if sweep_shapes else "")
         + f"all shapes at {100 * args.mesh_ratio:g}% ({', '.join(mesh_shapes)})"
         + (", where the meshes are also built." if args.view is None else "."),
-        f"Flows: the CLI's 3D settings ({envelope['n_couplings']} couplings, hidden {envelope['hidden_features']}, "
-        f"isotropic normalisation, batch {envelope['batch_size']}, lr {envelope['lr']:g}) "
-        f"with alpha = the outlier ratio and at most {epochs_text(args.epochs)} (patience {surface.patience}), "
+        f"Flows: the CLI's 3D settings ({envelope.n_couplings} couplings, hidden {envelope.hidden_features}, "
+        f"isotropic normalisation, batch {envelope.batch_size}, lr {envelope.lr:g}) "
+        f"with alpha = the outlier ratio and at most {epochs_text(args.epochs)} (patience {envelope.patience}), "
         "trained on a seeded "
         f"subset of at most {args.max_train} points of each scan and applied to all of them; torch threads "
         f"{args.threads}"
