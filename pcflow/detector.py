@@ -46,6 +46,9 @@ _SURFACE_COOLDOWN = 100  # steps that bring the learning rate down to its lowest
 #: The surface loss's radial term only steers, and it is the one term that needs the forward pass: one step of the
 #: surface fit in this many takes it, at this many times its weight.
 RADIAL_EVERY = 2
+#: The first steps of the surface fit, this share of `surface_steps`, shape the surface coarsely: they map half of
+#: `n_surface_samples` sphere points (a quarter less time per step), the finer steps after them all of them.
+COARSE_SHARE = 0.6
 _REFERENCE_POINTS = 20_000
 
 #: `OneFlow`'s default `surface_weight`; models saved without one (older files) score with 1.
@@ -135,7 +138,8 @@ class OneFlow:
         surface_lr: Adam learning rate of the surface fit (cosine-annealed to a twentieth).
         surface_batch_size: points per step of the surface fit.
         n_surface_samples: sphere points mapped back per step of the surface fit, spread evenly over the sphere
-            in a random orientation (`pcflow.objectives.spread_unit_sphere`).
+            in a random orientation (`pcflow.objectives.spread_unit_sphere`); the first `COARSE_SHARE` of
+            `surface_steps` map half as many.
         n_neighbors: surface objective: a point also counts as near the data when its `n_neighbors` nearest other
             training points are closer than the threshold (0: the distance to the surface alone decides).
         neighbor_statistic: surface objective: that distance is the ``'mean'`` of the distances to those
@@ -497,13 +501,14 @@ class OneFlow:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.surface_steps, eta_min=lowest_lr)
         show = self.progress and parallel.rank == 0
         steps = tqdm(range(self.surface_steps), desc="surface", unit="step", disable=not show, leave=False)
+        coarse_steps = int(COARSE_SHARE * self.surface_steps)
         losses, best, stale = [], math.inf, 0
         cooling = None  # (first step, learning rate) of the last steps, once the loss has stopped falling
         self.flow_.train()
         for step in steps:
             rows = torch.randint(n, (batch,), generator=generator).to(data.device)
-            directions = spread_unit_sphere(self.n_surface_samples, dim, generator=generator, dtype=data.dtype,
-                                            device=data.device)
+            n_sphere = max(1, self.n_surface_samples // 2) if step < coarse_steps else self.n_surface_samples
+            directions = spread_unit_sphere(n_sphere, dim, generator=generator, dtype=data.dtype, device=data.device)
             radial_weight = RADIAL_EVERY * RADIAL_WEIGHT if step % RADIAL_EVERY == 0 else 0.0
             loss, _ = objective(data[rows], directions, radial_weight=radial_weight)
             if not torch.isfinite(loss):

@@ -568,6 +568,30 @@ def test_surface_fit_takes_the_radial_term_every_second_step_at_twice_its_weight
     assert weights == [2 * RADIAL_WEIGHT, 0.0] * 3 + [2 * RADIAL_WEIGHT]
 
 
+def test_surface_fit_maps_half_the_sphere_points_in_its_coarse_first_steps(shell_scan, monkeypatch):
+    from pcflow import detector
+    from pcflow.objectives import Objective
+
+    counts = []
+    real_forward = Objective.forward
+
+    def recording_forward(self, x, samples=None, **kwargs):
+        if self.objective == "surface":
+            counts.append(len(samples))
+        return real_forward(self, x, samples, **kwargs)
+
+    monkeypatch.setattr(Objective, "forward", recording_forward)
+    params = dict(alpha=0.05, flow="general", objective="surface", n_couplings=2, hidden_features=8, epochs=2,
+                  surface_steps=10, surface_batch_size=64, n_surface_samples=64, random_state=0)
+    OneFlow(**params).fit(shell_scan)
+    coarse = int(detector.COARSE_SHARE * 10)
+    assert 0 < coarse < 10 and counts == [32] * coarse + [64] * (10 - coarse)
+    counts.clear()
+    monkeypatch.setattr(detector, "COARSE_SHARE", 0.0)
+    OneFlow(**params).fit(shell_scan)
+    assert counts == [64] * 10
+
+
 def test_dense_points_the_surface_misses_are_not_outliers():
     """A dense cluster beside the ellipsoid (a part a genus-0 surface may not reach) stays in; stray points go."""
     rng = np.random.default_rng(1)
