@@ -88,13 +88,9 @@ def _pyvista(*, interactive: bool = False):
     return pyvista
 
 
-def _probe_gl() -> str:
-    """Renders a tiny window in a child process (a missing GL library crashes VTK); "ok" or the reason."""
-    return _finish_gl_probe(_start_gl_probe())
-
-
 def _start_gl_probe() -> subprocess.Popen | str:
-    """The child process of `_probe_gl`, started; or why it could not start."""
+    """Starts the OpenGL check: a child process that renders a tiny window (a missing GL library crashes VTK, so
+    not in this process); or why it could not start. `_finish_gl_probe` waits for its verdict."""
     try:
         return subprocess.Popen(
             [sys.executable, "-c", _GL_PROBE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

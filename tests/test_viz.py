@@ -350,7 +350,7 @@ def test_missing_opengl_says_what_to_install(monkeypatch):
 )
 def test_gl_probe_reports_crashes_and_failures(monkeypatch, probe, reason):
     monkeypatch.setattr(viz, "_GL_PROBE", probe)
-    assert reason in viz._probe_gl()
+    assert reason in viz._finish_gl_probe(viz._start_gl_probe())
 
 
 def test_first_use_checks_opengl_in_a_child_process(monkeypatch):
