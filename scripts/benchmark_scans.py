@@ -24,7 +24,7 @@ from _common import (  # noqa: E402
     DATA, RESULTS, machine, markdown_table, outdir, set_threads, timed, write_csv, write_json,
 )
 
-from pcflow.detector import RADIAL_EVERY, SURFACE_WEIGHT  # noqa: E402
+from pcflow.detector import COARSE_SHARE, RADIAL_EVERY, SURFACE_WEIGHT  # noqa: E402
 from pcflow.errors import PcflowError  # noqa: E402
 from pcflow.io import read_cloud, read_mesh  # noqa: E402
 from pcflow.mesh import boundary_mesh, surface_gap, validity  # noqa: E402
@@ -440,7 +440,8 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         f"general flow of {surface.n_couplings} couplings, hidden {surface.hidden_features}, trained as OneFlow-Gen "
         f"but in steps of {surface.batch_size} points at lr {surface.lr:g}, then at most {surface.surface_steps} "
         f"surface-fit steps (batch {surface.surface_batch_size}, {surface.n_surface_samples} sphere points spread "
-        f"evenly, lr {surface.surface_lr:g}) "
+        f"evenly, {surface.n_surface_samples // 2} in the first {COARSE_SHARE:.0%} of the steps, "
+        f"lr {surface.surface_lr:g}) "
         f"on the points the envelope keeps (radial term over {RADIAL_POINTS} of each batch, on one step in "
         f"{RADIAL_EVERY} at {RADIAL_EVERY} times its weight); its score is "
         f"{SURFACE_WEIGHT:g} times the distance to the surface or, where smaller, the mean distance to the 8 nearest "
