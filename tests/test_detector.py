@@ -551,45 +551,46 @@ def test_surface_fit_stops_once_its_block_loss_stops_falling(shell_scan, monkeyp
     assert full.n_surface_steps_ == 230 and len(full.history_["surface_loss"]) == 5  # four blocks of 50, one of 30
 
 
-def test_surface_fit_takes_the_radial_term_every_second_step_at_twice_its_weight(shell_scan, monkeypatch):
-    from pcflow.objectives import RADIAL_WEIGHT, Objective
+def _record_surface_steps(monkeypatch) -> list[tuple[int, float]]:
+    """(sphere points, radial weight) of every surface-objective call of the fits that follow, in order."""
+    from pcflow.objectives import Objective
 
-    weights = []
+    calls = []
     real_forward = Objective.forward
 
     def recording_forward(self, x, samples=None, **kwargs):
         if self.objective == "surface":
-            weights.append(kwargs["radial_weight"])
+            calls.append((len(samples), kwargs["radial_weight"]))
         return real_forward(self, x, samples, **kwargs)
 
     monkeypatch.setattr(Objective, "forward", recording_forward)
+    return calls
+
+
+def test_surface_fit_takes_the_radial_term_every_second_step_at_twice_its_weight(shell_scan, monkeypatch):
+    from pcflow.objectives import RADIAL_WEIGHT
+
+    calls = _record_surface_steps(monkeypatch)
     OneFlow(alpha=0.05, flow="general", objective="surface", n_couplings=2, hidden_features=8, epochs=2,
             surface_steps=7, surface_batch_size=64, n_surface_samples=64, random_state=0).fit(shell_scan)
+    weights = [weight for _, weight in calls]
     assert weights == [2 * RADIAL_WEIGHT, 0.0] * 3 + [2 * RADIAL_WEIGHT]
 
 
 def test_surface_fit_maps_half_the_sphere_points_in_its_coarse_first_steps(shell_scan, monkeypatch):
     from pcflow import detector
-    from pcflow.objectives import Objective
 
-    counts = []
-    real_forward = Objective.forward
-
-    def recording_forward(self, x, samples=None, **kwargs):
-        if self.objective == "surface":
-            counts.append(len(samples))
-        return real_forward(self, x, samples, **kwargs)
-
-    monkeypatch.setattr(Objective, "forward", recording_forward)
+    calls = _record_surface_steps(monkeypatch)
     params = dict(alpha=0.05, flow="general", objective="surface", n_couplings=2, hidden_features=8, epochs=2,
                   surface_steps=10, surface_batch_size=64, n_surface_samples=64, random_state=0)
     OneFlow(**params).fit(shell_scan)
+    counts = [n for n, _ in calls]
     coarse = int(detector.COARSE_SHARE * 10)
     assert 0 < coarse < 10 and counts == [32] * coarse + [64] * (10 - coarse)
-    counts.clear()
+    calls.clear()
     monkeypatch.setattr(detector, "COARSE_SHARE", 0.0)
     OneFlow(**params).fit(shell_scan)
-    assert counts == [64] * 10
+    assert [n for n, _ in calls] == [64] * 10
 
 
 def test_dense_points_the_surface_misses_are_not_outliers():
