@@ -17,6 +17,7 @@ import torch
 from .errors import NotFittedError, PcflowError
 from .flows import AdditiveCoupling, AffineCoupling, Flow, build_flow
 from .distributed import SingleProcess, group
+from .optim import CosineSchedule, adam
 from .objectives import RADIAL_WEIGHT, Objective, log_unit_ball_volume, sample_unit_ball, spread_unit_sphere
 from .quantile import check_alpha
 
@@ -86,16 +87,6 @@ def _each_chunk(work, starts: range, cpu: bool) -> None:
                     pass
         finally:
             torch.set_num_threads(n_threads)
-
-
-def _adam(parameters, lr: float) -> torch.optim.Optimizer:
-    """Adam, its step fused into one kernel where torch has one for the parameters' device (CPU from torch 2.4, CUDA):
-    the same update, a fifth of the time of a step over a flow's few dozen parameter tensors."""
-    parameters = list(parameters)
-    try:
-        return torch.optim.Adam(parameters, lr=lr, fused=True)
-    except RuntimeError:  # no fused kernel for this device or torch
-        return torch.optim.Adam(parameters, lr=lr)
 
 
 class OneFlow:
@@ -442,8 +433,8 @@ class OneFlow:
         n_batches = parallel.min(max(1, n // min(self.batch_size, n)))  # every rank takes the same number of steps
         first_stage = "volume" if self.objective == "surface" else self.objective
         objective = parallel.wrap(Objective(self.flow_, first_stage, check_alpha(self.alpha)))
-        optimizer = _adam(self.flow_.parameters(), lr=self.lr)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.epochs, eta_min=0.1 * self.lr)
+        optimizer = adam(self.flow_.parameters(), lr=self.lr)
+        scheduler = CosineSchedule(optimizer, self.epochs, eta_min=0.1 * self.lr)
         needs_ball = first_stage == "volume" and not self.flow_.constant_jacobian
         best, stale = math.inf, 0
         start = time.perf_counter()
@@ -465,7 +456,7 @@ class OneFlow:
                     raise PcflowError(
                         f"training diverged at epoch {epoch + 1} (loss {loss.item()}); try a smaller lr or dtype='float64'"
                     )
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 losses.append(loss.item())
@@ -496,9 +487,9 @@ class OneFlow:
         n, dim = data.shape
         batch = min(self.surface_batch_size, n)
         objective = parallel.wrap(Objective(self.flow_, "surface", check_alpha(self.alpha), radius=radius))
-        optimizer = _adam(self.flow_.parameters(), lr=self.surface_lr)
+        optimizer = adam(self.flow_.parameters(), lr=self.surface_lr)
         lowest_lr = 0.05 * self.surface_lr
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.surface_steps, eta_min=lowest_lr)
+        scheduler = CosineSchedule(optimizer, self.surface_steps, eta_min=lowest_lr)
         show = self.progress and parallel.rank == 0
         steps = tqdm(range(self.surface_steps), desc="surface", unit="step", disable=not show, leave=False)
         coarse_steps = int(COARSE_SHARE * self.surface_steps)
@@ -513,7 +504,7 @@ class OneFlow:
             loss, _ = objective(data[rows], directions, radial_weight=radial_weight)
             if not torch.isfinite(loss):
                 raise PcflowError(f"the surface fit diverged at step {step + 1}; try a smaller surface_lr")
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.flow_.parameters(), 1.0)
             optimizer.step()

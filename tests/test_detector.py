@@ -2,6 +2,8 @@
 
 import copy
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -114,31 +116,53 @@ def test_chunks_side_by_side_give_the_sequential_results(fitted, blobs, monkeypa
         torch.set_num_threads(before)
 
 
-def test_adam_is_fused_where_torch_has_a_kernel_and_plain_elsewhere(monkeypatch):
-    import pcflow.detector as detector
+def test_adam_and_its_cosine_schedule_give_torch_optims_fused_adam_and_cosine_annealing_floats():
+    from pcflow.optim import Adam, CosineSchedule, adam
 
-    weights = [torch.nn.Parameter(torch.randn(4, 3, generator=torch.Generator().manual_seed(0)))]
-    start = weights[0].detach().clone()
-    fused = detector._adam(weights, 0.1)
-    assert fused.defaults["fused"]
-    plain_weights = [torch.nn.Parameter(start.clone())]
-    real = torch.optim.Adam
+    generator = torch.Generator().manual_seed(0)
+    start = [torch.randn(4, 3, generator=generator), torch.randn(5, generator=generator)]
+    ours = [torch.nn.Parameter(t.clone()) for t in start]
+    theirs = [torch.nn.Parameter(t.clone()) for t in start]
+    optimizer = adam(ours, 0.1)
+    assert isinstance(optimizer, Adam)
+    reference = torch.optim.Adam(theirs, lr=0.1, fused=True)
+    schedule = CosineSchedule(optimizer, 10, eta_min=0.01)
+    reference_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(reference, T_max=10, eta_min=0.01)
+    for step in range(25):  # past T_max, where the schedule turns back up
+        for params in (ours, theirs):
+            params[0].grad = params[0].detach() ** 2 - 1.0 + 0.1 * step
+            params[1].grad = None if step % 3 == 0 else torch.cos(params[1].detach())  # no gradient: left alone
+        optimizer.step()
+        reference.step()
+        schedule.step()
+        reference_schedule.step()
+        assert optimizer.param_groups[0]["lr"] == reference.param_groups[0]["lr"]
+        assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+        optimizer.zero_grad()
+        assert all(p.grad is None for p in ours)
+    assert (ours[0] - start[0]).abs().min() > 0.01  # every weight moved
 
-    def no_fused_kernel(params, lr, fused=None):
-        if fused:
-            raise RuntimeError("`fused=True` requires all the params to be CUDA, floating point Tensor")
-        return real(params, lr=lr)
 
-    monkeypatch.setattr(torch.optim, "Adam", no_fused_kernel)
-    plain = detector._adam(plain_weights, 0.1)
-    assert not plain.defaults["fused"]
-    for _ in range(3):  # the same updates
-        for optimizer, params in ((fused, weights), (plain, plain_weights)):
-            params[0].grad = params[0].detach() ** 2 - 1.0
-            optimizer.step()
-    torch.testing.assert_close(weights[0], plain_weights[0], atol=1e-6, rtol=1e-6)
-    assert (weights[0] - start).abs().min() > 0.1
+def test_adam_is_torch_optims_where_torch_has_no_fused_kernel_for_the_parameters():
+    from pcflow.optim import Adam, adam
 
+    mixed = [torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))]
+    assert isinstance(adam(mixed, 0.1), torch.optim.Adam)
+    assert isinstance(adam([torch.nn.Parameter(torch.zeros(3))], 0.1), Adam)
+
+
+def test_fitting_does_not_import_torch_dynamo():
+    """torch.optim's optimizers import torch._dynamo (seconds of start-up); the fits' own Adam does not."""
+    code = (
+        "import sys, numpy as np\n"
+        "from pcflow.detector import OneFlow\n"
+        "X = np.random.default_rng(0).normal(size=(500, 3))\n"
+        "OneFlow(flow='general', objective='surface', epochs=2, surface_steps=3, n_couplings=2, hidden_features=8,\n"
+        "        n_surface_samples=64, surface_batch_size=64, random_state=0).fit(X)\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False"]
 
 def test_normalisation_keeps_results_in_input_units(blobs):
     X, _ = blobs
@@ -515,15 +539,21 @@ def test_surface_fit_stops_once_its_block_loss_stops_falling(shell_scan, monkeyp
     from pcflow.detector import _SURFACE_COOLDOWN
 
     rates = []  # the learning rate of every optimisation step of the surface fit (its optimizer is made second)
-    real_adam = detector._adam
+    real_adam = detector.adam
 
     def recording_adam(parameters, lr):
         optimizer = real_adam(parameters, lr)
         if lr == params["surface_lr"]:
-            optimizer.register_step_pre_hook(lambda opt, args, kwargs: rates.append(opt.param_groups[0]["lr"]))
+            real_step = optimizer.step
+
+            def step():
+                rates.append(optimizer.param_groups[0]["lr"])
+                real_step()
+
+            optimizer.step = step
         return optimizer
 
-    monkeypatch.setattr(detector, "_adam", recording_adam)
+    monkeypatch.setattr(detector, "adam", recording_adam)
     params = dict(alpha=0.05, flow="general", objective="surface", n_couplings=2, hidden_features=16, epochs=3,
                   lr=1e-3, surface_lr=3e-3, surface_steps=2000, surface_batch_size=128, n_surface_samples=128,
                   normalize="isotropic", random_state=0, surface_patience=3, surface_tol=0.02)

@@ -1,0 +1,92 @@
+"""Adam and a cosine learning-rate schedule for the flow fits, without torch.optim's start-up cost.
+
+torch.optim's optimizers import torch._dynamo when the first one is made (about 1.3 s on two cores, once per process,
+longer than a small fit's optimisation steps). `Adam` calls the kernel torch.optim.Adam(fused=True) calls, with the
+same state, so its updates are the same floats; `CosineSchedule` replays torch.optim.lr_scheduler.CosineAnnealingLR's
+recursion, so its learning rates are too. Where torch has no fused Adam kernel for the device, `adam` returns
+torch.optim.Adam itself.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+#: devices whose tensors torch's fused Adam kernel takes
+FUSED_DEVICES = ("cpu", "cuda")
+
+
+class Adam:
+    """Adam (Kingma and Ba) over one device's floating-point parameters, one parameter group, no weight decay.
+
+    The interface the fits use of a torch optimizer: `param_groups` (set ``param_groups[0]["lr"]`` to change the
+    learning rate), `zero_grad` and `step`. Parameters without a gradient are left alone in a step, as torch.optim
+    does.
+    """
+
+    def __init__(self, parameters, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        params = list(parameters)
+        if not params:
+            raise ValueError("Adam got no parameters")
+        self.param_groups = [{"params": params, "lr": lr, "initial_lr": lr}]
+        self.betas, self.eps = betas, eps
+        self._exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
+        self._exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
+        self._steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in params]
+
+    def zero_grad(self) -> None:
+        for p in self.param_groups[0]["params"]:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        group = self.param_groups[0]
+        rows = [i for i, p in enumerate(group["params"]) if p.grad is not None]
+        if not rows:
+            return
+        steps = [self._steps[i] for i in rows]
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_(
+            [group["params"][i] for i in rows], [group["params"][i].grad for i in rows],
+            [self._exp_avg[i] for i in rows], [self._exp_avg_sq[i] for i in rows], [], steps,
+            amsgrad=False, lr=group["lr"], beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
+            maximize=False, grad_scale=None, found_inf=None,
+        )
+
+
+def adam(parameters, lr: float):
+    """`Adam` where torch has its fused kernel for the parameters (all on one CPU or CUDA device, floating point),
+    else torch.optim.Adam."""
+    params = list(parameters)
+    devices = {(p.device, p.dtype) for p in params}
+    if (hasattr(torch, "_fused_adam_") and len(devices) == 1 and params[0].device.type in FUSED_DEVICES
+            and params[0].dtype.is_floating_point):
+        return Adam(params, lr)
+    return torch.optim.Adam(params, lr=lr)
+
+
+class CosineSchedule:
+    """Cosine annealing of an optimizer's learning rate from its initial value to `eta_min` over `t_max` calls of
+    `step`: torch.optim.lr_scheduler.CosineAnnealingLR's values, from the same recursion.
+
+    Args:
+        optimizer: anything with torch's `param_groups` (one or more groups, each with an ``"lr"``).
+        t_max: calls of `step` that bring the rate down to `eta_min`.
+        eta_min: lowest learning rate.
+    """
+
+    def __init__(self, optimizer, t_max: int, eta_min: float = 0.0):
+        self.optimizer, self.t_max, self.eta_min = optimizer, t_max, eta_min
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.last_epoch = 0
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        epoch, t_max, eta_min = self.last_epoch, self.t_max, self.eta_min
+        for base_lr, group in zip(self.base_lrs, self.optimizer.param_groups):
+            if (epoch - 1 - t_max) % (2 * t_max) == 0:
+                group["lr"] = group["lr"] + (base_lr - eta_min) * (1 - math.cos(math.pi / t_max)) / 2
+            else:
+                group["lr"] = ((1 + math.cos(math.pi * epoch / t_max)) / (1 + math.cos(math.pi * (epoch - 1) / t_max))
+                               * (group["lr"] - eta_min) + eta_min)
