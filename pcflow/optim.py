@@ -2,9 +2,10 @@
 
 torch.optim's optimizers import torch._dynamo when the first one is made (about 1.3 s on two cores, once per process,
 longer than a small fit's optimisation steps). `Adam` calls the kernel torch.optim.Adam(fused=True) calls, with the
-same state, so its updates are the same floats; `CosineSchedule` replays torch.optim.lr_scheduler.CosineAnnealingLR's
-recursion, so its learning rates are too. Where torch has no fused Adam kernel for the device, `adam` returns
-torch.optim.Adam itself.
+same state, so its updates are the same floats (one kernel over all of a flow's few dozen parameter tensors: about a
+fifth of the time of torch's per-tensor update); `CosineSchedule` replays torch.optim.lr_scheduler.CosineAnnealingLR's
+recursion, so its learning rates are the same floats too. Where torch has no fused Adam kernel for the parameters,
+`adam` returns torch.optim.Adam itself.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ FUSED_DEVICES = ("cpu", "cuda")
 class Adam:
     """Adam (Kingma and Ba) over one device's floating-point parameters, one parameter group, no weight decay.
 
-    The interface the fits use of a torch optimizer: `param_groups` (set ``param_groups[0]["lr"]`` to change the
+    torch's fused Adam kernel (`torch._fused_adam_`), called as torch.optim.Adam(fused=True) calls it; `adam` checks
+    that it runs for the parameters' device and dtype. The interface the fits use of a torch optimizer: `param_groups` (set ``param_groups[0]["lr"]`` to change the
     learning rate), `zero_grad` and `step`. Parameters without a gradient are left alone in a step, as torch.optim
     does.
     """
@@ -56,14 +58,36 @@ class Adam:
 
 
 def adam(parameters, lr: float):
-    """`Adam` where torch has its fused kernel for the parameters (all on one CPU or CUDA device, floating point),
-    else torch.optim.Adam."""
+    """`Adam` where torch has its fused kernel for the parameters (all on one CPU or CUDA device, one floating-point
+    dtype, and a torch whose kernel runs there: CPU from torch 2.4), else torch.optim.Adam."""
     params = list(parameters)
-    devices = {(p.device, p.dtype) for p in params}
-    if (hasattr(torch, "_fused_adam_") and len(devices) == 1 and params[0].device.type in FUSED_DEVICES
-            and params[0].dtype.is_floating_point):
+    kinds = {(p.device, p.dtype) for p in params}
+    if len(kinds) == 1 and _fused_kernel_runs(*kinds.pop()):
         return Adam(params, lr)
     return torch.optim.Adam(params, lr=lr)
+
+
+def _fused_kernel_runs(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether torch's fused Adam kernel takes tensors of this device and dtype (one update of a tiny tensor)."""
+    if device.type not in FUSED_DEVICES or not dtype.is_floating_point or not hasattr(torch, "_fused_adam_"):
+        return False
+    key = (str(device), dtype)
+    if key not in _FUSED_CHECKED:
+        trial = [torch.zeros(1, device=device, dtype=dtype) for _ in range(4)]
+        try:
+            with torch.no_grad():
+                torch._fused_adam_(
+                    trial[:1], trial[1:2], trial[2:3], trial[3:], [], [torch.ones((), device=device)], amsgrad=False,
+                    lr=0.1, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8, maximize=False, grad_scale=None,
+                    found_inf=None,
+                )
+            _FUSED_CHECKED[key] = True
+        except (RuntimeError, NotImplementedError, TypeError):  # no kernel for this device or dtype in this torch
+            _FUSED_CHECKED[key] = False
+    return _FUSED_CHECKED[key]
+
+
+_FUSED_CHECKED: dict = {}
 
 
 class CosineSchedule:
