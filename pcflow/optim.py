@@ -22,9 +22,9 @@ class Adam:
     """Adam (Kingma and Ba) over one device's floating-point parameters, one parameter group, no weight decay.
 
     torch's fused Adam kernel (`torch._fused_adam_`), called as torch.optim.Adam(fused=True) calls it; `adam` checks
-    that it runs for the parameters' device and dtype. The interface the fits use of a torch optimizer: `param_groups` (set ``param_groups[0]["lr"]`` to change the
-    learning rate), `zero_grad` and `step`. Parameters without a gradient are left alone in a step, as torch.optim
-    does.
+    that it runs for the parameters' device and dtype. The interface the fits use of a torch optimizer:
+    `param_groups` (set ``param_groups[0]["lr"]`` to change the learning rate), `zero_grad` and `step`. Parameters
+    without a gradient are left alone in a step, as torch.optim does.
     """
 
     def __init__(self, parameters, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
