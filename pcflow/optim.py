@@ -31,7 +31,7 @@ class Adam:
         params = list(parameters)
         if not params:
             raise ValueError("Adam got no parameters")
-        self.param_groups = [{"params": params, "lr": lr, "initial_lr": lr}]
+        self.param_groups = [{"params": params, "lr": lr}]
         self.betas, self.eps = betas, eps
         self._exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
         self._exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
@@ -47,14 +47,19 @@ class Adam:
         rows = [i for i, p in enumerate(group["params"]) if p.grad is not None]
         if not rows:
             return
-        steps = [self._steps[i] for i in rows]
-        torch._foreach_add_(steps, 1)
-        torch._fused_adam_(
-            [group["params"][i] for i in rows], [group["params"][i].grad for i in rows],
-            [self._exp_avg[i] for i in rows], [self._exp_avg_sq[i] for i in rows], [], steps,
-            amsgrad=False, lr=group["lr"], beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
-            maximize=False, grad_scale=None, found_inf=None,
-        )
+        _fused_update([group["params"][i] for i in rows], [group["params"][i].grad for i in rows],
+                      [self._exp_avg[i] for i in rows], [self._exp_avg_sq[i] for i in rows],
+                      [self._steps[i] for i in rows], lr=group["lr"], betas=self.betas, eps=self.eps)
+
+
+def _fused_update(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr: float, betas: tuple[float, float],
+                  eps: float) -> None:
+    """One Adam update in place, as torch.optim.Adam(fused=True) makes it: the step counts first, then the kernel."""
+    torch._foreach_add_(steps, 1)
+    torch._fused_adam_(
+        params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=lr, beta1=betas[0], beta2=betas[1],
+        weight_decay=0.0, eps=eps, maximize=False, grad_scale=None, found_inf=None,
+    )
 
 
 def adam(parameters, lr: float):
@@ -73,14 +78,11 @@ def _fused_kernel_runs(device: torch.device, dtype: torch.dtype) -> bool:
         return False
     key = (str(device), dtype)
     if key not in _FUSED_CHECKED:
-        trial = [torch.zeros(1, device=device, dtype=dtype) for _ in range(4)]
+        param, grad, exp_avg, exp_avg_sq = (torch.zeros(1, device=device, dtype=dtype) for _ in range(4))
         try:
             with torch.no_grad():
-                torch._fused_adam_(
-                    trial[:1], trial[1:2], trial[2:3], trial[3:], [], [torch.ones((), device=device)], amsgrad=False,
-                    lr=0.1, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8, maximize=False, grad_scale=None,
-                    found_inf=None,
-                )
+                _fused_update([param], [grad], [exp_avg], [exp_avg_sq], [torch.zeros((), device=device)], lr=0.1,
+                              betas=(0.9, 0.999), eps=1e-8)
             _FUSED_CHECKED[key] = True
         except (RuntimeError, NotImplementedError, TypeError):  # no kernel for this device or dtype in this torch
             _FUSED_CHECKED[key] = False
