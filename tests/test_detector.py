@@ -171,6 +171,7 @@ def test_fitting_does_not_import_torch_dynamo():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False"]
 
+
 def test_normalisation_keeps_results_in_input_units(blobs):
     X, _ = blobs
     base = OneFlow(alpha=0.05, **FAST).fit(X)
