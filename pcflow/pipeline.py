@@ -32,6 +32,14 @@ MODES = {
 }
 MODES["auto"] = MODES["surface"]
 
+#: What a fast fit (``--fast``, `FitOptions.fast`) takes instead of a mode's defaults, where no setting is given: half
+#: the envelope epochs and, in a surface fit, at most 400 surface steps; a coarser surface in about half the fit time
+#: (docs/benchmarks/speed.md).
+FAST = {"surface": {"epochs": 20, "surface_steps": 400}, "envelope": {"epochs": 50}}
+FAST["auto"] = FAST["surface"]
+#: The most steps of a surface fit where neither `FitOptions.surface_steps` nor `FitOptions.fast` says otherwise.
+SURFACE_STEPS = 1000
+
 #: ``auto`` mode takes a cloud for an open scene, and fits the envelope instead, when more than this share of the
 #: fitted surface spans empty space (`pcflow.mesh.surface_gap`): at most 0.076 did on the scanned objects measured
 #: (the torus's membrane), 0.21 to 0.91 on the two table-top scans.
@@ -46,21 +54,26 @@ class FitOptions:
     mode: str = "auto"
     flow: str | None = None
     epochs: int | None = None
-    surface_steps: int = 1000
+    surface_steps: int | None = None
     seed: int = 0
     device: str = "cpu"
     max_train_points: int | None = 20_000
     n_couplings: int | None = None
     hidden_features: int | None = None
     progress: bool = False
+    fast: bool = False  # a shorter fit where epochs and surface_steps are None (`FAST`)
 
     def resolved(self, name: str):
         """The setting `name`, taking the mode's default where it is None or not a field (``objective``, ``batch_size``,
-        ``lr``)."""
+        ``lr``): its `FAST` setting in a fast fit, else `MODES`'s (`SURFACE_STEPS` for ``surface_steps``)."""
         if self.mode not in MODES:
             raise PcflowError(f"mode must be one of {', '.join(map(repr, MODES))}, got {self.mode!r}")
         value = getattr(self, name, None)
-        return MODES[self.mode][name] if value is None else value
+        if value is not None:
+            return value
+        if self.fast and name in FAST[self.mode]:
+            return FAST[self.mode][name]
+        return SURFACE_STEPS if name == "surface_steps" else MODES[self.mode][name]
 
     def estimator(self) -> OneFlow:
         """An unfitted OneFlow with these settings and the isotropic normalisation that keeps shapes undistorted."""
@@ -71,7 +84,7 @@ class FitOptions:
             epochs=self.resolved("epochs"),
             batch_size=self.resolved("batch_size"),
             lr=self.resolved("lr"),
-            surface_steps=self.surface_steps,
+            surface_steps=self.resolved("surface_steps"),
             n_couplings=self.resolved("n_couplings"),
             hidden_features=self.resolved("hidden_features"),
             normalize="isotropic",
@@ -370,6 +383,7 @@ def reconstruct(
         "distance_threshold": getattr(model, "distance_threshold_", None),
         "mode": fitted_mode(model),
         "requested_mode": fit_options.mode,
+        "fast": fit_options.fast,
         "surface_gap": getattr(model, "surface_gap_", None),
         "flow": model.flow,
         "radius": model.radius_,

@@ -375,6 +375,28 @@ def test_each_mode_takes_its_own_envelope_settings_unless_told():
     assert replace(FitOptions(), mode="envelope").estimator().batch_size == 1000
 
 
+def test_fast_fits_take_fewer_steps_unless_told():
+    from dataclasses import replace
+
+    from pcflow.cli import _fit_options, build_parser
+    from pcflow.pipeline import FitOptions
+
+    def steps(options):
+        model = options.estimator()
+        return model.epochs, model.surface_steps
+
+    assert steps(FitOptions()) == (40, 1000)
+    assert steps(FitOptions(fast=True)) == (20, 400)
+    assert steps(FitOptions(mode="surface", fast=True)) == (20, 400)
+    assert FitOptions(mode="envelope", fast=True).estimator().epochs == 50
+    assert replace(FitOptions(fast=True), mode="envelope").estimator().epochs == 50  # auto mode's fallback
+    assert steps(FitOptions(fast=True, epochs=7, surface_steps=9)) == (7, 9)
+    for flags, expected in (([], (40, 1000)), (["--fast"], (20, 400)),
+                            (["--fast", "--surface-steps", "600"], (20, 600))):
+        args = build_parser().parse_args(["reconstruct", "scan.ply", "-o", "out", *flags])
+        assert steps(_fit_options(args, quiet=True)) == expected
+
+
 def test_auto_mode_fits_the_envelope_for_an_open_scene(table_and_wall, tmp_path, capsys):
     path = write_ply(tmp_path / "scene.ply", table_and_wall)
     settings = ["--couplings", "4", "--hidden", "32", "--epochs", "30", "--surface-steps", "150", "--no-preview"]
