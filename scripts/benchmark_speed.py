@@ -1,10 +1,10 @@
 """Speed of pcflow against Open3D measured in the same run: reconstruct wall time, scoring throughput, mesh time.
 
 Prints ratios (machines are shared and noisy, so a lone absolute time means little):
-- `pcflow reconstruct` on an N-point scan (default 100,000) against the Open3D pipeline of EVALUATION.md
-  (statistical outlier removal, normals, consistent orientation, Poisson depth 8), each as a whole command in a
-  fresh process (the installed `pcflow` command), median of --repeats runs; with the outlier F1 and the mesh
-  CD-L1 / F-score of both, so that the speed is read beside the quality;
+- `pcflow reconstruct` on an N-point scan (default 100,000), at its default settings and with `--fast`, against the
+  Open3D pipeline of EVALUATION.md (statistical outlier removal, normals, consistent orientation, Poisson depth 8),
+  each as a whole command in a fresh process (the installed `pcflow` command), median of --repeats runs; with the
+  outlier F1 and the mesh CD-L1 / F-score of each, so that the speed is read beside the quality;
 - scoring throughput (forward pass and latent radius) of the fitted model, in GFLOP/s, against the float32
   matrix-multiply rate measured on this machine, and the rate of the whole score (`score_samples`: for the default
   surface mode also the gradient and the neighbour distances);
@@ -31,6 +31,8 @@ import torch
 import trimesh
 
 REPO = Path(__file__).resolve().parent.parent
+#: The `pcflow reconstruct` commands measured (extra flags each; --pcflow-args comes on top of both).
+VARIANTS = {"pcflow": [], "fast": ["--fast"]}
 
 OPEN3D_PIPELINE = """
 import sys, time
@@ -99,7 +101,8 @@ def main() -> None:
     parser.add_argument("--score-points", type=int, default=1_000_000)
     parser.add_argument("--out", default="results/speed.json")
     parser.add_argument("--quick", action="store_true", help="a small run for the tests (about a minute)")
-    parser.add_argument("--pcflow-args", default="", help="extra options for pcflow reconstruct, as one string")
+    parser.add_argument("--pcflow-args", default="",
+                        help="extra options for both pcflow reconstruct commands, as one string")
     args = parser.parse_args()
     if args.quick:
         args.points, args.repeats, args.score_points = 4000, 1, 50_000
@@ -116,35 +119,38 @@ def main() -> None:
         folder = Path(tmp)
         scan_path, labels, truth = make_scan(args.points, folder)
 
-        pcflow_times, open3d_times = [], []
-        for repeat in range(args.repeats):
-            out = folder / f"pcflow_{repeat}"
-            command = [*pcflow_command(), "reconstruct", str(scan_path), "-o", str(out), "-q",
-                       *args.pcflow_args.split()]
-            pcflow_times.append(timed_run(command))
-            o3d_mesh, o3d_kept = folder / f"poisson_{repeat}.ply", folder / f"kept_{repeat}.npy"
-            open3d_times.append(timed_run([sys.executable, "-c", OPEN3D_PIPELINE, str(scan_path), str(o3d_mesh),
-                                           str(o3d_kept)]))
-        results["pcflow_runs_s"], results["open3d_runs_s"] = pcflow_times, open3d_times
-        results["pcflow_reconstruct_s"] = statistics.median(pcflow_times)
-        results["open3d_pipeline_s"] = statistics.median(open3d_times)
-        results["reconstruct_ratio"] = results["pcflow_reconstruct_s"] / results["open3d_pipeline_s"]
-        report = json.loads((folder / "pcflow_0" / "report.json").read_text())
-        results["pcflow_stage_s"] = report["timings"]
+        times: dict[str, list[float]] = {name: [] for name in (*VARIANTS, "open3d")}
+        for repeat in range(args.repeats):  # the three commands in turn, so that a busy spell slows all of them
+            for name, flags in VARIANTS.items():
+                command = [*pcflow_command(), "reconstruct", str(scan_path), "-o", str(folder / f"{name}_{repeat}"),
+                           "-q", *flags, *args.pcflow_args.split()]
+                times[name].append(timed_run(command))
+            o3d_mesh, o3d_kept = folder / f"open3d_{repeat}.ply", folder / f"kept_{repeat}.npy"
+            times["open3d"].append(timed_run([sys.executable, "-c", OPEN3D_PIPELINE, str(scan_path), str(o3d_mesh),
+                                              str(o3d_kept)]))
+        results["open3d_runs_s"] = times["open3d"]
+        results["open3d_pipeline_s"] = statistics.median(times["open3d"])
 
-        # quality of both, from the first run
-        model = OneFlow.load(folder / "pcflow_0" / "model.pt")
+        # quality of each, from the first run
         points = read_cloud(scan_path).points
-        keep = model.predict(points) == 1
+        n_samples = 20_000 if args.quick else 100_000
         o3d_keep = np.zeros(len(points), dtype=bool)
         o3d_keep[np.load(folder / "kept_0.npy")] = True
-        results["pcflow_outlier_f1"] = outlier_scores(labels, keep_mask=keep)["f1"]
         results["open3d_outlier_f1"] = outlier_scores(labels, keep_mask=o3d_keep)["f1"]
-        for name, mesh_path in (("pcflow", folder / "pcflow_0" / "mesh.ply"), ("open3d", folder / "poisson_0.ply")):
-            metrics = chamfer_metrics(read_mesh(mesh_path), truth, n_samples=20_000 if args.quick else 100_000)
+        metrics = chamfer_metrics(read_mesh(folder / "open3d_0.ply"), truth, n_samples=n_samples)
+        results["open3d_cd_l1"], results["open3d_fscore"] = metrics["cd_l1"], metrics["fscore"]
+        for name in VARIANTS:
+            results[f"{name}_runs_s"] = times[name]
+            results[f"{name}_reconstruct_s"] = statistics.median(times[name])
+            results[f"{name}_reconstruct_ratio"] = results[f"{name}_reconstruct_s"] / results["open3d_pipeline_s"]
+            results[f"{name}_stage_s"] = json.loads((folder / f"{name}_0" / "report.json").read_text())["timings"]
+            keep = OneFlow.load(folder / f"{name}_0" / "model.pt").predict(points) == 1
+            results[f"{name}_outlier_f1"] = outlier_scores(labels, keep_mask=keep)["f1"]
+            metrics = chamfer_metrics(read_mesh(folder / f"{name}_0" / "mesh.ply"), truth, n_samples=n_samples)
             results[f"{name}_cd_l1"], results[f"{name}_fscore"] = metrics["cd_l1"], metrics["fscore"]
 
-        # scoring throughput against the machine's matmul rate
+        # scoring throughput of the default fit against the machine's matmul rate
+        model = OneFlow.load(folder / "pcflow_0" / "model.pt")
         rng = np.random.default_rng(0)
         many = points[rng.integers(0, len(points), args.score_points)]
         model.latent_radius(many[:1000])
@@ -165,21 +171,26 @@ def main() -> None:
 
     print(f"scan: {args.points} points (Spot, 5% outliers); medians of {args.repeats} runs; "
           f"torch threads {results['threads']}")
-    print("| measure | pcflow | Open3D | ratio pcflow / Open3D |")
-    print("|---|---|---|---|")
-    print(f"| reconstruct wall time (s) | {results['pcflow_reconstruct_s']:.2f} | {results['open3d_pipeline_s']:.2f} | "
-          f"{results['reconstruct_ratio']:.2f} |")
-    print(f"| outlier F1 | {results['pcflow_outlier_f1']:.3f} | {results['open3d_outlier_f1']:.3f} | |")
-    print(f"| mesh CD-L1 | {results['pcflow_cd_l1']:.4f} | {results['open3d_cd_l1']:.4f} | "
-          f"{results['pcflow_cd_l1'] / results['open3d_cd_l1']:.2f} |")
-    print(f"| mesh F-score@1% | {results['pcflow_fscore']:.3f} | {results['open3d_fscore']:.3f} | |")
+    print("| measure | pcflow | pcflow --fast | Open3D | ratio pcflow / Open3D | ratio pcflow --fast / Open3D |")
+    print("|---|---|---|---|---|---|")
+    rows = (("reconstruct wall time (s)", "reconstruct_s", "open3d_pipeline_s", ".2f", True),
+            ("outlier F1", "outlier_f1", "open3d_outlier_f1", ".3f", False),
+            ("mesh CD-L1", "cd_l1", "open3d_cd_l1", ".4f", True),
+            ("mesh F-score@1%", "fscore", "open3d_fscore", ".3f", False))
+    for label, key, peer, form, ratio in rows:
+        ours = [results[f"{name}_{key}"] for name in VARIANTS]
+        ratios = [f"{value / results[peer]:.2f}" if ratio else "" for value in ours]
+        print(f"| {label} | " + " | ".join(f"{value:{form}}" for value in (*ours, results[peer])) + " | "
+              + " | ".join(ratios) + " |")
     print(f"scoring: {results['score_points_per_s'] / 1e6:.2f} M points/s = {results['score_gflops']:.1f} GFLOP/s "
           f"({model_flops_per_point(model)} FLOP/point); float32 matmul {results['matmul_gflops']:.1f} GFLOP/s; "
           f"ratio {results['score_to_matmul']:.2f}")
     print(f"whole score ({results['objective']} objective, score_samples): "
           f"{results['score_samples_points_per_s'] / 1e6:.3f} M points/s")
     print(f"mesh extraction at default tolerance: {results['mesh_s']:.2f} s")
-    print("pcflow stages (s): " + ", ".join(f"{k} {v:.2f}" for k, v in results["pcflow_stage_s"].items()))
+    for name, flags in VARIANTS.items():
+        print(f"{' '.join(['pcflow', *flags])} stages (s): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in results[f"{name}_stage_s"].items()))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -17,10 +17,13 @@ def test_speed_benchmark_quick(tmp_path):
                           "--pcflow-args=--no-preview"], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     results = json.loads(out.read_text())
-    for key in ("pcflow_reconstruct_s", "open3d_pipeline_s", "reconstruct_ratio", "score_gflops", "matmul_gflops",
-                "mesh_s"):
+    for key in ("pcflow_reconstruct_s", "fast_reconstruct_s", "open3d_pipeline_s", "pcflow_reconstruct_ratio",
+                "fast_reconstruct_ratio", "score_gflops", "matmul_gflops", "mesh_s"):
         assert results[key] > 0, key
-    for key in ("pcflow_outlier_f1", "open3d_outlier_f1", "pcflow_fscore", "open3d_fscore"):
+    for key in ("pcflow_outlier_f1", "fast_outlier_f1", "open3d_outlier_f1", "pcflow_fscore", "fast_fscore",
+                "open3d_fscore"):
         assert 0 <= results[key] <= 1, key
-    assert results["points"] == 4000 and results["pcflow_stage_s"]["fit"] > 0
+    assert results["points"] == 4000 and results["pcflow_stage_s"]["fit"] > 0 and results["fast_stage_s"]["fit"] > 0
+    assert results["fast_reconstruct_ratio"] == pytest.approx(
+        results["fast_reconstruct_s"] / results["open3d_pipeline_s"])
     assert "ratio pcflow / Open3D" in run.stdout
