@@ -287,6 +287,11 @@ class OneFlow:
         """Fewest training points this configuration accepts: enough for the (1 - alpha) quantile to be interior."""
         return max(10, math.ceil(2.0 / check_alpha(self.alpha)))
 
+    def coarse_surface_samples(self) -> int:
+        """Sphere points mapped per step in the surface fit's first `COARSE_SHARE` of steps: half of
+        `n_surface_samples`."""
+        return max(1, self.n_surface_samples // 2)
+
     def _check_X(self, X, *, fitting: bool) -> np.ndarray:
         try:
             array = np.asarray(X, dtype=np.float64)
@@ -498,7 +503,7 @@ class OneFlow:
         self.flow_.train()
         for step in steps:
             rows = torch.randint(n, (batch,), generator=generator).to(data.device)
-            n_sphere = max(1, self.n_surface_samples // 2) if step < coarse_steps else self.n_surface_samples
+            n_sphere = self.coarse_surface_samples() if step < coarse_steps else self.n_surface_samples
             directions = spread_unit_sphere(n_sphere, dim, generator=generator, dtype=data.dtype, device=data.device)
             radial_weight = RADIAL_EVERY * RADIAL_WEIGHT if step % RADIAL_EVERY == 0 else 0.0
             loss, _ = objective(data[rows], directions, radial_weight=radial_weight)

@@ -440,7 +440,7 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         f"general flow of {surface.n_couplings} couplings, hidden {surface.hidden_features}, trained as OneFlow-Gen "
         f"but in steps of {surface.batch_size} points at lr {surface.lr:g}, then at most {surface.surface_steps} "
         f"surface-fit steps (batch {surface.surface_batch_size}, {surface.n_surface_samples} sphere points spread "
-        f"evenly, {surface.n_surface_samples // 2} in the first {COARSE_SHARE:.0%} of the steps, "
+        f"evenly, {surface.coarse_surface_samples()} in the first {COARSE_SHARE:.0%} of the steps, "
         f"lr {surface.surface_lr:g}) "
         f"on the points the envelope keeps (radial term over {RADIAL_POINTS} of each batch, on one step in "
         f"{RADIAL_EVERY} at {RADIAL_EVERY} times its weight); its score is "
