@@ -10,9 +10,13 @@ Prints ratios (machines are shared and noisy, so a lone absolute time means litt
   surface mode also the gradient and the neighbour distances);
 - boundary-mesh extraction with adaptive refinement at the default tolerance.
 
+With --device cuda the pcflow commands fit on the GPU, and the scoring, the mesh extraction and the matrix-multiply
+rate are measured there (the Open3D pipeline runs on the CPU as always).
+
 Usage:
     python scripts/benchmark_speed.py [--points 100000] [--repeats 3] [--out results/speed.json] [--quick]
     python scripts/benchmark_speed.py --pcflow-args "--mode envelope"     # the faster envelope mode
+    python scripts/benchmark_speed.py --device cuda                       # on a GPU machine
 """
 
 from __future__ import annotations
@@ -75,17 +79,28 @@ def timed_run(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def matmul_rate(size: int = 2048, repeats: int = 5) -> float:
-    """Measured float32 matrix-multiply rate of this machine with torch, in GFLOP/s (best of `repeats`)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)
-    best = min(_seconds(lambda: torch.mm(a, b)) for _ in range(repeats))
-    return 2 * size**3 / best / 1e9
+def matmul_rate(size: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
+    """Measured float32 matrix-multiply rate of this machine (or of the GPU `device`) with torch, in GFLOP/s (best of
+    `repeats`; a GPU's products are 4 times as large and 10 at a time, so that the launches do not count)."""
+    size, batch = (size, 1) if torch.device(device).type == "cpu" else (4 * size, 10)
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+
+    def products():
+        for _ in range(batch):
+            torch.mm(a, b)
+
+    _seconds(products, device)
+    best = min(_seconds(products, device) for _ in range(repeats))
+    return 2 * size**3 * batch / best / 1e9
 
 
-def _seconds(function) -> float:
+def _seconds(function, device: str = "cpu") -> float:
+    """Wall time of `function()`, waiting for the GPU's queued work where `device` is one."""
+    synchronize = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    synchronize()
     start = time.perf_counter()
     function()
+    synchronize()
     return time.perf_counter() - start
 
 
@@ -103,7 +118,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small run for the tests (about a minute)")
     parser.add_argument("--pcflow-args", default="",
                         help="extra options for both pcflow reconstruct commands, as one string")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device of pcflow's fits, scoring, meshing and matmul rate: cpu (default) or cuda")
     args = parser.parse_args()
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, TypeError):
+        parser.error(f"--device {args.device!r} is not a torch device; expected cpu or cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: torch sees no CUDA GPU on this machine")
     if args.quick:
         args.points, args.repeats, args.score_points = 4000, 1, 50_000
         args.pcflow_args = (args.pcflow_args + " --epochs 5 --surface-steps 5 --couplings 2 --hidden 16").strip()
@@ -114,7 +137,8 @@ def main() -> None:
     from pcflow.metrics import chamfer_metrics, outlier_scores
 
     results: dict = {"points": args.points, "repeats": args.repeats, "pcflow_args": args.pcflow_args,
-                     "threads": torch.get_num_threads()}
+                     "threads": torch.get_num_threads(), "device": args.device,
+                     "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         scan_path, labels, truth = make_scan(args.points, folder)
@@ -123,7 +147,7 @@ def main() -> None:
         for repeat in range(args.repeats):  # the three commands in turn, so that a busy spell slows all of them
             for name, flags in VARIANTS.items():
                 command = [*pcflow_command(), "reconstruct", str(scan_path), "-o", str(folder / f"{name}_{repeat}"),
-                           "-q", *flags, *args.pcflow_args.split()]
+                           "-q", "--device", args.device, *flags, *args.pcflow_args.split()]
                 times[name].append(timed_run(command))
             o3d_mesh, o3d_kept = folder / f"open3d_{repeat}.ply", folder / f"kept_{repeat}.npy"
             times["open3d"].append(timed_run([sys.executable, "-c", OPEN3D_PIPELINE, str(scan_path), str(o3d_mesh),
@@ -150,27 +174,29 @@ def main() -> None:
             results[f"{name}_cd_l1"], results[f"{name}_fscore"] = metrics["cd_l1"], metrics["fscore"]
 
         # scoring throughput of the default fit against the machine's matmul rate
-        model = OneFlow.load(folder / "pcflow_0" / "model.pt")
+        model = OneFlow.load(folder / "pcflow_0" / "model.pt", device=args.device)
         rng = np.random.default_rng(0)
         many = points[rng.integers(0, len(points), args.score_points)]
         model.latent_radius(many[:1000])
-        seconds = min(_seconds(lambda: model.latent_radius(many)) for _ in range(3))
+        seconds = min(_seconds(lambda: model.latent_radius(many), args.device) for _ in range(3))
         flops = model_flops_per_point(model)
         results["score_points_per_s"] = args.score_points / seconds
         results["score_gflops"] = flops * args.score_points / seconds / 1e9
-        results["matmul_gflops"] = matmul_rate()
+        results["matmul_gflops"] = matmul_rate(device=args.device)
         results["score_to_matmul"] = results["score_gflops"] / results["matmul_gflops"]
         # the whole score: for a surface model also the gradient and the neighbour distances
         results["score_samples_points_per_s"] = args.score_points / min(
-            _seconds(lambda: model.score_samples(many)) for _ in range(1 if model.objective == "surface" else 3))
+            _seconds(lambda: model.score_samples(many), args.device)
+            for _ in range(1 if model.objective == "surface" else 3))
         results["objective"] = model.objective
 
         # mesh extraction at the default tolerance
-        mesh_times = [_seconds(lambda: boundary_mesh(model)) for _ in range(3)]
+        mesh_times = [_seconds(lambda: boundary_mesh(model), args.device) for _ in range(3)]
         results["mesh_s"] = statistics.median(mesh_times)
 
+    on_gpu = f"; pcflow on {results['device_name']}" if device.type != "cpu" else ""
     print(f"scan: {args.points} points (Spot, 5% outliers); medians of {args.repeats} runs; "
-          f"torch threads {results['threads']}")
+          f"torch threads {results['threads']}{on_gpu}")
     print("| measure | pcflow | pcflow --fast | Open3D | ratio pcflow / Open3D | ratio pcflow --fast / Open3D |")
     print("|---|---|---|---|---|---|")
     rows = (("reconstruct wall time (s)", "reconstruct_s", "open3d_pipeline_s", ".2f", True),

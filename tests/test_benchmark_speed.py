@@ -27,3 +27,13 @@ def test_speed_benchmark_quick(tmp_path):
     assert results["fast_reconstruct_ratio"] == pytest.approx(
         results["fast_reconstruct_s"] / results["open3d_pipeline_s"])
     assert "ratio pcflow / Open3D" in run.stdout
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_speed_benchmark_refuses_a_gpu_this_machine_lacks(tmp_path):
+    out = tmp_path / "speed.json"
+    for device, message in (("cuda", "torch sees no CUDA GPU"), ("quantum", "is not a torch device")):
+        run = subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark_speed.py"), "--quick", "--device", device,
+                              "--out", str(out)], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr
+        assert not out.exists()
