@@ -37,8 +37,9 @@ MODES["auto"] = MODES["surface"]
 #: (docs/benchmarks/speed.md).
 FAST = {"surface": {"epochs": 20, "surface_steps": 400}, "envelope": {"epochs": 50}}
 FAST["auto"] = FAST["surface"]
-#: The most steps of a surface fit where neither `FitOptions.surface_steps` nor `FitOptions.fast` says otherwise.
-SURFACE_STEPS = 1000
+#: The most steps of a surface fit where neither `FitOptions.surface_steps` nor `FitOptions.fast` says otherwise:
+#: OneFlow's own default.
+SURFACE_STEPS = OneFlow().surface_steps
 
 #: ``auto`` mode takes a cloud for an open scene, and fits the envelope instead, when more than this share of the
 #: fitted surface spans empty space (`pcflow.mesh.surface_gap`): at most 0.076 did on the scanned objects measured

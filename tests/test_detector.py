@@ -625,7 +625,8 @@ def test_surface_fit_maps_half_the_sphere_points_in_its_coarse_first_steps(shell
     counts = [n for n, _ in calls]
     coarse = int(detector.COARSE_SHARE * 10)
     assert 0 < coarse < 10 and counts == [32] * coarse + [64] * (10 - coarse)
-    assert OneFlow(**params).coarse_surface_samples() == 32 and OneFlow(n_surface_samples=1).coarse_surface_samples() == 1
+    assert OneFlow(**params).coarse_surface_samples() == 32
+    assert OneFlow(n_surface_samples=1).coarse_surface_samples() == 1
     calls.clear()
     monkeypatch.setattr(detector, "COARSE_SHARE", 0.0)
     OneFlow(**params).fit(shell_scan)
