@@ -344,7 +344,7 @@ def surface_gap(model, *, spacings: float = GAP_SPACINGS, subdivisions: int = 5)
 
 
 def validity(mesh: trimesh.Trimesh, *, check_intersections: bool = True) -> dict:
-    """Validity report of a triangle mesh, as defined in EVALUATION.md.
+    """Validity report of a triangle mesh, as defined in docs/evaluation.md.
 
     Args:
         mesh: the mesh to check.

@@ -1,4 +1,4 @@
-"""Outlier-removal and reconstruction metrics exactly as defined in EVALUATION.md."""
+"""Outlier-removal and reconstruction metrics exactly as defined in docs/evaluation.md."""
 
 from __future__ import annotations
 
@@ -115,7 +115,7 @@ def chamfer_metrics(pred_mesh: trimesh.Trimesh, gt_mesh: trimesh.Trimesh, *, n_s
                     tau: float = 0.01, seed: int = 0) -> dict:
     """Surface distances between a predicted and a ground-truth mesh from area-uniform samples.
 
-    Both meshes must already be in the same frame (EVALUATION.md uses the normalised frame,
+    Both meshes must already be in the same frame (docs/evaluation.md uses the normalised frame,
     bounding-box diagonal 1). `n_samples` points are drawn by area on each mesh with
     `trimesh.sample.sample_surface` from one `numpy.random.default_rng(seed)` stream (prediction
     first), each carrying the normal of the face it was drawn from; distances go to the nearest
@@ -190,7 +190,7 @@ def mesh_validity(mesh: trimesh.Trimesh) -> dict:
 
 
 def light_validity(mesh: trimesh.Trimesh) -> dict:
-    """Validity fields of EVALUATION.md that need no intersection test.
+    """Validity fields of docs/evaluation.md that need no intersection test.
 
     Args:
         mesh: a triangle mesh.

@@ -1,4 +1,4 @@
-"""Synthetic scans with known outlier labels, sampled from closed meshes (EVALUATION.md protocol)."""
+"""Synthetic scans with known outlier labels, sampled from closed meshes (docs/evaluation.md protocol)."""
 
 from __future__ import annotations
 
@@ -74,13 +74,13 @@ def synthetic_scan(
 ) -> SyntheticScan:
     """Sample a noisy scan of a closed mesh with uniform background outliers.
 
-    Follows EVALUATION.md "Synthetic scans": the mesh is normalised (`normalize_mesh`), `n_points`
+    Follows docs/evaluation.md "Synthetic scans": the mesh is normalised (`normalize_mesh`), `n_points`
     points are sampled uniformly by area, Gaussian noise of standard deviation `noise` is added per
     coordinate, then `round(outlier_ratio * n_points)` points chosen at random are replaced by points
     drawn uniformly in the bounding box enlarged 1.5x about its centre. Outliers keep label 1 even
     when they land inside the surface; their number is reported in `n_outliers_inside`.
 
-    With `view`, a single-view scan (beyond EVALUATION.md): of the sampled points only those a camera sees are
+    With `view`, a single-view scan (beyond docs/evaluation.md): of the sampled points only those a camera sees are
     kept, before the noise and the outliers (the outliers are then `outlier_ratio` of the points kept).
 
     Args:

@@ -1,6 +1,6 @@
 """Scan benchmark: OneFlow against Open3D and scikit-learn on labelled synthetic scans, plus the real scans.
 
-Follows ../shared/EVALUATION.md: synthetic scans of closed meshes with uniform background outliers; outlier F1,
+Follows docs/evaluation.md: synthetic scans of closed meshes with uniform background outliers; outlier F1,
 ROC-AUC and AP for every method; CD-L1, F-score and validity of every mesh; times as ratios to Open3D measured
 in the same run. Writes CSV, JSON, a markdown summary and PNG plots into --out.
 
@@ -46,7 +46,7 @@ PEERS = ("O3D-statistical", "O3D-radius", "IsolationForest", "LOF", "kNN-distanc
 MESHERS = ("Poisson", "BallPivoting", "AlphaShape")
 QUICK_SETTINGS = {"n_couplings": 2, "hidden_features": 16, "surface_steps": 5}  # --quick: a smoke run
 ALPHA_SHAPE = 0.03  # alpha of the alpha shape, in units of the bounding-box diagonal (1 after normalisation)
-RADIUS_FRACTION = 0.02  # radius outlier removal: 2% of the diagonal, 8 points (EVALUATION.md)
+RADIUS_FRACTION = 0.02  # radius outlier removal: 2% of the diagonal, 8 points (docs/evaluation.md)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -424,7 +424,7 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
     lines = [
         "# Scan benchmark",
         "",
-        f"Protocol: ../shared/EVALUATION.md synthetic scans, n = {args.n} points, noise sigma 0.002, seed {args.seed}.",
+        f"Protocol: docs/evaluation.md synthetic scans, n = {args.n} points, noise sigma 0.002, seed {args.seed}.",
         (f"Outlier-ratio sweep {', '.join(f'{100 * r:g}%' for r in args.ratios)} on {', '.join(sweep_shapes)}; "
          if sweep_shapes else "")
         + f"all shapes at {100 * args.mesh_ratio:g}% ({', '.join(mesh_shapes)})"

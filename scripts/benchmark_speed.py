@@ -2,7 +2,7 @@
 
 Prints ratios (machines are shared and noisy, so a lone absolute time means little):
 - `pcflow reconstruct` on an N-point scan (default 100,000), at its default settings and with `--fast`, against the
-  Open3D pipeline of EVALUATION.md (statistical outlier removal, normals, consistent orientation, Poisson depth 8),
+  Open3D pipeline of docs/evaluation.md (statistical outlier removal, normals, consistent orientation, Poisson depth 8),
   each as a whole command in a fresh process (the installed `pcflow` command), median of --repeats runs; with the
   outlier F1 and the mesh CD-L1 / F-score of each, so that the speed is read beside the quality;
 - scoring throughput (forward pass and latent radius) of the fitted model, in GFLOP/s, against the float32
@@ -56,7 +56,7 @@ print(time.perf_counter() - start)
 
 
 def make_scan(n_points: int, folder: Path) -> tuple[Path, np.ndarray, trimesh.Trimesh]:
-    """A synthetic scan of Spot under the EVALUATION.md protocol (5% outliers), as a binary PLY."""
+    """A synthetic scan of Spot under the docs/evaluation.md protocol (5% outliers), as a binary PLY."""
     from pcflow.io import PointCloud, read_mesh, write_cloud
     from pcflow.synthetic import synthetic_scan
 

@@ -35,7 +35,7 @@ README = """\
 ```
 
 (from the repository root, with pcflow installed, e.g. `pip install -e .`). The script calls `pcflow.synthetic.synthetic_scan(spot, n_points={n_points}, noise={noise}, outlier_ratio={ratio},
-seed={seed})`, which follows the "Synthetic scans" protocol of EVALUATION.md: the mesh is normalised, {n_points:,}
+seed={seed})`, which follows the "Synthetic scans" protocol of docs/evaluation.md: the mesh is normalised, {n_points:,}
 points are sampled uniformly by area, Gaussian noise with sigma {noise} (of the diagonal) is added, and
 {ratio:.0%} of the points, chosen at random, are replaced by outliers uniform in the bounding box enlarged 1.5x.
 Outliers that landed inside the cow keep label 1.

@@ -1,4 +1,4 @@
-"""Tests of pcflow.synthetic: the EVALUATION.md synthetic-scan protocol."""
+"""Tests of pcflow.synthetic: the docs/evaluation.md synthetic-scan protocol."""
 
 import numpy as np
 import pytest
