@@ -68,6 +68,25 @@ def _reconstruct_arguments(parser: argparse.ArgumentParser) -> None:
     _common_arguments(parser)
 
 
+def _cloud_output_arguments(parser: argparse.ArgumentParser, *, denoise: bool) -> None:
+    group = parser.add_argument_group("cloud output")
+    if denoise:
+        group.add_argument("--classify", action="store_true",
+                           help="write every point to OUTPUT instead of dropping the outliers, as PDAL's "
+                                "filters.outlier does: outliers get ASPRS class 7 (low point, noise), the others "
+                                "keep their classification (1, unclassified, when the input has none); the "
+                                "classification field is added where absent")
+    else:
+        group.add_argument("--classify", action="store_true",
+                           help="also write classified.ply: every point, outliers with ASPRS class 7 (low point, "
+                                "noise), the others keeping their classification (1, unclassified, when the input "
+                                "has none)")
+    group.add_argument("--scores", action="store_true",
+                       help="add each point's outlier score as the float32 vertex property outlier_score (an "
+                            "extra-bytes dimension in LAS): minus the model's decision function, offset_ - "
+                            "score_samples; higher is more outlying and the points above 0 are the outliers")
+
+
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
@@ -147,10 +166,12 @@ def cmd_reconstruct(args) -> int:
     if not is_batch(args.input):
         report = reconstruct(
             args.input[0], args.output, _fit_options(args, args.quiet), _mesh_options(args),
-            overwrite=args.overwrite, preview=not args.no_preview,
+            overwrite=args.overwrite, preview=not args.no_preview, classify=args.classify, scores=args.scores,
         )
         _say(args, _summary(report, Path(args.output)))
         return 0
+    if args.classify or args.scores:
+        raise PcflowError("--classify and --scores take one input file, not a batch; run reconstruct on each file")
     report = run_batch(
         args.input, args.output, _fit_options(args, True), _mesh_options(args), jobs=args.jobs,
         overwrite=args.overwrite, preview=not args.no_preview, progress=lambda entry: _batch_line(args, entry),
@@ -226,11 +247,15 @@ def cmd_denoise(args) -> int:
     model = OneFlow.load(args.model, device=args.device) if args.model else None
     result = denoise_file(
         args.input, args.output, args.outliers, model=model, fit_options=_fit_options(args, args.quiet),
-        chunk_size=args.chunk_size, ascii=args.ascii,
+        chunk_size=args.chunk_size, ascii=args.ascii, classify=args.classify, scores=args.scores,
     )
     mode = "" if args.model else f" ({fitted_mode(result['model'])} mode)"
-    _say(args, f"kept {result['n_inliers']} of {result['n_finite']} points, removed {result['n_outliers']}{mode}; "
-               f"wrote {args.output}")
+    if args.classify:
+        _say(args, f"marked {result['n_outliers']} of {result['n_finite']} points as noise (class 7){mode}; "
+                   f"wrote {args.output}")
+    else:
+        _say(args, f"kept {result['n_inliers']} of {result['n_finite']} points, removed {result['n_outliers']}"
+                   f"{mode}; wrote {args.output}")
     return 0
 
 
@@ -376,7 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  pcflow reconstruct scan.pcd -o out/ --fast   # about half the fit time, a coarser surface\n"
                "  pcflow reconstruct scan.pcd -o out/ --mode envelope   # bounding region, in seconds\n"
                "  pcflow reconstruct scans/ -o out/ --jobs 2      # every cloud in scans/, out/<name>/ each\n"
-               "  pcflow reconstruct 'scans/**/*.ply' -o out/",
+               "  pcflow reconstruct 'scans/**/*.ply' -o out/\n"
+               "  pcflow reconstruct scan.las -o out/ --classify --scores   # + classified.ply, outlier_score",
     )
     p.add_argument("input", nargs="+",
                    help="point cloud (PLY, PCD, XYZ/TXT/CSV/PTS, LAS/LAZ) or mesh (OBJ, STL, OFF, PLY); several "
@@ -386,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-j", "--jobs", type=int, default=1,
                    help="batch: files reconstructed at once, in separate processes (default 1; 0: one per CPU)")
     _reconstruct_arguments(p)
+    _cloud_output_arguments(p, denoise=False)
     p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser(
@@ -401,17 +428,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "denoise", formatter_class=formatter, help="write the cleaned cloud only",
-        description="Remove outliers from a point cloud, keeping every vertex property of the input.",
+        description="Remove outliers from a point cloud, keeping every vertex property of the input (a LAS/LAZ "
+                    "output of a LAS/LAZ input also keeps its point format, scales, offsets and CRS records).",
         epilog="example:\n  pcflow denoise scan.ply -o clean.ply --outliers removed.ply --alpha 0.02\n"
-               "  pcflow denoise scan.ply -o clean.ply --model out/model.pt",
+               "  pcflow denoise scan.ply -o clean.ply --model out/model.pt\n"
+               "  pcflow denoise tile.las -o clean.las\n"
+               "  pcflow denoise tile.laz -o marked.laz --classify   # every point, outliers class 7\n"
+               "  pcflow denoise scan.ply -o clean.ply --scores      # + float32 outlier_score per point",
     )
     p.add_argument("input", help="point cloud or mesh file")
-    p.add_argument("-o", "--output", required=True, help="cleaned cloud (.ply, .pcd, .xyz)")
+    p.add_argument("-o", "--output", required=True,
+                   help="cleaned cloud (.ply, .pcd, .xyz, .txt, .csv, .las, .laz); every point with --classify")
     p.add_argument("--outliers", default=None, help="also write the removed points here")
     p.add_argument("--model", default=None, help="use this saved model instead of fitting one")
     p.add_argument("--ascii", action="store_true", help="write ASCII PLY/PCD instead of binary")
     p.add_argument("--chunk-size", type=int, default=1_000_000,
                    help="read, score and write this many points at a time; memory stays bounded (default 1000000)")
+    _cloud_output_arguments(p, denoise=True)
     _fit_arguments(p)
     _common_arguments(p)
     p.set_defaults(func=cmd_denoise)

@@ -31,9 +31,11 @@ class PointCloud:
         points: (N, 3) float64 array of coordinates ((N, 2) for two-column text files), all finite.
         fields: (N,) structured array of all per-point properties of the input, coordinates included, with
             their original names and dtypes (`red`/`green`/`blue` uint8, `nx`/`ny`/`nz`, `intensity`, a packed
-            PCD `rgb`/`rgba`...); None when the file held coordinates only.
+            PCD `rgb`/`rgba`, float32 `x`/`y`/`z`...); None when the file held float64 coordinates only.
         n_dropped_nonfinite: rows dropped on reading because a coordinate was NaN or infinite.
         source: the path read, for reports ("" for clouds made in memory).
+        las_header: the `laspy.LasHeader` of a LAS/LAZ source, else None; LAS/LAZ output then keeps its version,
+            point format, scales, offsets, VLRs and EVLRs.
 
     Example:
         >>> cloud = PointCloud(np.zeros((4, 3)))
@@ -45,6 +47,7 @@ class PointCloud:
     fields: np.ndarray | None = None
     n_dropped_nonfinite: int = 0
     source: str = ""
+    las_header: object | None = None
 
     def __post_init__(self):
         self.points = np.asarray(self.points, dtype=np.float64)
@@ -60,7 +63,30 @@ class PointCloud:
         """Returns the cloud of the selected rows (boolean (N,) mask or integer indices), fields kept."""
         index = np.asarray(mask_or_index)
         fields = None if self.fields is None else self.fields[index]
-        return PointCloud(self.points[index], fields, self.n_dropped_nonfinite, self.source)
+        return PointCloud(self.points[index], fields, self.n_dropped_nonfinite, self.source, self.las_header)
+
+    def with_fields(self, columns: dict) -> PointCloud:
+        """Returns the cloud with per-point fields set: an existing field (matched without regard to case) keeps its
+        dtype, a new one is appended with the dtype of its (N,) array.
+
+        Example:
+            >>> cloud = PointCloud(np.zeros((2, 3))).with_fields({"classification": np.array([1, 7], np.uint8)})
+            >>> cloud.fields.dtype.names, cloud.fields["classification"].tolist()
+            (('x', 'y', 'z', 'classification'), [1, 7])
+        """
+        fields = _records_of(self) if self.fields is None else self.fields
+        lower = {name.lower(): name for name in fields.dtype.names}
+        columns = {lower.get(name.lower(), name): np.asarray(values) for name, values in columns.items()}
+        for name, values in columns.items():
+            if values.shape != (len(self),):
+                raise PcflowError(f"field {name!r} has shape {values.shape}; expected ({len(self)},)")
+        added = [(name, values.dtype) for name, values in columns.items() if name not in fields.dtype.names]
+        out = np.empty(len(self), dtype=[(name, fields.dtype[name]) for name in fields.dtype.names] + added)
+        for name in fields.dtype.names:
+            out[name] = fields[name]
+        for name, values in columns.items():
+            out[name] = values
+        return PointCloud(self.points, out, self.n_dropped_nonfinite, self.source, self.las_header)
 
     @property
     def has_colors(self) -> bool:
@@ -88,7 +114,8 @@ def _colors_of(fields: np.ndarray) -> np.ndarray | None:
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:
-    """Colour channel to uint8: floats in [0, 1] are scaled by 255, 16-bit integers (LAS) shifted by 8 bits."""
+    """Colour channel to uint8: floats in [0, 1] are scaled by 255, 16-bit values (LAS) keep their high byte (so
+    that both `v << 8` and `v * 257` give back `v`)."""
     if values.dtype == np.uint8:
         return values.copy()
     values = values.astype(np.float64)
@@ -96,7 +123,7 @@ def _to_uint8(values: np.ndarray) -> np.ndarray:
     if top <= 1.0 and np.any(values % 1 != 0):
         values = values * 255.0
     elif top > 255:
-        values = values / 256.0
+        values = np.floor(values / 256.0)
     return np.clip(np.round(values), 0, 255).astype(np.uint8)
 
 
@@ -161,32 +188,36 @@ def read_cloud(path) -> PointCloud:
     Raises:
         PcflowError: missing, empty, unknown, corrupt or truncated file, no x/y/z fields, no finite points.
     """
-    records, _ = _read_records(path)
+    records, info = _read_records(path)
     coords, points = _coordinates(records, path)
     if len(points) == 0:
         raise PcflowError(f"{path}: the file holds no points")
     finite = np.isfinite(points).all(axis=1)
     if not finite.any():
         raise PcflowError(f"{path}: no finite points left (all {len(points)} rows have NaN or infinite coordinates)")
-    fields = records[finite] if len(records.dtype.names) > len(coords) else None
-    return PointCloud(points[finite], fields, int((~finite).sum()), str(path))
+    fields = records[finite] if _has_fields(records, coords) else None
+    return PointCloud(points[finite], fields, int((~finite).sum()), str(path), info.get("las_header"))
 
 
 def write_cloud(path, cloud: PointCloud, *, ascii: bool = False, inputs=()) -> None:
     """Writes a cloud with all its fields (atomically; never over `cloud.source` or any of `inputs`).
 
     Args:
-        path: a file with a suffix from `CLOUD_WRITE_SUFFIXES`; .xyz/.txt hold coordinates only, .csv a header
-            row and every field.
+        path: a file with a suffix from `CLOUD_WRITE_SUFFIXES`: .ply and .pcd keep every field in its dtype
+            (PLY narrows 8-byte integers); .xyz/.txt are space-separated columns, with a `# x y z ...` line naming
+            them when there are more than the coordinates; .csv has a header row. .las/.laz keep the version,
+            point format, scales, offsets, VLRs, EVLRs and dimensions of `cloud.las_header`; a cloud from another
+            format gets LAS 1.4 (point format 7 with colours, else 6), per-axis scales from the coordinates' range
+            (`_las_scaling`) and its other fields as extra-bytes dimensions (see `_las_layout`).
         cloud: the cloud; coordinates come from `cloud.points`, stored in their field's original dtype when that
             is exact, else as float64.
         ascii: text PLY/PCD instead of binary (little endian).
         inputs: further paths that must not be overwritten.
     """
     fmt = _format_for(path, "write_cloud", "write point clouds to")
-    records = _records_of(cloud)
+    records = _records_of(cloud, wide_ints=fmt.name in _WIDE_INT_FORMATS)
     with atomic_output(path, inputs=(*inputs, *([cloud.source] if cloud.source else []))) as tmp:
-        fmt.write_cloud(tmp, records, ascii=ascii)
+        fmt.write_cloud(tmp, records, ascii=ascii, las_header=cloud.las_header)
 
 
 def read_mesh(path) -> trimesh.Trimesh:
@@ -243,7 +274,7 @@ def describe(path) -> dict:
     bounds = None
     if finite.any():
         bounds = (points[finite].min(axis=0).tolist(), points[finite].max(axis=0).tolist())
-    fields = records if len(records.dtype.names) > len(coords) else None
+    fields = records if _has_fields(records, coords) else None
     return {
         "path": str(path),
         "format": info["format"],
@@ -332,8 +363,14 @@ def _coordinates(records: np.ndarray, path) -> tuple[tuple[str, ...], np.ndarray
     return coords, np.stack([records[name].astype(np.float64) for name in coords], axis=1)
 
 
-def _records_of(cloud: PointCloud) -> np.ndarray:
-    """The cloud as one structured array: coordinates from `points`, other fields from `fields`."""
+def _has_fields(records: np.ndarray, coords: tuple[str, ...]) -> bool:
+    """Whether `records` hold more than `PointCloud.points` can: other fields, or coordinates not in float64."""
+    return len(records.dtype.names) > len(coords) or any(records.dtype[name] != np.float64 for name in coords)
+
+
+def _records_of(cloud: PointCloud, *, wide_ints: bool = False) -> np.ndarray:
+    """The cloud as one structured array: coordinates from `points`, other fields from `fields`, in dtypes
+    `_storable` allows (8-byte integers too with `wide_ints`)."""
     axes = "xyz"[:cloud.points.shape[1]]
     fields = cloud.fields
     if fields is None:
@@ -349,7 +386,7 @@ def _records_of(cloud: PointCloud) -> np.ndarray:
             exact = kind.kind == "f" and np.array_equal(column.astype(kind), column, equal_nan=True)
             dtypes.append((_safe_name(name), kind if exact else np.float64))
         else:
-            dtypes.append((_safe_name(name), _storable(fields[name])))
+            dtypes.append((_safe_name(name), _storable(fields[name], wide_ints=wide_ints)))
     out = np.empty(len(cloud.points), dtype=dtypes)
     for name, (safe, _) in zip(names, dtypes):
         out[safe] = cloud.points[:, coords[name]] if name in coords else fields[name]
@@ -360,14 +397,15 @@ def _safe_name(name: str) -> str:
     return re.sub(r"\W", "_", name) or "field"
 
 
-def _storable(values: np.ndarray) -> np.dtype:
-    """A dtype that PLY and PCD can hold (1 to 4 byte integers, 4 or 8 byte floats) and that keeps the values."""
+def _storable(values: np.ndarray, *, wide_ints: bool = False) -> np.dtype:
+    """A dtype that PLY can hold (1 to 4 byte integers, 4 or 8 byte floats; PCD and LAS also 8-byte integers, with
+    `wide_ints`) and that keeps the values."""
     kind = values.dtype
     if kind == np.bool_:
         return np.dtype(np.uint8)
     if kind.kind == "f":
         return np.dtype(np.float64) if kind.itemsize > 4 else np.dtype(np.float32)
-    if kind.kind in "iu" and kind.itemsize <= 4:
+    if kind.kind in "iu" and (kind.itemsize <= 4 or wide_ints):
         return kind.newbyteorder("=")
     if kind.kind in "iu":
         for small in (np.int32, np.uint32):
@@ -430,7 +468,7 @@ def _ply_records(records: np.ndarray) -> np.ndarray:
     return records
 
 
-def _write_ply(path: Path, records: np.ndarray, *, ascii: bool = False) -> None:
+def _write_ply(path: Path, records: np.ndarray, *, ascii: bool = False, las_header=None) -> None:
     """PLY vertex element of all fields (see `_ply_records`)."""
     from plyfile import PlyData, PlyElement
 
@@ -494,42 +532,270 @@ def _text_dtype(name: str, values: np.ndarray) -> np.dtype:
     return np.dtype(np.uint8) if is_colour and is_byte else np.dtype(np.float64)
 
 
-def _write_xyz(path: Path, records: np.ndarray, *, ascii: bool = True) -> None:
-    axes = [name for name in ("x", "y", "z") if name in records.dtype.names]
-    np.savetxt(path, np.stack([records[name] for name in axes], axis=1), fmt="%.17g")
+def _write_xyz(path: Path, records: np.ndarray, *, ascii: bool = True, las_header=None) -> None:
+    """Space-separated columns; a `# x y z ...` line first names them when there are more than the coordinates
+    (the readers here, CloudCompare and PDAL's readers.text take the names from it)."""
+    _write_text(path, records, " ")
 
 
-def _write_csv(path: Path, records: np.ndarray, *, ascii: bool = True) -> None:
-    formats = ",".join("%.17g" if records.dtype[name].kind == "f" else "%d" for name in records.dtype.names)
+def _write_csv(path: Path, records: np.ndarray, *, ascii: bool = True, las_header=None) -> None:
+    _write_text(path, records, ",")
+
+
+def _text_header(names: tuple[str, ...], delimiter: str) -> str:
+    """The line naming the columns of a text cloud: always for CSV, for XYZ/TXT only beyond the coordinates."""
+    if delimiter == ",":
+        return ",".join(names) + "\n"
+    return "" if names in (("x", "y", "z"), ("x", "y")) else "# " + " ".join(names) + "\n"
+
+
+def _text_rows(records: np.ndarray, delimiter: str) -> str:
+    """The rows of a text cloud: integers as integers, floats with 17 significant digits."""
+    names = records.dtype.names
+    line = delimiter.join("%.17g" if records.dtype[name].kind == "f" else "%d" for name in names) + "\n"
+    return "".join(line % row for row in zip(*(records[name].tolist() for name in names)))
+
+
+def _write_text(path: Path, records: np.ndarray, delimiter: str) -> None:
     with open(path, "w", encoding="utf-8") as f:
-        f.write(",".join(records.dtype.names) + "\n")
-        rows = zip(*(records[name].tolist() for name in records.dtype.names))
-        f.write("".join(formats % row + "\n" for row in rows))
+        f.write(_text_header(records.dtype.names, delimiter))
+        f.write(_text_rows(records, delimiter))
 
 
 # ------------------------------------------------------------------------------------------------------------------
 # LAS / LAZ (laspy, optional)
 
-_LAS_FIELDS = ("intensity", "return_number", "number_of_returns", "classification", "gps_time", "red", "green", "blue")
+#: Formats whose writers take 8-byte integer fields as they are.
+_WIDE_INT_FORMATS = ("PCD", "LAS")
+#: Point formats of LAS 1.4 a cloud from another format is written in: without and with RGB.
+_LAS_POINT_FORMATS = (6, 7)
 
 
-def _read_las(path: Path) -> tuple[np.ndarray, dict]:
+def _laspy(path):
     try:
         import laspy
     except ImportError as e:
-        raise PcflowError(f'{path}: reading LAS/LAZ needs laspy; install it with: pip install "pcflow[las]"') from e
+        raise PcflowError(f'{path}: LAS/LAZ needs laspy; install it with: pip install "pcflow[las]"') from e
+    return laspy
+
+
+def _las_error(path, error: Exception) -> PcflowError:
+    hint = ' (LAZ needs lazrs: pip install "pcflow[las]")' if Path(path).suffix.lower() == ".laz" else ""
+    return PcflowError(f"{path}: cannot read LAS/LAZ file: {_one_line(error)}{hint}")
+
+
+def _read_las(path: Path) -> tuple[np.ndarray, dict]:
+    laspy = _laspy(path)
     try:
         las = laspy.read(str(path))
     except (laspy.errors.LaspyException, *_PARSE_ERRORS) as e:
-        hint = ' (LAZ needs lazrs: pip install "pcflow[las]")' if path.suffix.lower() == ".laz" else ""
-        raise PcflowError(f"{path}: cannot read LAS/LAZ file: {_one_line(e)}{hint}") from e
-    present = set(las.point_format.dimension_names)
-    columns = {axis: np.asarray(las[axis], dtype=np.float64) for axis in "xyz"}  # scale and offset applied
-    columns.update({name: np.asarray(las[name]) for name in _LAS_FIELDS if name in present})
-    records = np.empty(len(las.points), dtype=[(name, values.dtype) for name, values in columns.items()])
+        raise _las_error(path, e) from e
+    return _las_records(las.points), {"format": f"LAS {las.header.version}", "las_header": las.header}
+
+
+def _las_records(points) -> np.ndarray:
+    """Every dimension of laspy points as one structured array: `x`/`y`/`z` float64 (scaled and offset), the
+    other standard and extra-bytes dimensions under their laspy names (scaled extra bytes as float64, an array
+    dimension `d` of k values as `d_0` ... `d_{k-1}`)."""
+    columns = {axis: np.asarray(getattr(points, axis), dtype=np.float64) for axis in "xyz"}
+    for name in points.point_format.dimension_names:
+        if name in ("X", "Y", "Z"):
+            continue
+        values = np.asarray(points[name])
+        if values.ndim == 2:
+            columns.update({f"{name}_{k}": values[:, k] for k in range(values.shape[1])})
+        else:
+            columns[name] = values
+    records = np.empty(len(columns["x"]), dtype=[(name, values.dtype) for name, values in columns.items()])
     for name, values in columns.items():
         records[name] = values
-    return records, {"format": f"LAS {las.header.version}"}
+    return records
+
+
+def read_las_header(path):
+    """The `laspy.LasHeader` of a LAS/LAZ file (VLRs and EVLRs included), None for a file of another format.
+
+    Raises:
+        PcflowError: an unreadable LAS/LAZ file, or laspy missing.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".las", ".laz"):
+        return None
+    laspy = _laspy(path)
+    try:
+        with laspy.open(str(_existing_file(path))) as reader:
+            return reader.header
+    except (laspy.errors.LaspyException, *_PARSE_ERRORS) as e:
+        raise _las_error(path, e) from e
+
+
+def _las_scaling(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scales and offsets for LAS coordinates between `low` and `high`: per axis the finest power of ten that keeps
+    the range within +-2^30 (half the 32-bit integers), and an offset near the middle, rounded to a decimal
+    (a cloud of 1 m gets 1e-9, one of 10 km 1e-5: finer than float32 resolves at the cloud's extent)."""
+    low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    half = np.maximum((high - low) / 2, 1e-3)
+    scales = 10.0 ** np.ceil(np.log10(half / 2.0 ** 30))
+    unit = 10.0 ** np.floor(np.log10(half))
+    offsets = np.round((low + high) / 2 / unit) * unit
+    return scales, offsets
+
+
+@dataclass
+class _LasLayout:
+    """How records go into LAS points: the header and, per field, its target dimension (and array index)."""
+
+    header: object
+    coords: tuple[str, ...]
+    targets: dict  # field name -> (dimension name, index in an array dimension or None)
+    colours: bool  # RGB from the records' colours, scaled to 16 bits (a cloud from another format)
+
+
+def _las_layout(records: np.ndarray, template, bounds, where: str) -> _LasLayout:
+    """The header of a LAS/LAZ output and where each field goes (`where` names the output in error messages).
+
+    With a `template` (the header of a LAS/LAZ source) its version, point format, scales, offsets, VLRs and EVLRs
+    are kept and fields go back into the dimensions they came from. Otherwise the header is LAS 1.4, point format
+    7 when the records hold colours (else 6), with scales and offsets from `bounds` ((low, high) per axis; the
+    records' own by default). A field named (in any case) as a standard dimension goes there when that dimension
+    holds its values exactly; every other field, and one a standard dimension cannot hold (a float intensity),
+    becomes an extra-bytes dimension (under its name, or `<name>_value` for a standard one).
+    """
+    import copy
+
+    laspy = _laspy(where)
+    coords, points = _coordinates(records, where)
+    if points.shape[1] != 3:
+        raise PcflowError(f"{where}: needs 3-D points, got {points.shape[1]} coordinates per point")
+    if template is not None:
+        header, colours = copy.deepcopy(template), False
+    else:
+        colours = _colors_of(records) is not None
+        header = laspy.LasHeader(point_format=_LAS_POINT_FORMATS[colours], version="1.4")
+        if bounds is None:
+            finite = np.isfinite(points).all(axis=1)
+            bounds = (points[finite].min(axis=0), points[finite].max(axis=0)) if finite.any() else (np.zeros(3),) * 2
+        header.scales, header.offsets = _las_scaling(*bounds)
+        header.generating_software = "pcflow"
+    dimensions = {dim.name: dim for dim in header.point_format.dimensions}
+    arrays = {f"{name}_{k}": (name, k) for name, dim in dimensions.items() if dim.num_elements > 1
+              for k in range(dim.num_elements)}
+    lower = {name.lower(): name for name in dimensions if name not in ("X", "Y", "Z")}
+    targets, extra = {}, []
+    for name in records.dtype.names:
+        if name in coords or (colours and name in ("red", "green", "blue")):
+            continue
+        if name in arrays:
+            targets[name] = arrays[name]
+            continue
+        dimension = lower.get(name.lower())
+        if dimension is not None and _las_holds(dimensions[dimension], records[name]):
+            targets[name] = (dimension, None)
+            continue
+        extra_name = name if dimension is None else f"{name}_value"
+        if len(extra_name.encode()) > 32:
+            raise PcflowError(f"{where}: field name {extra_name!r} is longer than LAS extra bytes allow (32 bytes)")
+        extra.append(laspy.ExtraBytesParams(name=extra_name, type=_storable(records[name], wide_ints=True)))
+        targets[name] = (extra_name, None)
+    if extra:
+        header.add_extra_dims(extra)
+    return _LasLayout(header, coords, targets, colours)
+
+
+def _las_holds(dimension, values: np.ndarray) -> bool:
+    """Whether a LAS dimension holds `values` exactly (a bit field its range, an integer its type's)."""
+    if dimension.kind.name == "FloatingPoint" or dimension.is_scaled:
+        return values.dtype.kind in "biuf"
+    if values.dtype.kind not in "biuf" or (values.dtype.kind == "f" and not np.all(values % 1 == 0)):
+        return False
+    if dimension.kind.name == "BitField":
+        low, high = 0, 2 ** dimension.num_bits - 1
+    else:
+        info = np.iinfo(dimension.dtype.base if dimension.dtype.shape else dimension.dtype)
+        low, high = info.min, info.max
+    return len(values) == 0 or (values.min() >= low and values.max() <= high)
+
+
+def _las_points(layout: _LasLayout, records: np.ndarray, where: str):
+    """The records as laspy points of `layout.header` (coordinates quantized by its scales and offsets)."""
+    import laspy
+
+    header = layout.header
+    points = laspy.ScaleAwarePointRecord.zeros(len(records), header=header)
+    for k, (axis, name) in enumerate(zip("XYZ", layout.coords)):
+        quantized = np.round((records[name].astype(np.float64) - header.offsets[k]) / header.scales[k])
+        if len(quantized) and not (np.abs(quantized) <= 2 ** 31 - 1).all():
+            raise ChunkLayoutError(f"{where}: coordinates outside what the LAS header's scale {header.scales[k]} and "
+                                   f"offset {header.offsets[k]} can store in {axis}")
+        points[axis] = quantized.astype(np.int32)
+    if layout.colours:
+        for name, values in zip(("red", "green", "blue"), _las_colours(records).T):
+            points[name] = values
+    arrays = {}
+    dimensions = {dim.name: dim for dim in header.point_format.dimensions}
+    for name, (dimension, index) in layout.targets.items():
+        if not _las_holds(dimensions[dimension], records[name]):
+            raise ChunkLayoutError(f"{where}: field {name!r} holds values that its LAS dimension {dimension!r}, fixed "
+                                   "by the first chunk, cannot")
+        if index is None:
+            points[dimension] = records[name]
+        else:
+            arrays.setdefault(dimension, np.array(points[dimension]))[:, index] = records[name]
+    for dimension, values in arrays.items():
+        points[dimension] = values
+    return points
+
+
+def _las_colours(records: np.ndarray) -> np.ndarray:
+    """(N, 3) uint16 LAS colours: uint8 channels times 257 (255 -> 65535), 16-bit ones as they are, floats in
+    [0, 1] times 65535; a packed PCD rgb/rgba through `PointCloud.colors`."""
+    names = records.dtype.names
+    if not all(name in names for name in ("red", "green", "blue")):
+        return _colors_of(records).astype(np.uint16) * 257
+    channels = []
+    for name in ("red", "green", "blue"):
+        values = records[name]
+        if values.dtype == np.uint8:
+            values = values.astype(np.uint16) * 257
+        elif values.dtype.kind == "f" and values.max(initial=0.0) <= 1.0:
+            values = np.round(values * 65535.0)
+        channels.append(np.clip(values, 0, 65535).astype(np.uint16))
+    return np.stack(channels, axis=1)
+
+
+class _LasStream:
+    """Writes records into an open LAS/LAZ file chunk by chunk; the first chunk's fields fix the layout."""
+
+    def __init__(self, file, records: np.ndarray, *, compress: bool, template, bounds, where: str):
+        laspy = _laspy(where)
+        self._where = where
+        self._layout = _las_layout(records, template, bounds, where)
+        self._names = records.dtype
+        self._evlrs = getattr(template, "evlrs", None) or []
+        self._writer = laspy.LasWriter(file, self._layout.header, do_compress=compress, closefd=False)
+
+    def write(self, records: np.ndarray) -> None:
+        if records.dtype.names != self._names.names:
+            raise ChunkLayoutError(f"{self._where}: a later chunk has fields {records.dtype.names}, "
+                                   f"the first had {self._names.names}")
+        if len(records):
+            self._writer.write_points(_las_points(self._layout, records, self._where))
+
+    def close(self) -> None:
+        if self._evlrs and self._layout.header.version.minor >= 4:
+            self._writer.write_evlrs(self._evlrs)
+        self._writer.close()
+
+
+def _las_writer(compress: bool) -> Callable[..., None]:
+    def write(path: Path, records: np.ndarray, *, ascii: bool = False, las_header=None) -> None:
+        """LAS (or LAZ) of every field; see `_las_layout` for the header and where each field goes."""
+        with open(path, "wb") as f:
+            stream = _LasStream(f, records, compress=compress, template=las_header, bounds=None, where="LAS/LAZ output")
+            stream.write(records)
+            stream.close()
+
+    return write
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -611,13 +877,18 @@ def _trimesh_writer(file_type: str) -> Callable[[Path, trimesh.Trimesh, np.ndarr
     return write
 
 
+def _write_pcd(path: Path, records: np.ndarray, *, ascii: bool = False, las_header=None) -> None:
+    write_pcd(path, records, ascii=ascii)  # codec in pcflow/pcd.py
+
+
 _register((".ply",), _Format("PLY", read_cloud=_read_ply, write_cloud=_write_ply, read_mesh=True,
                              write_mesh=_write_ply_mesh))
-_register((".pcd",), _Format("PCD", read_cloud=read_pcd, write_cloud=write_pcd))  # codec in pcflow/pcd.py
+_register((".pcd",), _Format("PCD", read_cloud=read_pcd, write_cloud=_write_pcd))
 _register((".xyz", ".txt"), _Format("XYZ", read_cloud=_read_text, write_cloud=_write_xyz))
 _register((".csv",), _Format("CSV", read_cloud=_read_text, write_cloud=_write_csv))
 _register((".pts",), _Format("PTS", read_cloud=_read_text))
-_register((".las", ".laz"), _Format("LAS", read_cloud=_read_las))
+_register((".las",), _Format("LAS", read_cloud=_read_las, write_cloud=_las_writer(compress=False)))
+_register((".laz",), _Format("LAS", read_cloud=_read_las, write_cloud=_las_writer(compress=True)))
 _register((".obj",), _Format("OBJ", read_cloud=_read_mesh_vertices, read_mesh=True, write_mesh=_write_obj))
 _register((".stl",), _Format("STL", read_cloud=_read_mesh_vertices, read_mesh=True,
                              write_mesh=_trimesh_writer("stl")))
@@ -833,24 +1104,13 @@ def _text_chunks(path: Path, chunk_size: int) -> Iterator[np.ndarray]:
 
 
 def _las_chunks(path: Path, chunk_size: int) -> Iterator[np.ndarray]:
-    try:
-        import laspy
-    except ImportError:
-        yield from _cut(_read_las(path)[0], chunk_size)
-        return
+    laspy = _laspy(path)
     try:
         with laspy.open(str(path)) as reader:
-            present = set(reader.header.point_format.dimension_names)
             for points in reader.chunk_iterator(chunk_size):
-                columns = {axis: np.asarray(getattr(points, axis), dtype=np.float64) for axis in "xyz"}
-                columns.update({name: np.asarray(points[name]) for name in _LAS_FIELDS if name in present})
-                records = np.empty(len(columns["x"]), dtype=[(name, v.dtype) for name, v in columns.items()])
-                for name, values in columns.items():
-                    records[name] = values
-                yield records
+                yield _las_records(points)
     except laspy.errors.LaspyException as e:
-        hint = ' (LAZ needs lazrs: pip install "pcflow[las]")' if path.suffix.lower() == ".laz" else ""
-        raise PcflowError(f"{path}: cannot read LAS/LAZ file: {_one_line(e)}{hint}") from e
+        raise _las_error(path, e) from e
 
 
 #: Chunked readers by format name; formats not listed are read whole and then cut.
@@ -861,15 +1121,20 @@ _CHUNK_READERS: dict[str, Callable[[Path, int], Iterator[np.ndarray]]] = {
 
 
 class CloudWriter:
-    """Writes a cloud chunk by chunk into PLY, PCD, XYZ/TXT or CSV, atomically, with the fields `write_cloud` keeps.
+    """Writes a cloud chunk by chunk into PLY, PCD, XYZ/TXT, CSV or LAS/LAZ, atomically, with the fields
+    `write_cloud` keeps.
 
     Nothing appears at `path` until the writer closes without error; the header's point count is patched in at the
-    end (a padded comment line keeps the header's length fixed). Use it as a context manager.
+    end (a padded comment line keeps the header's length fixed; laspy updates a LAS header). Use it as a context
+    manager. LAS/LAZ output takes the header of the first chunk's `las_header` when it has one (see `write_cloud`).
 
     Args:
         path: a file with a suffix from `CLOUD_WRITE_SUFFIXES`.
         ascii: text PLY/PCD instead of binary (little endian).
         inputs: paths that must not be overwritten.
+        bounds: (low, high) coordinates of the whole cloud, each of 3 values, from which LAS/LAZ output without a
+            source header takes its scales and offsets; None takes the first chunk's, and a later chunk beyond
+            what they can store raises `ChunkLayoutError`.
 
     Example:
         >>> import tempfile; folder = Path(tempfile.mkdtemp())
@@ -883,10 +1148,12 @@ class CloudWriter:
 
     _PAD = 48  # spare header bytes: room for two counts of up to 20 digits
 
-    def __init__(self, path, *, ascii: bool = False, inputs=()):
+    def __init__(self, path, *, ascii: bool = False, inputs=(), bounds=None):
         self.path = Path(path)
         self._fmt = _format_for(path, "write_cloud", "write point clouds to")
         self._ascii = ascii
+        self._bounds = bounds
+        self._las = None
         self._stack = ExitStack()
         tmp = self._stack.enter_context(atomic_output(path, inputs=inputs))
         self._file = self._stack.enter_context(open(tmp, "wb"))
@@ -905,12 +1172,16 @@ class CloudWriter:
 
     def write(self, cloud: PointCloud) -> None:
         """Appends the rows of `cloud`; every chunk must give the same fields and dtypes as the first."""
-        records = _records_of(cloud)
+        records = _records_of(cloud, wide_ints=self._fmt.name in _WIDE_INT_FORMATS)
         if self._fmt.name == "PLY":
             records = _ply_records(records)
-        elif self._fmt.name == "XYZ":
-            axes = [name for name in ("x", "y", "z") if name in records.dtype.names]
-            records = records[axes]
+        elif self._fmt.name == "LAS":
+            if self._las is None:
+                self._las = _LasStream(self._file, records, compress=self.path.suffix.lower() == ".laz",
+                                       template=cloud.las_header, bounds=self._bounds, where=str(self.path))
+            self._las.write(records)
+            self.count += len(records)
+            return
         if self._dtype is None:
             self._dtype = records.dtype
             header = self._header(0, self._PAD)
@@ -924,8 +1195,12 @@ class CloudWriter:
 
     def close(self) -> None:
         """Writes the final header and moves the file into place."""
-        if self._dtype is None:
+        if self._dtype is None and self._las is None:
             self.write(PointCloud(np.zeros((0, 3))))
+        if self._las is not None:
+            self._las.close()
+            self._stack.close()
+            return
         header = self._header(self.count, 0)
         if len(header) > self._header_size:
             raise PcflowError(f"{self.path}: header grew beyond its reserved size")
@@ -953,10 +1228,8 @@ class CloudWriter:
                      "TYPE " + " ".join(letters), "COUNT " + " ".join("1" for _ in names), f"WIDTH {count}",
                      "HEIGHT 1", "VIEWPOINT 0 0 0 1 0 0 0", f"POINTS {count}",
                      f"DATA {'ascii' if self._ascii else 'binary'}"]
-        elif self._fmt.name == "CSV":
-            lines = [",".join(names)]
         else:
-            return b""
+            return _text_header(names, "," if self._fmt.name == "CSV" else " ").encode("utf-8")
         return ("\n".join(lines) + "\n").encode("ascii")
 
     def _body(self, records: np.ndarray) -> bytes:

@@ -17,6 +17,8 @@ from .errors import PcflowError
 
 #: Files `reconstruct` writes into its output folder (extra mesh formats and preview.png come on top).
 RECONSTRUCT_OUTPUTS = ("inliers.ply", "outliers.ply", "mesh.ply", "mesh.obj", "model.pt", "report.json")
+#: The file `reconstruct(..., classify=True)` adds: every point, outliers marked ASPRS class 7 (noise).
+CLASSIFIED_OUTPUT = "classified.ply"
 
 
 #: What each fitting mode trains: ``surface`` fits the scanned surface, ``envelope`` the paper's smallest solid
@@ -311,6 +313,8 @@ def reconstruct(
     overwrite: bool = False,
     preview: bool = True,
     chunk_size: int | None = None,
+    classify: bool = False,
+    scores: bool = False,
 ) -> dict:
     """Reads a cloud, fits OneFlow, writes inliers, outliers, boundary meshes, the model and report.json.
 
@@ -325,6 +329,10 @@ def reconstruct(
             `pcflow.stream.DEFAULT_CHUNK_SIZE` for clouds of `pcflow.stream.STREAM_MIN_POINTS` or more points and
             reads smaller clouds whole. The results are the same either way; a streamed preview shows the
             training subset.
+        classify: also write classified.ply: every point, outliers marked as noise, ASPRS class 7
+            (`pcflow.stream.classified_cloud`).
+        scores: add the float32 field `outlier_score` (minus the decision function, > 0 for outliers) to the
+            point clouds written.
 
     Returns:
         The report written to report.json.
@@ -336,6 +344,7 @@ def reconstruct(
     start = time.perf_counter()
     input_path = Path(input_path)
     names = list(RECONSTRUCT_OUTPUTS) + [f"mesh.{fmt}" for fmt in mesh_options.formats] + ["preview.png"]
+    names += [CLASSIFIED_OUTPUT] if classify else []
     streamed = chunk_size is not None or stream.should_stream(input_path)
     if streamed:
         prepare_outdir(outdir, names, overwrite=overwrite, inputs=(input_path,), create=False)
@@ -349,16 +358,19 @@ def reconstruct(
         prepare_outdir(outdir, names, overwrite=overwrite, inputs=(input_path,), create=False)
         model = fit_cloud(cloud, fit_options, timer)
     outdir = prepare_outdir(outdir, names, overwrite=overwrite, inputs=(input_path,))
+    classified = outdir / CLASSIFIED_OUTPUT if classify else None
     if streamed:
         counts = stream.split_file(input_path, model, outdir / "inliers.ply", outdir / "outliers.ply",
+                                   classified_path=classified, scores=scores,
                                    chunk_size=chunk_size or stream.DEFAULT_CHUNK_SIZE, timer=timer)
         cloud, inside = PointCloud(fitted.train, source=str(input_path)), None  # the preview shows the training subset
     else:
         counts, inside = stream.split_cloud(cloud, model, [outdir / "inliers.ply", outdir / "outliers.ply"],
-                                            timer=timer)
+                                            classified=classified, scores=scores, timer=timer)
     boundary, checks = extract_mesh(model, mesh_options, timer)
     with timer("write_mesh"):
-        files = ["inliers.ply", "outliers.ply", *write_meshes(boundary, outdir, "mesh", mesh_options.formats)]
+        files = ["inliers.ply", "outliers.ply", *([CLASSIFIED_OUTPUT] if classify else [])]
+        files += write_meshes(boundary, outdir, "mesh", mesh_options.formats)
         model.save(outdir / "model.pt")
         files.append("model.pt")
     preview_note = "not asked for"

@@ -102,7 +102,8 @@ def test_xyz_and_csv_round_trip(tmp_path):
     write_cloud(tmp_path / "c.xyz", cloud)
     back = read_cloud(tmp_path / "c.xyz")
     np.testing.assert_array_equal(back.points, cloud.points)
-    assert back.fields is None
+    assert back.fields.dtype.names == cloud.fields.dtype.names  # named by the "# x y z ..." line
+    np.testing.assert_array_equal(back.colors, cloud.colors)
     write_cloud(tmp_path / "c.csv", cloud)
     back = read_cloud(tmp_path / "c.csv")
     np.testing.assert_array_equal(back.points, cloud.points)
@@ -516,8 +517,8 @@ def test_missing_files_and_mesh_only_errors(tmp_path):
         read_mesh(tmp_path / "points.ply")
     with pytest.raises(PcflowError, match="cannot read meshes from files with suffix '.pcd'"):
         read_mesh(tmp_path / "points.pcd")
-    with pytest.raises(PcflowError, match="cannot write point clouds to files with suffix '.las'"):
-        write_cloud(tmp_path / "out.las", rich_cloud())
+    with pytest.raises(PcflowError, match="cannot write point clouds to files with suffix '.pts'"):
+        write_cloud(tmp_path / "out.pts", rich_cloud())
     with pytest.raises(PcflowError, match="uv has shape"):
         write_mesh(tmp_path / "m.obj", trimesh.creation.box(), uv=np.zeros((3, 2)))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["points.ply"]
