@@ -91,6 +91,8 @@ def run_batch(
     jobs: int = 1,
     overwrite: bool = False,
     preview: bool = True,
+    classify: bool = False,
+    scores: bool = False,
     progress: Callable[[dict], None] | None = None,
 ) -> dict:
     """Runs `pipeline.reconstruct` on every input into `outdir/<stem>/` and writes `outdir/batch_report.json`.
@@ -104,6 +106,8 @@ def run_batch(
             gets cpu_count // jobs torch threads, so that the workers do not oversubscribe the CPUs.
         overwrite: replace outputs already there.
         preview: also render each preview.png.
+        classify: also write each classified.ply (see `pipeline.reconstruct`).
+        scores: add the field `outlier_score` to each written cloud (see `pipeline.reconstruct`).
         progress: called with each file's entry as it finishes (in finishing order).
 
     Returns:
@@ -124,8 +128,9 @@ def run_batch(
     outdir = prepare_outdir(outdir, [BATCH_REPORT], overwrite=overwrite, inputs=paths)
     if jobs > 1:
         fit_options = replace(fit_options, progress=False)
+    outputs = {"overwrite": overwrite, "preview": preview, "classify": classify, "scores": scores}
     tasks = [
-        (str(path), str(outdir / name), fit_options, mesh_options, overwrite, preview, max(1, cpus // jobs))
+        (str(path), str(outdir / name), fit_options, mesh_options, outputs, max(1, cpus // jobs))
         for path, name in zip(paths, output_names(paths))
     ]
     if jobs == 1:
@@ -169,7 +174,7 @@ def _run_parallel(tasks, jobs: int, progress) -> list[dict]:
 
 def _reconstruct_one(task) -> dict:
     """Worker: one reconstruct job; any error becomes the entry's one-line `error`."""
-    source, output, fit_options, mesh_options, overwrite, preview, threads = task
+    source, output, fit_options, mesh_options, outputs, threads = task
     if threads is not None:
         import torch
 
@@ -178,7 +183,7 @@ def _reconstruct_one(task) -> dict:
 
     start = time.perf_counter()
     try:
-        report = reconstruct(source, output, fit_options, mesh_options, overwrite=overwrite, preview=preview)
+        report = reconstruct(source, output, fit_options, mesh_options, **outputs)
     except Exception as error:  # noqa: BLE001 - one file's failure of any kind must not stop the batch; it is reported
         message = " ".join(str(error).split())
         if not isinstance(error, PcflowError):

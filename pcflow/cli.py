@@ -170,11 +170,10 @@ def cmd_reconstruct(args) -> int:
         )
         _say(args, _summary(report, Path(args.output)))
         return 0
-    if args.classify or args.scores:
-        raise PcflowError("--classify and --scores take one input file, not a batch; run reconstruct on each file")
     report = run_batch(
         args.input, args.output, _fit_options(args, True), _mesh_options(args), jobs=args.jobs,
-        overwrite=args.overwrite, preview=not args.no_preview, progress=lambda entry: _batch_line(args, entry),
+        overwrite=args.overwrite, preview=not args.no_preview, classify=args.classify, scores=args.scores,
+        progress=lambda entry: _batch_line(args, entry),
     )
     _say(args, f"{report['n_ok']} of {report['n_files']} files reconstructed in {report['seconds']:.1f} s; "
                f"report in {Path(args.output) / BATCH_REPORT}")

@@ -183,8 +183,17 @@ def test_cli_denoise_las_classify(tmp_path):
     np.testing.assert_array_equal(out.classification[~noise], ref.classification[~noise])
 
 
-def test_batch_refuses_classify_and_scores(sphere_file, tmp_path, capsys):
-    assert main(["reconstruct", str(sphere_file), str(sphere_file), "-o", str(tmp_path / "out"), "--scores",
-                 *FIT]) == 1
-    assert "--classify and --scores take one input file" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+def test_batch_passes_classify_and_scores_to_every_file(sphere_file, tmp_path):
+    other = tmp_path / "other.ply"
+    other.write_bytes(sphere_file.read_bytes())
+    assert main(["reconstruct", str(sphere_file), str(other), "-o", str(tmp_path / "out"), "--classify", "--scores",
+                 "--no-preview", *FIT]) == 0
+    report = json.loads((tmp_path / "out" / "batch_report.json").read_text())
+    assert report["n_ok"] == 2
+    for entry in report["files"]:
+        folder = Path(entry["output"])
+        classified = read_cloud(folder / "classified.ply")
+        inliers = read_cloud(folder / "inliers.ply")
+        assert len(classified) == len(read_cloud(sphere_file))
+        assert (classified.fields["classification"] == NOISE_CLASS).sum() == entry["n_outliers"]
+        assert (inliers.fields[SCORE_FIELD] <= 0).all()
