@@ -64,6 +64,10 @@ def _reconstruct_arguments(parser: argparse.ArgumentParser) -> None:
     _mesh_arguments(parser)
     parser.add_argument("--format", nargs="+", choices=("stl", "off", "glb"), default=(),
                         help="extra mesh formats beside mesh.ply and mesh.obj")
+    parser.add_argument("--uv", action="store_true",
+                        help="also write mesh_uv.obj: the mesh with texture coordinates of the sphere chart per face "
+                             "corner, for texturing (trimesh and Open3D split its vertices at the chart's seam, "
+                             "meshio cannot read it; mesh.obj and mesh.ply stay watertight for them)")
     parser.add_argument("--no-preview", action="store_true", help="do not render preview.png")
     _common_arguments(parser)
 
@@ -105,6 +109,7 @@ def _mesh_options(args):
         coverage=args.coverage,
         formats=tuple(getattr(args, "format", None) or ()),
         snap=not args.no_snap,
+        uv=getattr(args, "uv", False),
     )
 
 
@@ -263,6 +268,10 @@ def cmd_mesh(args) -> int:
     from .pipeline import extract_mesh, prepare_outdir
 
     output = Path(args.output)
+    if args.uv and output.suffix.lower() != ".obj":
+        raise PcflowError(f"--uv writes texture coordinates per face corner, which only OBJ holds; got {output}")
+    if args.uv and args.marching_cubes:
+        raise PcflowError("--uv needs the sphere mesh: a marching-cubes mesh has no texture chart")
     prepare_outdir(output.parent, [output.name], overwrite=args.overwrite, inputs=(args.model,))
     model = OneFlow.load(args.model, device=args.device)
     if args.marching_cubes:
@@ -272,8 +281,8 @@ def cmd_mesh(args) -> int:
         uv, checks = None, validity(mesh)
     else:
         boundary, checks = extract_mesh(model, _mesh_options(args))
-        mesh, uv = boundary.mesh, boundary.face_uv
-    write_mesh(output, mesh, uv=uv if output.suffix.lower() == ".obj" else None)
+        mesh, uv = boundary.mesh, boundary.face_uv if args.uv else None
+    write_mesh(output, mesh, uv=uv)
     _say(args, f"wrote {output}: {checks['n_vertices']} vertices, {checks['n_faces']} faces, "
                f"watertight {checks['watertight']}, volume {checks['volume']:.6g}")
     return 0
@@ -368,8 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "reconstruct", formatter_class=formatter, help="clean a cloud and mesh it (the main job)",
-        description="Fit OneFlow to a point cloud; write inliers.ply, outliers.ply, mesh.ply, mesh.obj (with UVs), "
-                    "model.pt, report.json and preview.png into OUTDIR. The default auto mode meshes the scanned "
+        description="Fit OneFlow to a point cloud; write inliers.ply, outliers.ply, mesh.ply and mesh.obj "
+                    "(watertight, with vertex normals), model.pt, report.json and preview.png into OUTDIR (with --uv "
+                    "also mesh_uv.obj, texture coordinates for texturing). The default auto mode meshes the scanned "
                     "surface, or for an open scene (a table top and a wall, say) the smallest region holding "
                     "1 - alpha of the points, which --mode envelope always meshes (faster).",
         epilog="example:\n  pcflow reconstruct scan.pcd -o out/ --alpha 0.05 --format stl glb\n"
@@ -435,11 +445,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Extract the boundary mesh of a saved 3-D model: the latent sphere mapped through the inverse flow "
                     "(watertight, genus 0), or a marching-cubes surface of the decision function for cross-checking.",
         epilog="example:\n  pcflow mesh out/model.pt -o fine.obj --subdivisions 5 --coverage 0.99\n"
-               "  pcflow mesh out/model.pt -o mc.ply --marching-cubes 128",
+               "  pcflow mesh out/model.pt -o mc.ply --marching-cubes 128\n"
+               "  pcflow mesh out/model.pt -o textured.obj --uv   # texture coordinates of the sphere chart",
     )
     p.add_argument("model", help="model file written by pcflow fit or reconstruct")
-    p.add_argument("-o", "--output", required=True, help="mesh file (.ply, .obj, .stl, .off, .glb)")
+    p.add_argument("-o", "--output", required=True,
+                   help="mesh file (.ply, .obj, .stl, .off, .glb); .ply and .obj open watertight, with vertex "
+                        "normals, in Open3D, trimesh and meshio (STL has facet normals, OFF none)")
     _mesh_arguments(p)
+    p.add_argument("--uv", action="store_true",
+                   help="write the sphere chart's texture coordinates per face corner into the .obj output, for "
+                        "texturing (trimesh and Open3D then split its vertices at the chart's seam)")
     p.add_argument("--marching-cubes", type=int, default=None, metavar="RESOLUTION",
                    help="use marching cubes on a grid of this many cells per axis instead of the sphere mesh")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")

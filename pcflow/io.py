@@ -204,15 +204,22 @@ def read_mesh(path) -> trimesh.Trimesh:
 
 
 def write_mesh(path, mesh: trimesh.Trimesh, *, uv: np.ndarray | None = None, inputs=()) -> None:
-    """Writes a triangle mesh (atomically; never over any of `inputs`).
+    """Writes a triangle mesh (atomically; never over any of `inputs`), in the input's coordinates and units.
+
+    PLY (vertex x y z double, nx ny nz float; face vertex_indices as a uchar/int list) and OBJ (one `vn` per `v`)
+    carry vertex normals, GLB too, STL facet normals, OFF none (NOFF is not read by meshio); all follow the faces'
+    winding (`_vertex_normals`), which points outward for `pcflow.mesh`'s meshes. Without `uv`, Open3D, trimesh and
+    meshio open every format watertight with the mesh's vertex and face counts, except that Open3D keeps STL's
+    triangles apart (`remove_duplicated_vertices()` welds them) and meshio has no GLB reader. With `uv` per face
+    corner, trimesh and Open3D split the vertices where a vertex has several texture coordinates.
 
     Args:
         path: a file with a suffix from `MESH_SUFFIXES`.
         mesh: the mesh.
         uv: optional texture coordinates: a (V, 2) float array, one per vertex, written by OBJ (`vt`, one per
-            vertex, faces `f a/a b/b c/c`), PLY (`s`, `t`) and GLB, left out by STL and OFF, which cannot hold
+            vertex, faces `f a/a/a b/b/b c/c/c`), PLY (`s`, `t`) and GLB, left out by STL and OFF, which cannot hold
             them; or a (F, 3, 2) array, one per face corner (as `BoundaryMesh.face_uv`), which only OBJ takes (`vt`
-            rows shared by equal corners, faces `f a/i b/j c/k`) and the other formats refuse.
+            rows shared by equal corners, faces `f a/i/a b/j/b c/k/c`) and the other formats refuse.
             OBJ, OFF and PLY keep float64 coordinates; STL and GLB store float32 by their specifications.
         inputs: paths that must not be overwritten.
     """
@@ -560,13 +567,34 @@ def _read_mesh_vertices(path: Path) -> tuple[np.ndarray, dict]:
     return records, {"format": f"{path.suffix.lstrip('.').upper()} mesh", "n_faces": len(mesh.faces)}
 
 
+def _vertex_normals(mesh: trimesh.Trimesh) -> np.ndarray:
+    """Unit vertex normals that follow the faces' winding: trimesh's angle-weighted mean of the face normals.
+
+    They point outward when the faces wind counter-clockwise seen from outside (as `pcflow.mesh` orients its
+    meshes: positive volume). Normals cached on `mesh` (loaded from a file, say) are ignored.
+
+    Args:
+        mesh: the mesh.
+
+    Returns:
+        (V, 3) float64 array; a vertex that no face uses gets (0, 0, 0).
+    """
+    fresh = trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, process=False)
+    normals = np.zeros((len(fresh.vertices), 3))
+    if len(fresh.faces):
+        normals = np.asarray(fresh.vertex_normals, dtype=np.float64)
+    return normals
+
+
 def _write_obj(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> None:
+    """OBJ with one `vn` per vertex (so `v` and `vn` rows pair up, as meshio needs) and `vt` rows if `uv`."""
     faces = np.asarray(mesh.faces) + 1
     with open(path, "w", encoding="ascii") as f:
         f.write("# written by pcflow\n")
         f.write("".join("v %.17g %.17g %.17g\n" % tuple(v) for v in np.asarray(mesh.vertices).tolist()))
+        f.write("".join("vn %.9g %.9g %.9g\n" % tuple(n) for n in _vertex_normals(mesh).tolist()))
         if uv is None:
-            f.write("".join("f %d %d %d\n" % tuple(face) for face in faces.tolist()))
+            f.write("".join("f %d//%d %d//%d %d//%d\n" % (a, a, b, b, c, c) for a, b, c in faces.tolist()))
             return
         if uv.ndim == 3:  # one per face corner: equal corners share a vt row
             uv, corners = np.unique(uv.reshape(-1, 2), axis=0, return_inverse=True)
@@ -574,17 +602,23 @@ def _write_obj(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> None
         else:
             texture = faces
         f.write("".join("vt %.17g %.17g\n" % tuple(t) for t in uv.tolist()))
-        f.write("".join("f %d/%d %d/%d %d/%d\n" % (a, i, b, j, c, k)
+        f.write("".join("f %d/%d/%d %d/%d/%d %d/%d/%d\n" % (a, i, a, b, j, b, c, k, c)
                         for (a, b, c), (i, j, k) in zip(faces.tolist(), texture.tolist())))
 
 
 def _write_ply_mesh(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> None:
+    """Binary PLY as MeshLab, Open3D, trimesh and meshio read it: vertex x y z (double, which keeps georeferenced
+    coordinates) nx ny nz (float) [s t], face vertex_indices (uchar count, int indices)."""
     from plyfile import PlyData, PlyElement
 
-    columns = ["x", "y", "z"] + ([] if uv is None else ["s", "t"])  # float64 keeps georeferenced coordinates
-    values = np.asarray(mesh.vertices) if uv is None else np.hstack([mesh.vertices, uv])
-    vertex = np.empty(len(values), dtype=[(name, np.float64) for name in columns])
-    for k, name in enumerate(columns):
+    columns = [(name, np.float64) for name in "xyz"] + [(name, np.float32) for name in ("nx", "ny", "nz")]
+    values = [np.asarray(mesh.vertices), _vertex_normals(mesh)]
+    if uv is not None:
+        columns += [("s", np.float64), ("t", np.float64)]
+        values.append(uv)
+    values = np.hstack(values)
+    vertex = np.empty(len(values), dtype=columns)
+    for k, (name, _) in enumerate(columns):
         vertex[name] = values[:, k]
     face = np.empty(len(mesh.faces), dtype=[("vertex_indices", np.int32, (3,))])
     face["vertex_indices"] = mesh.faces
@@ -594,6 +628,7 @@ def _write_ply_mesh(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) ->
 
 
 def _write_off(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> None:
+    """Plain OFF, without normals: meshio reads only an `OFF` header (not NOFF) and trimesh skips normal columns."""
     with open(path, "w", encoding="ascii") as f:
         f.write(f"OFF\n{len(mesh.vertices)} {len(mesh.faces)} 0\n")
         f.write("".join("%.17g %.17g %.17g\n" % tuple(v) for v in np.asarray(mesh.vertices).tolist()))
@@ -601,11 +636,16 @@ def _write_off(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> None
 
 
 def _trimesh_writer(file_type: str) -> Callable[[Path, trimesh.Trimesh, np.ndarray | None], None]:
+    """STL (facet normals from the winding) or GLB (vertex normals and, with `uv`, texture coordinates)."""
     def write(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> None:
         out = trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, process=False)
+        options = {}
+        if file_type == "glb":
+            out.vertex_normals = _vertex_normals(mesh)
+            options["include_normals"] = True
         if uv is not None:
             out.visual = trimesh.visual.TextureVisuals(uv=uv)
-        data = out.export(file_type=file_type)
+        data = out.export(file_type=file_type, **options)
         Path(path).write_bytes(data.encode("ascii") if isinstance(data, str) else data)
 
     return write

@@ -53,13 +53,13 @@ def cloud_file(tmp_path_factory):
 def reconstructed(cloud_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("out") / "result"
     assert main(["reconstruct", str(cloud_file), "-o", str(out), "--format", "stl", "off", "glb", "--mode", "envelope",
-                 *FAST]) == 0
+                 "--uv", *FAST]) == 0
     return out
 
 
 def test_reconstruct_writes_every_output(reconstructed, cloud_file):
     for name in ("inliers.ply", "outliers.ply", "mesh.ply", "mesh.obj", "mesh.stl", "mesh.off", "mesh.glb",
-                 "model.pt", "report.json"):
+                 "mesh_uv.obj", "model.pt", "report.json"):
         assert (reconstructed / name).stat().st_size > 0, name
     assert not [p for p in reconstructed.iterdir() if p.name.startswith(".")]  # no temporary files left
     report = json.loads((reconstructed / "report.json").read_text())
@@ -83,7 +83,8 @@ def test_reconstruct_writes_every_output(reconstructed, cloud_file):
 
 
 def test_obj_uvs_do_not_stretch_across_the_chart_seam(reconstructed):
-    lines = (reconstructed / "mesh.obj").read_text().splitlines()
+    assert not [line for line in (reconstructed / "mesh.obj").read_text().splitlines() if line.startswith("vt ")]
+    lines = (reconstructed / "mesh_uv.obj").read_text().splitlines()
     n_v = sum(line.startswith("v ") for line in lines)
     vt = np.array([line.split()[1:] for line in lines if line.startswith("vt ")], dtype=float)
     corners = np.array([[c.split("/")[1] for c in line.split()[1:]] for line in lines if line.startswith("f ")],
