@@ -164,12 +164,12 @@ def test_fit_mesh_denoise_info(cloud_file, tmp_path, capsys):
     clean, removed = read_cloud(tmp_path / "clean.pcd"), read_cloud(tmp_path / "removed.xyz")
     assert len(clean) + len(removed) == len(read_cloud(cloud_file))
     capsys.readouterr()
-    assert main(["info", str(model_path)]) == 0
+    assert main(["info", str(model_path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["n_features"] == 3 and info["params"]["objective"] == "surface"  # the default mode
     assert info["distance_threshold"] == OneFlow.load(model_path).distance_threshold_ > 0
     assert 0 <= info["surface_gap"] <= OPEN_SCENE_GAP  # else auto mode would have fitted the envelope
-    assert main(["info", str(cloud_file)]) == 0
+    assert main(["info", str(cloud_file), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n_points"] == len(clean) + len(removed)
 
 
