@@ -64,6 +64,10 @@ def _reconstruct_arguments(parser: argparse.ArgumentParser) -> None:
     _mesh_arguments(parser)
     parser.add_argument("--format", nargs="+", choices=("stl", "off", "glb"), default=(),
                         help="extra mesh formats beside mesh.ply and mesh.obj")
+    parser.add_argument("--uv", action="store_true",
+                        help="also write mesh_uv.obj: the mesh with texture coordinates of the sphere chart per face "
+                             "corner, for texturing (trimesh and Open3D split its vertices at the chart's seam, "
+                             "meshio cannot read it; mesh.obj and mesh.ply stay watertight for them)")
     parser.add_argument("--no-preview", action="store_true", help="do not render preview.png")
     _common_arguments(parser)
 
@@ -124,6 +128,7 @@ def _mesh_options(args):
         coverage=args.coverage,
         formats=tuple(getattr(args, "format", None) or ()),
         snap=not args.no_snap,
+        uv=getattr(args, "uv", False),
     )
 
 
@@ -287,6 +292,10 @@ def cmd_mesh(args) -> int:
     from .pipeline import extract_mesh, prepare_outdir
 
     output = Path(args.output)
+    if args.uv and output.suffix.lower() != ".obj":
+        raise PcflowError(f"--uv writes texture coordinates per face corner, which only OBJ holds; got {output}")
+    if args.uv and args.marching_cubes:
+        raise PcflowError("--uv needs the sphere mesh: a marching-cubes mesh has no texture chart")
     prepare_outdir(output.parent, [output.name], overwrite=args.overwrite, inputs=(args.model,))
     model = OneFlow.load(args.model, device=args.device)
     if args.marching_cubes:
@@ -296,42 +305,93 @@ def cmd_mesh(args) -> int:
         uv, checks = None, validity(mesh)
     else:
         boundary, checks = extract_mesh(model, _mesh_options(args))
-        mesh, uv = boundary.mesh, boundary.face_uv
-    write_mesh(output, mesh, uv=uv if output.suffix.lower() == ".obj" else None)
+        mesh, uv = boundary.mesh, boundary.face_uv if args.uv else None
+    write_mesh(output, mesh, uv=uv)
     _say(args, f"wrote {output}: {checks['n_vertices']} vertices, {checks['n_faces']} faces, "
                f"watertight {checks['watertight']}, volume {checks['volume']:.6g}")
     return 0
 
 
 def cmd_info(args) -> int:
-    from .io import describe
-
     path = Path(args.input)
     if path.suffix.lower() == ".pt":
-        from .detector import OneFlow
-
-        model = OneFlow.load(path)
-        info = {
-            "format": "pcflow model",
-            "params": model.get_params(),
-            "n_features": model.n_features_in_,
-            "n_samples_fit": model.n_samples_fit_,
-            "epochs_run": model.n_iter_,
-            **({"surface_steps_run": model.n_surface_steps_} if model.objective == "surface" else {}),
-            "radius": model.radius_,
-            "volume": model.volume_,
-            "volume_stderr": model.volume_stderr_,
-        }
-        if model.objective == "surface":
-            info["distance_threshold"] = model.distance_threshold_
-            if model.n_features_in_ == 3:
-                from .mesh import surface_gap
-
-                info["surface_gap"] = surface_gap(model)
+        info = _model_info(path)
     else:
+        from .io import describe
+
         info = describe(path)
-    print(json.dumps(info, indent=2, default=str))
+        if info["is_mesh"]:
+            from .io import read_mesh
+            from .mesh import validity
+
+            info["mesh"] = validity(read_mesh(path), check_intersections=False)
+            del info["mesh"]["self_intersections"]  # not counted here: an R-tree pass over every face pair
+    print(json.dumps(info, indent=2, default=str) if args.json else _info_text(info))
     return 0
+
+
+def _model_info(path: Path) -> dict:
+    from .detector import OneFlow
+
+    model = OneFlow.load(path)
+    info = {
+        "path": str(path),
+        "format": "pcflow model",
+        "params": model.get_params(),
+        "n_features": model.n_features_in_,
+        "n_samples_fit": model.n_samples_fit_,
+        "epochs_run": model.n_iter_,
+        **({"surface_steps_run": model.n_surface_steps_} if model.objective == "surface" else {}),
+        "radius": model.radius_,
+        "volume": model.volume_,
+        "volume_stderr": model.volume_stderr_,
+    }
+    if model.objective == "surface":
+        info["distance_threshold"] = model.distance_threshold_
+        if model.n_features_in_ == 3:
+            from .mesh import surface_gap
+
+            info["surface_gap"] = surface_gap(model)
+    return info
+
+
+def _info_text(info: dict) -> str:
+    """`pcflow info` for a reader: the facts of `describe` (or a model's), one per line."""
+    if info["format"] == "pcflow model":
+        params = info.pop("params")
+        lines = [f"{key}: {value}" for key, value in info.items()]
+        return "\n".join(lines + ["params:"] + [f"  {key}: {value!r}" for key, value in params.items()])
+    kind = "vertices" if info["is_mesh"] else "points"
+    lines = [f"{info['path']}: {info['format']}, {info['n_points']} {kind}"
+             + (f" ({info['n_nonfinite']} with NaN or infinite coordinates)" if info["n_nonfinite"] else "")]
+    if info["organized"]:
+        lines.append(f"organized: {info['organized'][0]} x {info['organized'][1]}")
+    lines.append("properties: " + ", ".join(f"{name} {kind_}" for name, kind_ in info["fields"].items()))
+    if info["bounds"]:
+        low, high = info["bounds"]
+        lines.append(f"bounds{'min':>14} {'max':>14} {'size':>14}")
+        rows = zip("xyz", low, high, info["size"])
+        lines += [f"  {axis}   {a:14.6g} {b:14.6g} {c:14.6g}" for axis, a, b, c in rows]
+    spacing = info["spacing"]
+    if spacing:
+        lines.append(f"spacing: {spacing['median_nn']:.4g} (median distance to the nearest neighbour, "
+                     f"{spacing['n_sampled']} {kind} sampled)")
+    shape = info["shape"]
+    if shape:
+        from .io import SCENE_PLANE_SHARE
+
+        share = f"{shape['plane_share']:.0%} of the points"
+        lines.append(f"looks like: a scene ({share} on one plane: a floor, table or wall)" if shape["kind"] == "scene"
+                     else f"looks like: an object (the largest plane holds only {share})")
+        lines.append(f"  plane test: {shape['n_sampled']} points sampled, on a plane within {shape['tolerance']:.3g}"
+                     f" of it, a scene from {SCENE_PLANE_SHARE:.0%} on one plane")
+    mesh = info.get("mesh")
+    if mesh:
+        genus = "" if mesh["genus"] is None else f", genus {mesh['genus']}"
+        lines.append(f"mesh: {mesh['n_vertices']} vertices used, {mesh['n_faces']} faces, "
+                     f"watertight {'yes' if mesh['watertight'] else 'no'}, components {mesh['n_components']}, "
+                     f"euler {mesh['euler']}{genus}, volume {mesh['volume']:.6g}")
+    return "\n".join(lines)
 
 
 def _view_arguments(parser: argparse.ArgumentParser) -> None:
@@ -392,8 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "reconstruct", formatter_class=formatter, help="clean a cloud and mesh it (the main job)",
-        description="Fit OneFlow to a point cloud; write inliers.ply, outliers.ply, mesh.ply, mesh.obj (with UVs), "
-                    "model.pt, report.json and preview.png into OUTDIR. The default auto mode meshes the scanned "
+        description="Fit OneFlow to a point cloud; write inliers.ply, outliers.ply, mesh.ply and mesh.obj "
+                    "(watertight, with vertex normals), model.pt, report.json and preview.png into OUTDIR (with --uv "
+                    "also mesh_uv.obj, texture coordinates for texturing). The default auto mode meshes the scanned "
                     "surface, or for an open scene (a table top and a wall, say) the smallest region holding "
                     "1 - alpha of the points, which --mode envelope always meshes (faster).",
         epilog="example:\n  pcflow reconstruct scan.pcd -o out/ --alpha 0.05 --format stl glb\n"
@@ -467,11 +528,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Extract the boundary mesh of a saved 3-D model: the latent sphere mapped through the inverse flow "
                     "(watertight, genus 0), or a marching-cubes surface of the decision function for cross-checking.",
         epilog="example:\n  pcflow mesh out/model.pt -o fine.obj --subdivisions 5 --coverage 0.99\n"
-               "  pcflow mesh out/model.pt -o mc.ply --marching-cubes 128",
+               "  pcflow mesh out/model.pt -o mc.ply --marching-cubes 128\n"
+               "  pcflow mesh out/model.pt -o textured.obj --uv   # texture coordinates of the sphere chart",
     )
     p.add_argument("model", help="model file written by pcflow fit or reconstruct")
-    p.add_argument("-o", "--output", required=True, help="mesh file (.ply, .obj, .stl, .off, .glb)")
+    p.add_argument("-o", "--output", required=True,
+                   help="mesh file (.ply, .obj, .stl, .off, .glb); .ply and .obj open watertight, with vertex "
+                        "normals, in Open3D, trimesh and meshio (STL has facet normals, OFF none)")
     _mesh_arguments(p)
+    p.add_argument("--uv", action="store_true",
+                   help="write the sphere chart's texture coordinates per face corner into the .obj output, for "
+                        "texturing (trimesh and Open3D then split its vertices at the chart's seam)")
     p.add_argument("--marching-cubes", type=int, default=None, metavar="RESOLUTION",
                    help="use marching cubes on a grid of this many cells per axis instead of the sphere mesh")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -509,10 +576,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "info", formatter_class=formatter, help="describe a point cloud, mesh or model file",
-        description="Print what a file holds: format, point count, fields, bounds; or a model's settings.",
-        epilog="example:\n  pcflow info scan.pcd\n  pcflow info out/model.pt",
+        description="Print what a file holds: for a cloud its format, point count, properties with their types, "
+                    "bounds, typical spacing (median nearest-neighbour distance over a sample) and whether it looks "
+                    "like an object or a scene (the share of points on its largest plane); for a mesh also its "
+                    "faces, watertightness, components, Euler characteristic and genus; for a model its settings.",
+        epilog="example:\n  pcflow info scan.pcd\n  pcflow info out/mesh.ply --json\n  pcflow info out/model.pt",
     )
     p.add_argument("input", help="point cloud, mesh or model file")
+    p.add_argument("--json", action="store_true", help="print the same facts as one JSON object")
     p.set_defaults(func=cmd_info, quiet=False)
 
     return parser

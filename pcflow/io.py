@@ -235,15 +235,22 @@ def read_mesh(path) -> trimesh.Trimesh:
 
 
 def write_mesh(path, mesh: trimesh.Trimesh, *, uv: np.ndarray | None = None, inputs=()) -> None:
-    """Writes a triangle mesh (atomically; never over any of `inputs`).
+    """Writes a triangle mesh (atomically; never over any of `inputs`), in the input's coordinates and units.
+
+    PLY (vertex x y z double, nx ny nz float; face vertex_indices as a uchar/int list) and OBJ (one `vn` per `v`)
+    carry vertex normals, GLB too, STL facet normals, OFF none (NOFF is not read by meshio); all follow the faces'
+    winding (`_vertex_normals`), which points outward for `pcflow.mesh`'s meshes. Without `uv`, Open3D, trimesh and
+    meshio open every format watertight with the mesh's vertex and face counts, except that Open3D keeps STL's
+    triangles apart (`remove_duplicated_vertices()` welds them) and meshio has no GLB reader. With `uv` per face
+    corner, trimesh and Open3D split the vertices where a vertex has several texture coordinates.
 
     Args:
         path: a file with a suffix from `MESH_SUFFIXES`.
         mesh: the mesh.
         uv: optional texture coordinates: a (V, 2) float array, one per vertex, written by OBJ (`vt`, one per
-            vertex, faces `f a/a b/b c/c`), PLY (`s`, `t`) and GLB, left out by STL and OFF, which cannot hold
+            vertex, faces `f a/a/a b/b/b c/c/c`), PLY (`s`, `t`) and GLB, left out by STL and OFF, which cannot hold
             them; or a (F, 3, 2) array, one per face corner (as `BoundaryMesh.face_uv`), which only OBJ takes (`vt`
-            rows shared by equal corners, faces `f a/i b/j c/k`) and the other formats refuse.
+            rows shared by equal corners, faces `f a/i/a b/j/b c/k/c`) and the other formats refuse.
             OBJ, OFF and PLY keep float64 coordinates; STL and GLB store float32 by their specifications.
         inputs: paths that must not be overwritten.
     """
@@ -260,21 +267,31 @@ def write_mesh(path, mesh: trimesh.Trimesh, *, uv: np.ndarray | None = None, inp
         fmt.write_mesh(tmp, mesh, uv)
 
 
-def describe(path) -> dict:
-    """Summarises a cloud or mesh file for `pcflow info`.
+def describe(path, *, seed: int = 0) -> dict:
+    """Summarises a cloud or mesh file for `pcflow info`: what it holds, its extent, spacing and kind.
+
+    Args:
+        path: a file with a suffix from `CLOUD_SUFFIXES`.
+        seed: seed of the random subsamples behind `spacing` and `shape`.
 
     Returns:
         dict with `path`, `format`, `n_points` (rows in the file), `n_nonfinite` (rows with a NaN or infinite
         coordinate), `fields` (name -> dtype string), `bounds` ((min, max) lists over finite rows, or None),
-        `has_colors`, `is_mesh`, `n_faces` and `organized` ((width, height) of an organized PCD, else None).
+        `size` (max - min per axis, or None), `spacing` (`_spacing`: the median distance from a point to its
+        nearest neighbour, or None), `shape` (`_shape`: object or scene, judged by the share of points on the
+        largest plane; None for mesh files and 2-D clouds), `has_colors`, `is_mesh`, `n_faces` and `organized`
+        ((width, height) of an organized PCD, else None).
     """
     records, info = _read_records(path)
     coords, points = _coordinates(records, path)
     finite = np.isfinite(points).all(axis=1)
-    bounds = None
-    if finite.any():
-        bounds = (points[finite].min(axis=0).tolist(), points[finite].max(axis=0).tolist())
-    fields = records if _has_fields(records, coords) else None
+    points = points[finite]
+    bounds = size = None
+    if len(points):
+        low, high = points.min(axis=0), points.max(axis=0)
+        bounds, size = (low.tolist(), high.tolist()), (high - low).tolist()
+    fields = records[finite] if _has_fields(records, coords) else None
+    is_mesh = info.get("n_faces", 0) > 0
     return {
         "path": str(path),
         "format": info["format"],
@@ -282,11 +299,85 @@ def describe(path) -> dict:
         "n_nonfinite": int((~finite).sum()),
         "fields": {name: str(records.dtype[name]) for name in records.dtype.names},
         "bounds": bounds,
+        "size": size,
+        "spacing": _spacing(points, np.random.default_rng(seed)),
+        "shape": None if is_mesh or points.shape[1] != 3 else _shape(points, np.random.default_rng(seed)),
         "has_colors": PointCloud(points, fields).has_colors,
-        "is_mesh": info.get("n_faces", 0) > 0,
+        "is_mesh": is_mesh,
         "n_faces": info.get("n_faces", 0),
         "organized": info.get("organized"),
     }
+
+
+#: Points whose nearest-neighbour distance `describe` measures (a random subset; the tree holds every point).
+SPACING_SAMPLES = 10_000
+#: Points and candidate planes of `describe`'s plane test.
+PLANE_SAMPLES, PLANE_CANDIDATES = 5_000, 400
+#: A point is on a plane when nearer to it than this share of the diagonal of the box from the 1st to the 99th
+#: percentile of each coordinate (outliers do not widen it).
+PLANE_TOLERANCE = 0.01
+#: A cloud whose largest plane holds at least this share of its points is called a scene (a floor, table or wall).
+#: Measured with the defaults above: 0.09 (the bundled Spot scan) to 0.14 on scanned and meshed objects, 0.60 and
+#: 0.83 on the two table-top scenes of the PCL test data, 0.96 on an airborne LiDAR tile; one face of a cube holds
+#: 1/6 to 1/3 of its points.
+SCENE_PLANE_SHARE = 0.3
+
+
+def _spacing(points: np.ndarray, rng: np.random.Generator) -> dict | None:
+    """Median distance from a point to its nearest other point (duplicates skipped), over a random sample.
+
+    Args:
+        points: (N, D) finite coordinates.
+        rng: random generator of the sample.
+
+    Returns:
+        {"median_nn": distance, "n_sampled": points measured}, or None with fewer than two distinct points.
+    """
+    from scipy.spatial import cKDTree
+
+    if len(points) < 2:
+        return None
+    tree = cKDTree(points, balanced_tree=False, compact_nodes=False)  # built quicker; queries barely slower
+    sample = points[rng.choice(len(points), min(SPACING_SAMPLES, len(points)), replace=False)]
+    distances, _ = tree.query(sample, k=min(8, len(points)))
+    distances = np.where(distances > 0, distances, np.inf).min(axis=1)  # the nearest point that is not a duplicate
+    distances = distances[np.isfinite(distances)]
+    if len(distances) == 0:
+        return None
+    return {"median_nn": float(np.median(distances)), "n_sampled": int(len(sample))}
+
+
+def _shape(points: np.ndarray, rng: np.random.Generator) -> dict | None:
+    """Object or scene, by the share of points on the largest plane that a RANSAC over random triples finds.
+
+    Args:
+        points: (N, 3) finite coordinates.
+        rng: random generator of the sample and the triples.
+
+    Returns:
+        {"kind": "scene" or "object", "plane_share": share of the sampled points within `tolerance` of the best of
+        `PLANE_CANDIDATES` planes through random triples, "tolerance": in input units, "n_sampled"}; a scene when
+        `plane_share` >= `SCENE_PLANE_SHARE`. None for fewer than three points or points all on one spot.
+    """
+    if len(points) < 3:
+        return None
+    sample = points[rng.choice(len(points), min(PLANE_SAMPLES, len(points)), replace=False)]
+    low, high = np.percentile(sample, [1, 99], axis=0)
+    tolerance = PLANE_TOLERANCE * float(np.linalg.norm(high - low))
+    if tolerance == 0:
+        return None
+    triples = sample[rng.integers(0, len(sample), size=(PLANE_CANDIDATES, 3))]
+    normals = np.cross(triples[:, 1] - triples[:, 0], triples[:, 2] - triples[:, 0])
+    lengths = np.linalg.norm(normals, axis=1)
+    planes = lengths > 0
+    if not planes.any():  # every triple collinear: the points lie on a line, which one plane holds
+        share = 1.0
+    else:
+        normals = normals[planes] / lengths[planes, None]
+        offsets = np.einsum("ij,ij->i", normals, triples[planes, 0])
+        share = float((np.abs(sample @ normals.T - offsets) <= tolerance).mean(axis=0).max())
+    return {"kind": "scene" if share >= SCENE_PLANE_SHARE else "object", "plane_share": share,
+            "tolerance": tolerance, "n_sampled": int(len(sample))}
 
 
 @contextmanager
@@ -826,13 +917,34 @@ def _read_mesh_vertices(path: Path) -> tuple[np.ndarray, dict]:
     return records, {"format": f"{path.suffix.lstrip('.').upper()} mesh", "n_faces": len(mesh.faces)}
 
 
+def _vertex_normals(mesh: trimesh.Trimesh) -> np.ndarray:
+    """Unit vertex normals that follow the faces' winding: trimesh's angle-weighted mean of the face normals.
+
+    They point outward when the faces wind counter-clockwise seen from outside (as `pcflow.mesh` orients its
+    meshes: positive volume). Normals cached on `mesh` (loaded from a file, say) are ignored.
+
+    Args:
+        mesh: the mesh.
+
+    Returns:
+        (V, 3) float64 array; a vertex that no face uses gets (0, 0, 0).
+    """
+    fresh = trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, process=False)
+    normals = np.zeros((len(fresh.vertices), 3))
+    if len(fresh.faces):
+        normals = np.asarray(fresh.vertex_normals, dtype=np.float64)
+    return normals
+
+
 def _write_obj(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> None:
+    """OBJ with one `vn` per vertex (so `v` and `vn` rows pair up, as meshio needs) and `vt` rows if `uv`."""
     faces = np.asarray(mesh.faces) + 1
     with open(path, "w", encoding="ascii") as f:
         f.write("# written by pcflow\n")
         f.write("".join("v %.17g %.17g %.17g\n" % tuple(v) for v in np.asarray(mesh.vertices).tolist()))
+        f.write("".join("vn %.9g %.9g %.9g\n" % tuple(n) for n in _vertex_normals(mesh).tolist()))
         if uv is None:
-            f.write("".join("f %d %d %d\n" % tuple(face) for face in faces.tolist()))
+            f.write("".join("f %d//%d %d//%d %d//%d\n" % (a, a, b, b, c, c) for a, b, c in faces.tolist()))
             return
         if uv.ndim == 3:  # one per face corner: equal corners share a vt row
             uv, corners = np.unique(uv.reshape(-1, 2), axis=0, return_inverse=True)
@@ -840,17 +952,23 @@ def _write_obj(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> None
         else:
             texture = faces
         f.write("".join("vt %.17g %.17g\n" % tuple(t) for t in uv.tolist()))
-        f.write("".join("f %d/%d %d/%d %d/%d\n" % (a, i, b, j, c, k)
+        f.write("".join("f %d/%d/%d %d/%d/%d %d/%d/%d\n" % (a, i, a, b, j, b, c, k, c)
                         for (a, b, c), (i, j, k) in zip(faces.tolist(), texture.tolist())))
 
 
 def _write_ply_mesh(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> None:
+    """Binary PLY as MeshLab, Open3D, trimesh and meshio read it: vertex x y z (double, which keeps georeferenced
+    coordinates) nx ny nz (float) [s t], face vertex_indices (uchar count, int indices)."""
     from plyfile import PlyData, PlyElement
 
-    columns = ["x", "y", "z"] + ([] if uv is None else ["s", "t"])  # float64 keeps georeferenced coordinates
-    values = np.asarray(mesh.vertices) if uv is None else np.hstack([mesh.vertices, uv])
-    vertex = np.empty(len(values), dtype=[(name, np.float64) for name in columns])
-    for k, name in enumerate(columns):
+    columns = [(name, np.float64) for name in "xyz"] + [(name, np.float32) for name in ("nx", "ny", "nz")]
+    values = [np.asarray(mesh.vertices), _vertex_normals(mesh)]
+    if uv is not None:
+        columns += [("s", np.float64), ("t", np.float64)]
+        values.append(uv)
+    values = np.hstack(values)
+    vertex = np.empty(len(values), dtype=columns)
+    for k, (name, _) in enumerate(columns):
         vertex[name] = values[:, k]
     face = np.empty(len(mesh.faces), dtype=[("vertex_indices", np.int32, (3,))])
     face["vertex_indices"] = mesh.faces
@@ -860,6 +978,7 @@ def _write_ply_mesh(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) ->
 
 
 def _write_off(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> None:
+    """Plain OFF, without normals: meshio reads only an `OFF` header (not NOFF) and trimesh skips normal columns."""
     with open(path, "w", encoding="ascii") as f:
         f.write(f"OFF\n{len(mesh.vertices)} {len(mesh.faces)} 0\n")
         f.write("".join("%.17g %.17g %.17g\n" % tuple(v) for v in np.asarray(mesh.vertices).tolist()))
@@ -867,11 +986,16 @@ def _write_off(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> None
 
 
 def _trimesh_writer(file_type: str) -> Callable[[Path, trimesh.Trimesh, np.ndarray | None], None]:
+    """STL (facet normals from the winding) or GLB (vertex normals and, with `uv`, texture coordinates)."""
     def write(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> None:
         out = trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, process=False)
+        options = {}
+        if file_type == "glb":
+            out.vertex_normals = _vertex_normals(mesh)
+            options["include_normals"] = True
         if uv is not None:
             out.visual = trimesh.visual.TextureVisuals(uv=uv)
-        data = out.export(file_type=file_type)
+        data = out.export(file_type=file_type, **options)
         Path(path).write_bytes(data.encode("ascii") if isinstance(data, str) else data)
 
     return write

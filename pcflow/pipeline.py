@@ -15,7 +15,7 @@ from .detector import OneFlow
 from .distributed import group, shard
 from .errors import PcflowError
 
-#: Files `reconstruct` writes into its output folder (extra mesh formats and preview.png come on top).
+#: Files `reconstruct` writes into its output folder (extra mesh formats, mesh_uv.obj and preview.png come on top).
 RECONSTRUCT_OUTPUTS = ("inliers.ply", "outliers.ply", "mesh.ply", "mesh.obj", "model.pt", "report.json")
 #: The file `reconstruct(..., classify=True)` adds: every point, outliers marked ASPRS class 7 (noise).
 CLASSIFIED_OUTPUT = "classified.ply"
@@ -107,6 +107,7 @@ class MeshOptions:
     coverage: float | None = None
     formats: tuple[str, ...] = ()
     snap: bool = True  # a surface fit's own mesh moved onto its training inliers (`pcflow.mesh.boundary_mesh`)
+    uv: bool = False  # also write mesh_uv.obj, the mesh with the sphere chart's texture coordinates
 
 
 @dataclass
@@ -222,14 +223,25 @@ def extract_mesh(model: OneFlow, options: MeshOptions, timer: Timer | None = Non
     return boundary, checks
 
 
-def write_meshes(boundary, outdir: Path, stem: str, formats) -> list[str]:
-    """Writes `stem`.ply and `stem`.obj (with UVs), plus `stem`.<fmt> for each extra format; returns the names."""
+def write_meshes(boundary, outdir: Path, stem: str, formats, *, uv: bool = False) -> list[str]:
+    """Writes the boundary mesh into `outdir`; returns the names written.
+
+    `stem`.ply and `stem`.obj always, `stem`.<fmt> for each extra format, without texture coordinates, so that
+    Open3D, trimesh and meshio open them watertight (see `pcflow.io.write_mesh` for each format's normals and
+    readers). With `uv` also `stem`_uv.obj, the same vertices with the sphere chart's texture coordinates per face
+    corner (`BoundaryMesh.face_uv`), for texturing: trimesh and Open3D split its vertices at the chart's seam, and
+    meshio cannot read texture coordinates per corner.
+    """
     from .io import write_mesh
 
     names = []
     for suffix in dict.fromkeys(("ply", "obj", *formats)):
         path = outdir / f"{stem}.{suffix}"
-        write_mesh(path, boundary.mesh, uv=boundary.face_uv if suffix == "obj" else None)
+        write_mesh(path, boundary.mesh)
+        names.append(path.name)
+    if uv:
+        path = outdir / f"{stem}_uv.obj"
+        write_mesh(path, boundary.mesh, uv=boundary.face_uv)
         names.append(path.name)
     return names
 
@@ -343,8 +355,8 @@ def reconstruct(
     timer = Timer()
     start = time.perf_counter()
     input_path = Path(input_path)
-    names = list(RECONSTRUCT_OUTPUTS) + [f"mesh.{fmt}" for fmt in mesh_options.formats] + ["preview.png"]
-    names += [CLASSIFIED_OUTPUT] if classify else []
+    names = [*RECONSTRUCT_OUTPUTS, *(f"mesh.{fmt}" for fmt in mesh_options.formats),
+             *(["mesh_uv.obj"] if mesh_options.uv else []), *([CLASSIFIED_OUTPUT] if classify else []), "preview.png"]
     streamed = chunk_size is not None or stream.should_stream(input_path)
     if streamed:
         prepare_outdir(outdir, names, overwrite=overwrite, inputs=(input_path,), create=False)
@@ -369,8 +381,8 @@ def reconstruct(
                                             classified=classified, scores=scores, timer=timer)
     boundary, checks = extract_mesh(model, mesh_options, timer)
     with timer("write_mesh"):
-        files = ["inliers.ply", "outliers.ply", *([CLASSIFIED_OUTPUT] if classify else [])]
-        files += write_meshes(boundary, outdir, "mesh", mesh_options.formats)
+        meshes = write_meshes(boundary, outdir, "mesh", mesh_options.formats, uv=mesh_options.uv)
+        files = ["inliers.ply", "outliers.ply", *([CLASSIFIED_OUTPUT] if classify else []), *meshes]
         model.save(outdir / "model.pt")
         files.append("model.pt")
     preview_note = "not asked for"

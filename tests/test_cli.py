@@ -53,13 +53,13 @@ def cloud_file(tmp_path_factory):
 def reconstructed(cloud_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("out") / "result"
     assert main(["reconstruct", str(cloud_file), "-o", str(out), "--format", "stl", "off", "glb", "--mode", "envelope",
-                 *FAST]) == 0
+                 "--uv", *FAST]) == 0
     return out
 
 
 def test_reconstruct_writes_every_output(reconstructed, cloud_file):
     for name in ("inliers.ply", "outliers.ply", "mesh.ply", "mesh.obj", "mesh.stl", "mesh.off", "mesh.glb",
-                 "model.pt", "report.json"):
+                 "mesh_uv.obj", "model.pt", "report.json"):
         assert (reconstructed / name).stat().st_size > 0, name
     assert not [p for p in reconstructed.iterdir() if p.name.startswith(".")]  # no temporary files left
     report = json.loads((reconstructed / "report.json").read_text())
@@ -83,7 +83,8 @@ def test_reconstruct_writes_every_output(reconstructed, cloud_file):
 
 
 def test_obj_uvs_do_not_stretch_across_the_chart_seam(reconstructed):
-    lines = (reconstructed / "mesh.obj").read_text().splitlines()
+    assert not [line for line in (reconstructed / "mesh.obj").read_text().splitlines() if line.startswith("vt ")]
+    lines = (reconstructed / "mesh_uv.obj").read_text().splitlines()
     n_v = sum(line.startswith("v ") for line in lines)
     vt = np.array([line.split()[1:] for line in lines if line.startswith("vt ")], dtype=float)
     corners = np.array([[c.split("/")[1] for c in line.split()[1:]] for line in lines if line.startswith("f ")],
@@ -163,12 +164,12 @@ def test_fit_mesh_denoise_info(cloud_file, tmp_path, capsys):
     clean, removed = read_cloud(tmp_path / "clean.pcd"), read_cloud(tmp_path / "removed.xyz")
     assert len(clean) + len(removed) == len(read_cloud(cloud_file))
     capsys.readouterr()
-    assert main(["info", str(model_path)]) == 0
+    assert main(["info", str(model_path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["n_features"] == 3 and info["params"]["objective"] == "surface"  # the default mode
     assert info["distance_threshold"] == OneFlow.load(model_path).distance_threshold_ > 0
     assert 0 <= info["surface_gap"] <= OPEN_SCENE_GAP  # else auto mode would have fitted the envelope
-    assert main(["info", str(cloud_file)]) == 0
+    assert main(["info", str(cloud_file), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n_points"] == len(clean) + len(removed)
 
 

@@ -378,7 +378,7 @@ def test_obj_uv_one_vt_per_vertex_and_float64(tmp_path):
     assert sum(line.startswith("vt ") for line in lines) == len(mesh.vertices)
     first_face = next(line for line in lines if line.startswith("f "))
     corners = [token.split("/") for token in first_face.split()[1:]]
-    assert len(corners) == 3 and all(len(c) == 2 and c[0] == c[1] for c in corners)
+    assert len(corners) == 3 and all(len(c) == 3 and c[0] == c[1] == c[2] for c in corners)  # v/vt/vn
     np.testing.assert_array_equal(read_cloud(tmp_path / "m.obj").points.shape, mesh.vertices.shape)
     for suffix in (".obj", ".ply", ".off"):
         write_mesh(tmp_path / f"g{suffix}", mesh)
