@@ -1,10 +1,10 @@
-"""Tests of the conversions to and from Open3D and trimesh: round trips and the other libraries' readers."""
+"""Tests of the conversions to and from Open3D and trimesh: round trips, the other libraries' readers, OneFlow input."""
 
 import numpy as np
 import pytest
 import trimesh
 
-from pcflow import PcflowError
+from pcflow import OneFlow, PcflowError
 from pcflow.interop import as_points, to_open3d, to_trimesh
 from pcflow.io import PointCloud, write_cloud
 from pcflow.mesh import sphere_mesh
@@ -132,3 +132,17 @@ def test_unsupported_geometries_and_dimensions():
     with pytest.raises(PcflowError, match=r"points must be an \(N, D\) array"):
         to_trimesh(np.zeros(4))
 
+
+def test_oneflow_takes_clouds_meshes_and_paths(cloud, boundary, tmp_path):
+    settings = dict(n_couplings=2, hidden_features=8, n_hidden_layers=1, epochs=3, random_state=0)
+    reference = OneFlow(**settings).fit(cloud.points)
+    for obj in (cloud, cloud.to_open3d(), cloud.to_trimesh()):
+        model = OneFlow(**settings).fit(obj)
+        np.testing.assert_array_equal(model.score_samples(obj), reference.score_samples(cloud.points))
+        np.testing.assert_array_equal(model.predict(obj), reference.predict(cloud.points))
+    path = tmp_path / "cloud.ply"
+    write_cloud(path, cloud)
+    np.testing.assert_array_equal(OneFlow(**settings).fit_predict(str(path)), reference.predict(cloud.points))
+    np.testing.assert_array_equal(reference.decision_function(boundary.to_open3d()),
+                                  reference.decision_function(boundary.mesh.vertices))
+    np.testing.assert_array_equal(reference.transform(boundary), reference.transform(boundary.mesh.vertices))
