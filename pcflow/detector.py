@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, OutlierMixin, TransformerMixin
+from sklearn.utils.validation import validate_data
 
 from .errors import NotFittedError, PcflowError
 from .flows import AdditiveCoupling, AffineCoupling, Flow, build_flow
@@ -89,7 +91,15 @@ def _each_chunk(work, starts: range, cpu: bool) -> None:
             torch.set_num_threads(n_threads)
 
 
-class OneFlow:
+def _equal(value, default) -> bool:
+    """Whether a parameter's value equals its default (False where they do not compare to one truth value)."""
+    try:
+        return bool(value == default)
+    except (TypeError, ValueError):
+        return False
+
+
+class OneFlow(OutlierMixin, TransformerMixin, BaseEstimator):
     """One-class normalizing flow (OneFlow, Maziarka et al.): the smallest-volume region holding 1 - alpha of the data.
 
     A flow f is trained so that the latent ball B(0, R) holds a share 1 - alpha of the training points while the
@@ -142,7 +152,8 @@ class OneFlow:
             scale, which keeps shapes undistorted: the choice for 3D clouds) or ``'none'``.
         dtype: ``'float32'`` (fast) or ``'float64'``.
         device: torch device to train and score on, e.g. ``'cpu'``, ``'cuda'``; ``'auto'`` takes a GPU if present.
-        random_state: seed for initialisation, shuffling and Monte-Carlo samples; None draws one (kept in `seed_`).
+        random_state: seed for initialisation, shuffling and Monte-Carlo samples: an int, a numpy ``RandomState`` or
+            ``Generator`` (a seed is drawn from it) or None (one is drawn); the seed used is kept in `seed_`.
         progress: show a progress bar (tqdm) over the epochs.
 
     Attributes:
@@ -159,7 +170,8 @@ class OneFlow:
         history_: dict of per-epoch lists ``loss``, ``radius`` (mean Bernstein radius, volume objective) and ``lr``;
             the surface objective adds ``surface_loss``, the mean loss of each block of 50 steps.
         n_iter_: epochs run. n_surface_steps_: surface objective only: steps of the surface fit run.
-        n_features_in_: D. n_samples_fit_: N. seed_: the seed used.
+        n_features_in_: D. n_samples_fit_: N. seed_: the seed used. feature_names_in_: the column names, when fit
+            was given a data frame with string column names (not kept by `save`).
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -228,30 +240,23 @@ class OneFlow:
         self.progress = progress
 
     # ----------------------------------------------------------------------------------------------------------
-    # scikit-learn plumbing
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        signature = inspect.signature(cls.__init__)
-        return [name for name in signature.parameters if name != "self"]
-
-    def get_params(self, deep: bool = True) -> dict:
-        """The constructor's keyword parameters, as scikit-learn's `get_params`."""
-        return {name: getattr(self, name) for name in self._param_names()}
+    # scikit-learn plumbing: get_params, the tags (an outlier detector, and a transformer to latent coordinates) and
+    # fit_transform come from BaseEstimator, OutlierMixin and TransformerMixin
 
     def set_params(self, **params) -> "OneFlow":
-        """Sets constructor parameters, as scikit-learn's `set_params`."""
-        names = self._param_names()
-        for key, value in params.items():
+        """Sets constructor parameters, as scikit-learn's `set_params`; an unknown name raises `PcflowError`."""
+        names = self._get_param_names()
+        for key in params:
             if key not in names:
                 raise PcflowError(f"unknown parameter {key!r} for OneFlow; expected one of {', '.join(names)}")
-            setattr(self, key, value)
-        return self
+        return super().set_params(**params)
 
     def __repr__(self) -> str:
+        """The parameters that differ from their defaults, in the constructor's order."""
         defaults = {name: p.default for name, p in inspect.signature(type(self).__init__).parameters.items()}
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if defaults.get(k) != v]
-        return f"OneFlow({', '.join(changed)})"
+        params = self.get_params(deep=False)
+        changed = [f"{k}={params[k]!r}" for k in defaults if k in params and not _equal(params[k], defaults[k])]
+        return f"{type(self).__name__}({', '.join(changed)})"
 
     # ----------------------------------------------------------------------------------------------------------
     # checks
@@ -283,6 +288,18 @@ class OneFlow:
             if not (isinstance(value, (int, float)) and value >= 0):
                 raise PcflowError(f"{name} must be a non-negative number, got {value!r}")
 
+    def _draw_seed(self) -> int:
+        state = self.random_state
+        if state is None:
+            return int(np.random.SeedSequence().entropy % 2**31)
+        if isinstance(state, np.random.RandomState):
+            return int(state.randint(2**31))
+        if isinstance(state, np.random.Generator):
+            return int(state.integers(2**31))
+        if isinstance(state, (int, np.integer)):
+            return int(state)
+        raise PcflowError(f"random_state must be an int, a numpy RandomState or Generator, or None, got {state!r}")
+
     def min_samples(self) -> int:
         """Fewest training points this configuration accepts: enough for the (1 - alpha) quantile to be interior."""
         return max(10, math.ceil(2.0 / check_alpha(self.alpha)))
@@ -293,24 +310,42 @@ class OneFlow:
         return max(1, self.n_surface_samples // 2)
 
     def _check_X(self, X, *, fitting: bool) -> np.ndarray:
+        """X as an (N, D) float64 array, checked as scikit-learn checks it (`validate_data`, which also sets or checks
+        `n_features_in_` and `feature_names_in_`), with one-line messages. Point cloud and mesh objects and paths are
+        taken first (`pcflow.interop.cloud_points`)."""
+        from .interop import cloud_points
+
+        points = cloud_points(X)
+        if points is not None:
+            X = points
+        if isinstance(X, np.ndarray) and X.dtype.kind in "US":
+            raise PcflowError(f"X must be a numeric array of shape (n_samples, n_features); it holds non-numeric "
+                              f"values (dtype {X.dtype})")
         try:
-            array = np.asarray(X, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise PcflowError("X must be a numeric array of shape (n_samples, n_features); it holds non-numeric values") from None
-        if array.ndim != 2:
-            raise PcflowError(f"X must be a 2-D array of shape (n_samples, n_features), got shape {array.shape}")
-        if fitting:
-            if array.shape[1] < 2:
-                raise PcflowError(f"OneFlow needs at least 2 features, got {array.shape[1]}")
-            if array.shape[0] < self.min_samples():
-                raise PcflowError(
-                    f"OneFlow with alpha={self.alpha} needs at least {self.min_samples()} samples, got {array.shape[0]}"
-                )
-        elif array.shape[1] != self.n_features_in_:
-            raise PcflowError(f"X has {array.shape[1]} features, but the model was fitted with {self.n_features_in_}")
+            shape = np.shape(X)
+        except (TypeError, ValueError):  # a ragged list, an array-like numpy cannot look into: validate_data tells
+            shape = None
+        if shape is not None and len(shape) != 2:
+            raise PcflowError(
+                f"X must be a 2-D array of shape (n_samples, n_features), got shape {shape}. Reshape your data with "
+                "X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample"
+            )
+        try:
+            array = validate_data(self, X, reset=fitting, dtype=np.float64, ensure_all_finite=False)
+        except ValueError as error:
+            lines = str(error).splitlines()
+            raise PcflowError(lines[0] if lines else f"X is not a valid input array: {error!r}") from None
         bad = ~np.isfinite(array).all(axis=1)
         if bad.any():
             raise PcflowError(f"X contains NaN or infinity in {int(bad.sum())} rows; drop or impute them first")
+        if fitting:
+            n, dim = array.shape
+            if dim < 2:
+                raise PcflowError(f"OneFlow needs at least 2 features, got {dim} feature(s)")
+            if n < self.min_samples():
+                got = "1 sample" if n == 1 else f"{n} samples"
+                raise PcflowError(f"OneFlow with alpha={self.alpha} needs at least {self.min_samples()} samples, "
+                                  f"got {got}")
         return array
 
     def _check_fitted(self) -> None:
@@ -362,7 +397,11 @@ class OneFlow:
         return center, std
 
     def fit(self, X, y=None, *, surface_check=None) -> "OneFlow":
-        """Trains the flow on X: (N, D) array and sets the region. `y` is ignored. Returns self.
+        """Trains the flow on X and sets the region. `y` is ignored. Returns self.
+
+        X is an (N, D) array-like (scikit-learn's input checks apply; D >= 2), or a point cloud or mesh object or
+        file that `pcflow.interop.cloud_points` takes (an Open3D or trimesh cloud, a pcflow `PointCloud`, a path);
+        so is the X of the scoring and mapping methods.
 
         Inside an initialised torch.distributed process group with several ranks, each rank passes its own shard
         of the training data and training is data-parallel (see `pcflow.distributed`); every rank gets the same
@@ -375,7 +414,7 @@ class OneFlow:
         self._check_params()
         X = self._check_X(X, fitting=True)
         parallel = group()
-        seed = int(self.random_state) if self.random_state is not None else int(np.random.SeedSequence().entropy % 2**31)
+        seed = self._draw_seed()
         seed = int(parallel.sum(np.array([seed if parallel.rank == 0 else 0]))[0])  # rank 0's seed everywhere
         device = self._resolve_device()
         dtype = self._torch_dtype
@@ -542,7 +581,11 @@ class OneFlow:
         self.flow_.eval()
 
     def fit_predict(self, X, y=None) -> np.ndarray:
-        """Fits on X and returns its labels: +1 inside the region, -1 outside."""
+        """Fits on X and returns its labels: +1 inside the region, -1 outside (a file is read once)."""
+        from .interop import cloud_points
+
+        points = cloud_points(X)
+        X = X if points is None else points
         return self.fit(X).predict(X)
 
     # ----------------------------------------------------------------------------------------------------------

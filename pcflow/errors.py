@@ -8,5 +8,21 @@ class PcflowError(ValueError):
     """
 
 
-class NotFittedError(PcflowError, AttributeError):
-    """Raised when a method that needs a fitted model is called before `fit`."""
+def __getattr__(name: str):
+    """Defines `NotFittedError` on first use.
+
+    It subclasses scikit-learn's `NotFittedError` (so that scikit-learn's checks and ``except`` clauses recognise it),
+    and importing scikit-learn takes most of a second: modules that only need `PcflowError` do not pay for it.
+    """
+    if name != "NotFittedError":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+
+    class NotFittedError(PcflowError, SklearnNotFittedError):
+        """Raised when a method that needs a fitted model is called before `fit`.
+
+        A `PcflowError` (so a `ValueError`), an `AttributeError` and scikit-learn's `NotFittedError`.
+        """
+
+    globals()["NotFittedError"] = NotFittedError
+    return NotFittedError

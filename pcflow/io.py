@@ -98,6 +98,18 @@ class PointCloud:
         """(N, 3) uint8 array of colours, or None when the cloud has none."""
         return None if self.fields is None else _colors_of(self.fields)
 
+    def to_open3d(self):
+        """This cloud as an ``open3d.geometry.PointCloud``, colours and normals kept (`pcflow.interop.to_open3d`)."""
+        from pcflow.interop import to_open3d
+
+        return to_open3d(self)
+
+    def to_trimesh(self):
+        """This cloud as a ``trimesh.PointCloud``, colours kept (`pcflow.interop.to_trimesh`)."""
+        from pcflow.interop import to_trimesh
+
+        return to_trimesh(self)
+
 
 def _colors_of(fields: np.ndarray) -> np.ndarray | None:
     """(N, 3) uint8 colours from red/green/blue (or r/g/b, diffuse_*) or a packed PCD rgb/rgba field, else None."""

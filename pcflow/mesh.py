@@ -70,6 +70,16 @@ class BoundaryMesh:
         u[pole] = np.broadcast_to(mean_other[:, None], u.shape)[pole]
         return corners
 
+    def to_open3d(self):
+        """The mesh as an ``open3d.geometry.TriangleMesh`` with vertex normals (`pcflow.interop.to_open3d`)."""
+        from pcflow.interop import to_open3d
+
+        return to_open3d(self)
+
+    def to_trimesh(self) -> trimesh.Trimesh:
+        """The mesh as a ``trimesh.Trimesh``: `mesh` itself."""
+        return self.mesh
+
 
 def sphere_mesh(
     inverse: Callable[[np.ndarray], np.ndarray],

@@ -330,7 +330,7 @@ def test_not_fitted():
 
 def test_wrong_dimension_at_predict(fitted):
     model = fitted["nice", "volume"]
-    with pytest.raises(PcflowError, match="3 features, but the model was fitted with 2"):
+    with pytest.raises(PcflowError, match="X has 3 features, but OneFlow is expecting 2 features as input"):
         model.predict(np.zeros((4, 3)))
     with pytest.raises(PcflowError, match="NaN"):
         model.predict(np.array([[np.nan, 0.0]]))
