@@ -170,12 +170,15 @@ def _batch_line(args, entry: dict) -> None:
 
 
 def demo_asset() -> tuple[Path, Path]:
-    """Paths of the bundled demo scan and its outlier labels."""
-    here = Path(__file__).resolve().parent
-    for folder in (here.parent / "assets", Path(sys.prefix) / "share" / "pcflow" / "assets"):
-        if (folder / "spot_scan.ply").is_file():
-            return folder / "spot_scan.ply", folder / "spot_scan_labels.npy"
-    raise PcflowError("the bundled demo scan assets/spot_scan.ply is not installed; run from a clone of pcflow")
+    """Paths of the demo scan and its outlier labels, package data of pcflow (pcflow/assets/)."""
+    from importlib.resources import files
+
+    folder = files("pcflow") / "assets"
+    scan = folder / "spot_scan.ply"
+    if not isinstance(scan, Path) or not scan.is_file():
+        raise PcflowError(f"the demo scan spot_scan.ply is missing from this installation of pcflow ({folder}); "
+                          "reinstall pcflow")
+    return scan, folder / "spot_scan_labels.npy"
 
 
 def fresh_folder(base: Path) -> Path:
