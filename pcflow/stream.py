@@ -195,7 +195,7 @@ def _check_counts(path, n_points: int, n_finite: int) -> None:
 
 def denoise_file(input_path, inliers_path, outliers_path=None, *, model=None,
                  fit_options: FitOptions = FitOptions(), chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 ascii: bool = False) -> dict:
+                 ascii: bool = False, timer: Timer | None = None) -> dict:
     """Removes outliers from a cloud file in bounded memory: fits (unless `model` is given), scores, writes.
 
     Peak memory grows with `chunk_size` and `fit_options.max_train_points`, not with the file; time grows linearly.
@@ -209,6 +209,7 @@ def denoise_file(input_path, inliers_path, outliers_path=None, *, model=None,
         fit_options: model settings when fitting.
         chunk_size: most rows in memory at a time.
         ascii: text PLY/PCD instead of binary.
+        timer: collects the stage times and shows their progress; None: a new `Timer`.
 
     Returns:
         dict with `n_points`, `n_dropped_nonfinite`, `n_finite`, `n_train` (None with a given model),
@@ -216,7 +217,7 @@ def denoise_file(input_path, inliers_path, outliers_path=None, *, model=None,
         (seconds per stage and `total`).
     """
     start = time.perf_counter()
-    timer = Timer()
+    timer = timer or Timer()
     n_train = None
     if model is None:
         fitted = fit_file(input_path, fit_options, chunk_size=chunk_size, timer=timer)
