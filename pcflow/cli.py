@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -42,6 +43,8 @@ def _fit_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, auto (default cpu)")
     group.add_argument("--max-train-points", type=int, default=20_000,
                        help="train on a random subset of this many points, score every point (default 20000; 0: all)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log each stage (reading, fitting, scoring, meshing, writing) with its time to stderr")
 
 
 def _mesh_arguments(parser: argparse.ArgumentParser) -> None:
@@ -132,6 +135,13 @@ def _mesh_options(args):
     )
 
 
+def _stages(options, plan=()):
+    """A `pcflow.pipeline.Timer` over the stages `plan`, with a progress line when `options.progress`."""
+    from .pipeline import Timer
+
+    return Timer(plan=tuple(plan), progress=options.progress)
+
+
 def _say(args, message: str) -> None:
     if not args.quiet:
         print(message)
@@ -169,10 +179,13 @@ def cmd_reconstruct(args) -> int:
     from .pipeline import reconstruct
 
     if not is_batch(args.input):
-        report = reconstruct(
-            args.input[0], args.output, _fit_options(args, args.quiet), _mesh_options(args),
-            overwrite=args.overwrite, preview=not args.no_preview, classify=args.classify, scores=args.scores,
-        )
+        options = _fit_options(args, args.quiet)
+        with _stages(options, _reconstruct_plan(args)) as timer:
+            report = reconstruct(
+                args.input[0], args.output, options, _mesh_options(args),
+                overwrite=args.overwrite, preview=not args.no_preview, classify=args.classify, scores=args.scores,
+                timer=timer,
+            )
         _say(args, _summary(report, Path(args.output)))
         return 0
     report = run_batch(
@@ -185,6 +198,13 @@ def cmd_reconstruct(args) -> int:
     return 0 if report["n_failed"] == 0 else EXIT_FAILURE
 
 
+def _reconstruct_plan(args) -> tuple[str, ...]:
+    """The stages a single-file reconstruct or demo runs (`pcflow.pipeline.RECONSTRUCT_STAGES`)."""
+    from .pipeline import RECONSTRUCT_STAGES
+
+    return RECONSTRUCT_STAGES if not args.no_preview else tuple(s for s in RECONSTRUCT_STAGES if s != "preview")
+
+
 def _batch_line(args, entry: dict) -> None:
     """One line per finished file of a batch: successes on stdout (unless quiet), failures on stderr."""
     if entry["ok"]:
@@ -195,12 +215,15 @@ def _batch_line(args, entry: dict) -> None:
 
 
 def demo_asset() -> tuple[Path, Path]:
-    """Paths of the bundled demo scan and its outlier labels."""
-    here = Path(__file__).resolve().parent
-    for folder in (here.parent / "assets", Path(sys.prefix) / "share" / "pcflow" / "assets"):
-        if (folder / "spot_scan.ply").is_file():
-            return folder / "spot_scan.ply", folder / "spot_scan_labels.npy"
-    raise PcflowError("the bundled demo scan assets/spot_scan.ply is not installed; run from a clone of pcflow")
+    """Paths of the demo scan and its outlier labels, package data of pcflow (pcflow/assets/)."""
+    from importlib.resources import files
+
+    folder = files("pcflow") / "assets"
+    scan = folder / "spot_scan.ply"
+    if not isinstance(scan, Path) or not scan.is_file():
+        raise PcflowError(f"the demo scan spot_scan.ply is missing from this installation of pcflow ({folder}); "
+                          "reinstall pcflow")
+    return scan, folder / "spot_scan_labels.npy"
 
 
 def fresh_folder(base: Path) -> Path:
@@ -222,10 +245,12 @@ def cmd_demo(args) -> int:
 
     scan, labels_path = demo_asset()
     outdir = Path(args.output) if args.output else fresh_folder(Path("pcflow-demo"))
-    report = reconstruct(
-        scan, outdir, _fit_options(args, args.quiet), _mesh_options(args),
-        overwrite=args.overwrite, preview=not args.no_preview,
-    )
+    options = _fit_options(args, args.quiet)
+    with _stages(options, _reconstruct_plan(args)) as timer:
+        report = reconstruct(
+            scan, outdir, options, _mesh_options(args), overwrite=args.overwrite, preview=not args.no_preview,
+            timer=timer,
+        )
     _say(args, _summary(report, outdir))
     if labels_path.is_file():
         labels = np.load(labels_path)
@@ -249,10 +274,13 @@ def cmd_denoise(args) -> int:
     for path in outputs:
         prepare_outdir(path.parent, [path.name], overwrite=args.overwrite, inputs=(args.input,))
     model = OneFlow.load(args.model, device=args.device) if args.model else None
-    result = denoise_file(
-        args.input, args.output, args.outliers, model=model, fit_options=_fit_options(args, args.quiet),
-        chunk_size=args.chunk_size, ascii=args.ascii, classify=args.classify, scores=args.scores,
-    )
+    options = _fit_options(args, args.quiet)
+    plan = ("read", "score", "write_clouds") if model is not None else ("read", "fit", "score", "write_clouds")
+    with _stages(options, plan) as timer:
+        result = denoise_file(
+            args.input, args.output, args.outliers, model=model, fit_options=options,
+            chunk_size=args.chunk_size, ascii=args.ascii, classify=args.classify, scores=args.scores, timer=timer,
+        )
     mode = "" if args.model else f" ({fitted_mode(result['model'])} mode)"
     if args.classify:
         _say(args, f"marked {result['n_outliers']} of {result['n_finite']} points as noise (class 7){mode}; "
@@ -272,8 +300,11 @@ def cmd_fit(args) -> int:
     parallel = init_from_env(args.device)  # several ranks under torchrun, one otherwise
     try:
         prepare_outdir(output.parent, [output.name], overwrite=args.overwrite, inputs=(args.input,))
-        cloud = read_cloud(args.input)
-        model = fit_cloud(cloud, _fit_options(args, args.quiet or parallel.rank > 0))
+        options = _fit_options(args, args.quiet or parallel.rank > 0)
+        with _stages(options, ("read", "fit")) as timer:
+            with timer("read"):
+                cloud = read_cloud(args.input)
+            model = fit_cloud(cloud, options, timer)
     finally:
         shutdown()
     if parallel.rank == 0:
@@ -599,6 +630,14 @@ def main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    verbose = getattr(args, "verbose", False)
+    if verbose and args.quiet:
+        parser.error("--quiet and --verbose exclude each other")
+    logger = logging.getLogger("pcflow")
+    handler, level = _StderrHandler(), logger.level
+    if verbose:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
     try:
         return args.func(args)
     except PcflowError as error:
@@ -609,7 +648,27 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("pcflow: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if verbose:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
     return EXIT_FAILURE
+
+
+class _StderrHandler(logging.Handler):
+    """Writes `pcflow: message` lines to stderr, above any progress bar (tqdm.write) rather than through it."""
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(logging.Formatter("pcflow: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # logging's own contract: a failing handler reports, never raises
+            self.handleError(record)
 
 
 #: full garbage collections (of every object, a quarter of a million once torch, Open3D and VTK are imported) wait

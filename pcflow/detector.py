@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import pickle
 import struct
@@ -46,6 +47,8 @@ _GRADIENT_CHUNK = 8_192  # rows per backward pass of the surface distance: its s
 _COVERAGE_GRID = 10_001
 _SURFACE_BLOCK = 50  # steps of the surface fit per entry of history_["surface_loss"] (and per patience count)
 _SURFACE_COOLDOWN = 100  # steps that bring the learning rate down to its lowest once the surface loss stops falling
+_STAGE_NAMES = {"volume": "envelope fit", "likelihood": "likelihood fit"}  # first fit stage, in progress and logs
+_log = logging.getLogger(__name__)
 #: The surface loss's radial term only steers, and it is the one term that needs the forward pass: one step of the
 #: surface fit in this many takes it, at this many times its weight.
 RADIAL_EVERY = 2
@@ -483,7 +486,8 @@ class OneFlow(OutlierMixin, TransformerMixin, BaseEstimator):
         best, stale = math.inf, 0
         start = time.perf_counter()
         show = self.progress and parallel.rank == 0
-        epochs = tqdm(range(self.epochs), desc="training", unit="epoch", disable=not show, leave=False)
+        stage = _STAGE_NAMES[first_stage]
+        epochs = tqdm(range(self.epochs), desc=stage, unit="epoch", disable=not show, leave=False)
         self.flow_.train()
         for epoch in epochs:
             order = torch.randperm(n, generator=generator).to(data.device)
@@ -521,6 +525,7 @@ class OneFlow(OutlierMixin, TransformerMixin, BaseEstimator):
                 if self.patience is not None and stale >= self.patience:
                     break
         self.flow_.eval()
+        _log.info("%s: %d epochs, %.2f s", stage, self.n_iter_, time.perf_counter() - start)
 
     def _train_surface(self, data: torch.Tensor, radius: float, generator: torch.Generator,
                        parallel: SingleProcess, check=None) -> None:
@@ -535,7 +540,8 @@ class OneFlow(OutlierMixin, TransformerMixin, BaseEstimator):
         lowest_lr = 0.05 * self.surface_lr
         scheduler = CosineSchedule(optimizer, self.surface_steps, eta_min=lowest_lr)
         show = self.progress and parallel.rank == 0
-        steps = tqdm(range(self.surface_steps), desc="surface", unit="step", disable=not show, leave=False)
+        start = time.perf_counter()
+        steps = tqdm(range(self.surface_steps), desc="surface fit", unit="step", disable=not show, leave=False)
         coarse_steps = int(COARSE_SHARE * self.surface_steps)
         losses, best, stale = [], math.inf, 0
         cooling = None  # (first step, learning rate) of the last steps, once the loss has stopped falling
@@ -579,6 +585,7 @@ class OneFlow(OutlierMixin, TransformerMixin, BaseEstimator):
                 break
         self.n_surface_steps_ = step + 1  # surface_steps >= 1, so the loop ran
         self.flow_.eval()
+        _log.info("surface fit: %d steps, %.2f s", self.n_surface_steps_, time.perf_counter() - start)
 
     def fit_predict(self, X, y=None) -> np.ndarray:
         """Fits on X and returns its labels: +1 inside the region, -1 outside (a file is read once)."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +21,14 @@ from .errors import PcflowError
 RECONSTRUCT_OUTPUTS = ("inliers.ply", "outliers.ply", "mesh.ply", "mesh.obj", "model.pt", "report.json")
 #: The file `reconstruct(..., classify=True)` adds: every point, outliers marked ASPRS class 7 (noise).
 CLASSIFIED_OUTPUT = "classified.ply"
+#: The `Timer` stages of `reconstruct`, in order (``preview`` only when asked for).
+RECONSTRUCT_STAGES = ("read", "fit", "score", "write_clouds", "mesh", "mesh_checks", "write_mesh", "preview")
+#: What a progress line calls each stage.
+STAGE_LABELS = {"read": "reading", "fit": "fitting", "score": "scoring", "write_clouds": "writing the clouds",
+                "mesh": "meshing", "mesh_checks": "checking the mesh", "write_mesh": "writing the meshes and model",
+                "preview": "rendering the preview"}
+
+_log = logging.getLogger(__name__)
 
 
 #: What each fitting mode trains: ``surface`` fits the scanned surface, ``envelope`` the paper's smallest solid
@@ -112,21 +122,55 @@ class MeshOptions:
 
 @dataclass
 class Timer:
-    """Wall time per named stage, in seconds."""
+    """Wall time per named stage, in seconds; `with timer("fit"): ...` times one stage.
+
+    Each stage that ends without an error is logged with its time (logger ``pcflow.pipeline``, level INFO; the
+    command line shows these with ``--verbose``). With `progress`, a line on stderr (tqdm) names the running stage,
+    numbered by its place in `plan`; it is cleared by `close`, or at the end of a ``with Timer(...) as timer:``.
+    """
 
     stages: dict = field(default_factory=dict)
+    plan: tuple[str, ...] = ()
+    progress: bool = False
+    _bar: object = field(default=None, init=False, repr=False, compare=False)
 
     def __call__(self, name: str):
         timer = self
 
         class _Stage:
             def __enter__(self):
+                timer._show(name)
                 self.start = time.perf_counter()
 
-            def __exit__(self, *exc):
-                timer.stages[name] = timer.stages.get(name, 0.0) + time.perf_counter() - self.start
+            def __exit__(self, kind, *exc):
+                seconds = time.perf_counter() - self.start
+                timer.stages[name] = timer.stages.get(name, 0.0) + seconds
+                if kind is None:
+                    _log.info("%s: %.2f s", name, seconds)
 
         return _Stage()
+
+    def _show(self, name: str) -> None:
+        if not self.progress:
+            return
+        if self._bar is None:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(bar_format="{desc} [{elapsed}]", leave=False, file=sys.stderr)
+        number = f"stage {self.plan.index(name) + 1}/{len(self.plan)}: " if name in self.plan else ""
+        self._bar.set_description_str(f"pcflow: {number}{STAGE_LABELS.get(name, name)}")
+
+    def close(self) -> None:
+        """Clears the progress line, if one is shown."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> "Timer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def points_3d(cloud) -> np.ndarray:
@@ -172,6 +216,8 @@ def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow
             model.fit(train, surface_check=_check_gap)
             gap = _check_gap(model)
         except _OpenScene as scene:
+            _log.info("surface gap %.3f above %.2f: an open scene, fitting the envelope instead", scene.gap,
+                      OPEN_SCENE_GAP)
             model, gap = replace(options, mode="envelope").estimator().fit(train), scene.gap
         model.surface_gap_ = gap
     return model
@@ -189,7 +235,9 @@ def _check_gap(model: OneFlow) -> float:
     """The surface gap of a surface fit; raises `_OpenScene` above `OPEN_SCENE_GAP`."""
     from .mesh import surface_gap
 
+    start = time.perf_counter()
     gap = surface_gap(model)
+    _log.info("surface gap check: %.3f, %.2f s", gap, time.perf_counter() - start)
     if gap > OPEN_SCENE_GAP:
         raise _OpenScene(gap)
     return gap
@@ -327,6 +375,7 @@ def reconstruct(
     chunk_size: int | None = None,
     classify: bool = False,
     scores: bool = False,
+    timer: Timer | None = None,
 ) -> dict:
     """Reads a cloud, fits OneFlow, writes inliers, outliers, boundary meshes, the model and report.json.
 
@@ -345,6 +394,7 @@ def reconstruct(
             (`pcflow.stream.classified_cloud`).
         scores: add the float32 field `outlier_score` (minus the decision function, > 0 for outliers) to the
             point clouds written.
+        timer: collects the stage times (`RECONSTRUCT_STAGES`) and shows their progress; None: a new `Timer`.
 
     Returns:
         The report written to report.json.
@@ -352,7 +402,7 @@ def reconstruct(
     from . import stream
     from .io import PointCloud, read_cloud
 
-    timer = Timer()
+    timer = timer or Timer()
     start = time.perf_counter()
     input_path = Path(input_path)
     names = [*RECONSTRUCT_OUTPUTS, *(f"mesh.{fmt}" for fmt in mesh_options.formats),

@@ -294,7 +294,8 @@ def _check_counts(path, n_points: int, n_finite: int) -> None:
 
 def denoise_file(input_path, inliers_path, outliers_path=None, *, model=None,
                  fit_options: FitOptions = FitOptions(), chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 ascii: bool = False, classify: bool = False, scores: bool = False) -> dict:
+                 ascii: bool = False, classify: bool = False, scores: bool = False,
+                 timer: Timer | None = None) -> dict:
     """Removes outliers from a cloud file in bounded memory: fits (unless `model` is given), scores, writes.
 
     Peak memory grows with `chunk_size` and `fit_options.max_train_points`, not with the file; time grows linearly.
@@ -310,6 +311,7 @@ def denoise_file(input_path, inliers_path, outliers_path=None, *, model=None,
         ascii: text PLY/PCD instead of binary.
         classify: write every point to `inliers_path` instead, the outliers marked as noise (`classified_cloud`).
         scores: add the float32 field `outlier_score` (`judge`: > 0 for outliers) to the outputs.
+        timer: collects the stage times and shows their progress; None: a new `Timer`.
 
     Returns:
         dict with `n_points`, `n_dropped_nonfinite`, `n_finite`, `n_train` (None with a given model),
@@ -317,7 +319,7 @@ def denoise_file(input_path, inliers_path, outliers_path=None, *, model=None,
         (seconds per stage and `total`).
     """
     start = time.perf_counter()
-    timer = Timer()
+    timer = timer or Timer()
     n_train, bounds = None, None
     if model is None:
         fitted = fit_file(input_path, fit_options, chunk_size=chunk_size, timer=timer)

@@ -1,4 +1,5 @@
-"""Write the bundled demo sample: a labelled synthetic scan of Keenan Crane's Spot cow into assets/."""
+"""Write the bundled demo sample: a labelled synthetic scan of Keenan Crane's Spot cow (pcflow/assets/) and its mesh
+(assets/)."""
 
 from __future__ import annotations
 
@@ -21,12 +22,16 @@ LOW_COLOUR, HIGH_COLOUR = np.array([60.0, 110.0, 190.0]), np.array([240.0, 190.0
 README = """\
 # Bundled assets
 
+The demo scan and its labels ship inside the package, in `pcflow/assets/` (package data, found through
+`importlib.resources`, so `pcflow demo` works after any install); the ground-truth mesh, for benchmarks run from a
+clone, stays here in `assets/`. Both folders hold a copy of the licence.
+
 | file | what | licence / credit |
 |---|---|---|
-| `spot_scan.ply` | demo input: unlabelled synthetic scan of the "Spot" cow, {n_points:,} points, binary little-endian PLY with float32 `x y z` and uchar `red green blue` (colour by height only, so it says nothing about the labels). Normalised frame: bounding-box centre of the cow at the origin, bounding-box diagonal 1 | derived from Spot by Keenan Crane, public domain (`LICENSE-spot.txt`) |
-| `spot_scan_labels.npy` | int8 labels of `spot_scan.ply` in the same order, 1 = background outlier ({n_outliers:,} outliers, {n_inside} of them inside the cow) | as above |
+| `../pcflow/assets/spot_scan.ply` | demo input: unlabelled synthetic scan of the "Spot" cow, {n_points:,} points, binary little-endian PLY with float32 `x y z` and uchar `red green blue` (colour by height only, so it says nothing about the labels). Normalised frame: bounding-box centre of the cow at the origin, bounding-box diagonal 1 | derived from Spot by Keenan Crane, public domain (`LICENSE-spot.txt`) |
+| `../pcflow/assets/spot_scan_labels.npy` | int8 labels of `spot_scan.ply` in the same order, 1 = background outlier ({n_outliers:,} outliers, {n_inside} of them inside the cow) | as above |
 | `spot_mesh.ply` | the ground-truth surface in the same normalised frame ({n_vertices:,} vertices, {n_faces:,} faces, watertight, genus 0), binary PLY with float32 vertices, for scoring reconstructions | as above |
-| `LICENSE-spot.txt` | Keenan Crane's README for Spot, copied byte for byte, which releases it into the public domain | - |
+| `LICENSE-spot.txt`, `../pcflow/assets/LICENSE-spot.txt` | Keenan Crane's README for Spot, copied byte for byte, which releases it into the public domain | - |
 
 ## How they were made
 
@@ -80,7 +85,11 @@ def write_mesh(path: Path, mesh: trimesh.Trimesh) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("mesh", nargs="?", type=Path, default=DEFAULT_MESH, help="path to spot.obj")
-    parser.add_argument("--out", type=Path, default=REPO / "assets", help="output folder")
+    parser.add_argument("--out", type=Path, default=REPO / "assets",
+                        help="folder of the mesh, README.md and licence (default: assets/)")
+    parser.add_argument("--scan-out", type=Path, default=REPO / "pcflow" / "assets",
+                        help="folder of the scan, its labels and licence, shipped with the package "
+                             "(default: pcflow/assets/)")
     args = parser.parse_args(argv)
 
     spot = trimesh.load(args.mesh, force="mesh")
@@ -91,18 +100,18 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"inside counts disagree: contains {scan.n_outliers_inside}, "
                          f"winding number {n_inside_winding}")
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_cloud(args.out / "spot_scan.ply", scan.points, height_colours(scan.points))
-    np.save(args.out / "spot_scan_labels.npy", scan.labels.astype(np.int8))
+    for folder in (args.out, args.scan_out):
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.mesh.with_name("spot_README.txt"), folder / "LICENSE-spot.txt")
+    write_cloud(args.scan_out / "spot_scan.ply", scan.points, height_colours(scan.points))
+    np.save(args.scan_out / "spot_scan_labels.npy", scan.labels.astype(np.int8))
     write_mesh(args.out / "spot_mesh.ply", scan.mesh)
-    licence = args.mesh.with_name("spot_README.txt")
-    shutil.copyfile(licence, args.out / "LICENSE-spot.txt")
     command = "python scripts/make_demo_asset.py" + ("" if args.mesh == DEFAULT_MESH else f" {args.mesh}")
     (args.out / "README.md").write_text(README.format(
         n_points=N_POINTS, n_outliers=int(scan.labels.sum()), n_inside=scan.n_outliers_inside,
         n_vertices=len(scan.mesh.vertices), n_faces=len(scan.mesh.faces), noise=NOISE,
         ratio=OUTLIER_RATIO, seed=SEED, command=command))
-    print(f"wrote {args.out}: {N_POINTS} points, {int(scan.labels.sum())} outliers, "
+    print(f"wrote {args.scan_out} and {args.out}: {N_POINTS} points, {int(scan.labels.sum())} outliers, "
           f"{scan.n_outliers_inside} inside the cow")
     return 0
 

@@ -17,7 +17,7 @@ from pcflow.io import SCENE_PLANE_SHARE, describe, read_cloud, write_mesh
 from pcflow.mesh import validity
 
 ROOT = Path(__file__).resolve().parent.parent
-SPOT = ROOT / "assets" / "spot_scan.ply"
+SPOT = ROOT / "pcflow" / "assets" / "spot_scan.ply"
 TABLE = Path("/work/shared/data/scans/table_scene_mug_stereo_textured.pcd")
 
 
