@@ -251,7 +251,9 @@ def cmd_demo(args) -> int:
             scan, outdir, options, _mesh_options(args), overwrite=args.overwrite, preview=not args.no_preview,
             timer=timer,
         )
-    _say(args, _summary(report, outdir))
+    # the scan lies in the installed package: named relative to the working folder where it is inside it
+    shown = scan.relative_to(Path.cwd()) if scan.is_relative_to(Path.cwd()) else scan
+    _say(args, _summary({**report, "input": str(shown)}, outdir))
     if labels_path.is_file():
         labels = np.load(labels_path)
         from .detector import OneFlow
