@@ -514,12 +514,12 @@ def test_snap_leaves_vertices_without_points_in_place():
 
 
 def test_snap_backs_off_where_moves_would_fold_or_cross(monkeypatch):
-    import pcflow.mesh as mesh_module
+    import pcflow.meshing.snap as snap_module
 
     rng = np.random.default_rng(3)
     unit = sphere_mesh(lambda z: z, 1.0, tolerance=0.1)
     wild = rng.choice([-0.4, 0.4], size=len(unit.mesh.vertices))  # neighbours pulled far apart: folds and crossings
-    monkeypatch.setattr(mesh_module, "_pooled_offsets", lambda *args: wild)
+    monkeypatch.setattr(snap_module, "_pooled_offsets", lambda *args: wild)
     snapped = snap_to_points(unit, unit_directions(1000), iterations=1)
     info = snapped.info["snap"]
     assert info["rounds"] == 1 and info["n_backoffs"] > 0 and info["max_move"] > 0

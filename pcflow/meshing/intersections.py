@@ -1,0 +1,121 @@
+"""Self-intersection tests: candidate face pairs from an R-tree, exact-sign triangle-triangle tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Face pairs tested at once: bounds the memory of the vectorised tests, not their result.
+_PAIR_CHUNK = 200_000
+
+
+def count_self_intersections(mesh) -> int:
+    """Number of intersecting triangle pairs that do not share a vertex.
+
+    Candidate pairs come from an R-tree of face bounding boxes; each is decided by exact-sign
+    segment-triangle tests (and a 2-D overlap test for coplanar pairs). Touching counts as not crossing.
+
+    Args:
+        mesh: the mesh (or any object with `vertices` (V, 3) and `faces` (F, 3)).
+
+    Returns:
+        The number of pairs.
+    """
+    return int(len(_intersecting_pairs(np.asarray(mesh.vertices, dtype=np.float64),
+                                       np.asarray(mesh.faces, dtype=np.int64).reshape(-1, 3))))
+
+
+def _intersecting_pairs(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(K, 2) face index pairs i < j that intersect and share no vertex."""
+    if len(faces) < 2:
+        return np.empty((0, 2), dtype=np.int64)
+    first, second = _candidate_pairs(vertices, faces)
+    shares = (faces[first][:, :, None] == faces[second][:, None, :]).any(axis=(1, 2))
+    first, second = first[~shares], second[~shares]
+    hits = np.zeros(len(first), dtype=bool)
+    scale = float(np.ptp(vertices, axis=0).max()) or 1.0
+    for start in range(0, len(first), _PAIR_CHUNK):
+        stop = start + _PAIR_CHUNK
+        t1 = vertices[faces[first[start:stop]]] / scale
+        t2 = vertices[faces[second[start:stop]]] / scale
+        hits[start:stop] = _triangles_intersect(t1, t2)
+    return np.column_stack([first[hits], second[hits]])
+
+
+def _candidate_pairs(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Face pairs i < j whose bounding boxes overlap, from an R-tree."""
+    from rtree import index
+
+    triangles = vertices[faces]
+    mins, maxs = triangles.min(axis=1), triangles.max(axis=1)
+    pad = 1e-12 * (float(np.ptp(vertices, axis=0).max()) or 1.0)
+    mins, maxs = mins - pad, maxs + pad
+    properties = index.Property()
+    properties.dimension = 3
+    properties.leaf_capacity = properties.index_capacity = 16
+    tree = index.Index((np.arange(len(faces), dtype=np.int64), mins, maxs), properties=properties)
+    ids, counts = tree.intersection_v(mins, maxs)
+    first = np.repeat(np.arange(len(faces)), np.asarray(counts, dtype=np.int64))
+    second = np.asarray(ids, dtype=np.int64)
+    keep = first < second
+    return first[keep], second[keep]
+
+
+def _orient(a, b, c, d) -> np.ndarray:
+    """Signed volume sign-carrier det[b - a, c - a, d - a] for rows of (K, 3) arrays."""
+    return np.einsum("ij,ij->i", b - a, np.cross(c - a, d - a))
+
+
+def _segment_crosses_triangle(p, q, a, b, c) -> np.ndarray:
+    """Segment p-q crosses the interior of triangle a-b-c, strictly (touching does not count)."""
+    sp, sq = np.sign(_orient(a, b, c, p)), np.sign(_orient(a, b, c, q))
+    s1 = np.sign(_orient(p, q, a, b))
+    s2 = np.sign(_orient(p, q, b, c))
+    s3 = np.sign(_orient(p, q, c, a))
+    return (sp * sq < 0) & (s1 != 0) & (s1 == s2) & (s2 == s3)
+
+
+def _triangles_intersect(t1: np.ndarray, t2: np.ndarray) -> np.ndarray:
+    """Rows of (K, 3, 3) triangle pairs that intersect: an edge of one crosses the other, or coplanar overlap."""
+    hit = np.zeros(len(t1), dtype=bool)
+    for s, t in ((t1, t2), (t2, t1)):
+        a, b, c = t[:, 0], t[:, 1], t[:, 2]
+        for i, j in ((0, 1), (1, 2), (2, 0)):
+            hit |= _segment_crosses_triangle(s[:, i], s[:, j], a, b, c)
+    normal = np.cross(t1[:, 1] - t1[:, 0], t1[:, 2] - t1[:, 0])
+    area2 = np.linalg.norm(normal, axis=1)
+    heights = np.abs(np.einsum("ikj,ij->ik", t2 - t1[:, :1], normal))
+    size = np.abs(t2 - t1[:, :1]).max(axis=(1, 2))
+    flat = heights <= 1e-12 * (area2 * np.maximum(size, 1e-300))[:, None]
+    coplanar = ~hit & (area2 > 0) & np.all(flat, axis=1)
+    if coplanar.any():
+        idx = np.flatnonzero(coplanar)
+        hit[idx] = _coplanar_overlap(t1[idx], t2[idx], normal[idx])
+    return hit
+
+
+def _coplanar_overlap(t1, t2, normal) -> np.ndarray:
+    """Coplanar triangle pairs whose interiors overlap: crossing edges or one triangle inside the other."""
+    drop = np.argmax(np.abs(normal), axis=1)
+    keep = np.array([[1, 2], [0, 2], [0, 1]])[drop]
+    keep = np.repeat(keep[:, None, :], 3, axis=1)
+    p1, p2 = np.take_along_axis(t1, keep, axis=2), np.take_along_axis(t2, keep, axis=2)
+
+    def cross2(o, a, b):
+        return (a[:, 0] - o[:, 0]) * (b[:, 1] - o[:, 1]) - (a[:, 1] - o[:, 1]) * (b[:, 0] - o[:, 0])
+
+    hit = np.zeros(len(t1), dtype=bool)
+    for i, j in ((0, 1), (1, 2), (2, 0)):
+        for k, m in ((0, 1), (1, 2), (2, 0)):
+            p, q, r, s = p1[:, i], p1[:, j], p2[:, k], p2[:, m]
+            d1, d2 = np.sign(cross2(p, q, r)), np.sign(cross2(p, q, s))
+            d3, d4 = np.sign(cross2(r, s, p)), np.sign(cross2(r, s, q))
+            hit |= (d1 * d2 < 0) & (d3 * d4 < 0)
+
+    def inside(point, tri):
+        s1 = np.sign(cross2(tri[:, 0], tri[:, 1], point))
+        s2 = np.sign(cross2(tri[:, 1], tri[:, 2], point))
+        s3 = np.sign(cross2(tri[:, 2], tri[:, 0], point))
+        return (s1 != 0) & (s1 == s2) & (s2 == s3)
+
+    hit |= inside(p1.mean(axis=1), p2) | inside(p2.mean(axis=1), p1)
+    return hit

@@ -1,0 +1,102 @@
+"""Template surfaces in the latent space that the inverse flow maps: the interface and the icosphere."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class Template(ABC):
+    """A closed latent surface of a given size, meshed, with a chart; what the mesh construction needs of it.
+
+    The boundary mesh is a template's mesh mapped through the inverse flow and refined by bisecting edges at
+    the template point between their ends, so a template gives its starting mesh, those edge midpoints and its
+    chart. A torus or another genus-g surface is another subclass.
+
+    Attributes:
+        genus: genus of the surface (0 for the sphere); its meshes have Euler characteristic 2 - 2 genus.
+        max_subdivisions: highest subdivision level `start` accepts.
+    """
+
+    genus: int = 0
+    max_subdivisions: int = 7
+
+    @abstractmethod
+    def start(self, subdivisions: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
+        """Starting mesh on the template of size `radius`.
+
+        Returns:
+            (V, 3) float64 latent vertices on the surface and (F, 3) int64 faces, wound outward.
+        """
+
+    @abstractmethod
+    def midpoints(self, first: np.ndarray, second: np.ndarray, radius: float) -> np.ndarray:
+        """(M, 3) points of the surface of size `radius` between the (M, 3) latent points `first` and `second`."""
+
+    @abstractmethod
+    def uv(self, latent: np.ndarray) -> np.ndarray:
+        """(V, 2) chart coordinates in [0, 1] of (V, 3) latent points on the surface."""
+
+    @abstractmethod
+    def face_uv(self, latent: np.ndarray, uv: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """(F, 3, 2) chart coordinates of each face corner, continuous across the chart's seams."""
+
+
+@dataclass(frozen=True)
+class IcoSphere(Template):
+    """The sphere, meshed as an icosphere (20 * 4**subdivisions faces), with the azimuth / polar-angle chart.
+
+    Example:
+        >>> latent, faces = IcoSphere().start(1, 2.0)
+        >>> latent.shape, faces.shape, bool(np.allclose(np.linalg.norm(latent, axis=1), 2.0))
+        ((42, 3), (80, 3), True)
+    """
+
+    def start(self, subdivisions: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
+        """Icosphere of `subdivisions` levels on the sphere of radius `radius` (see `Template.start`)."""
+        import trimesh
+
+        ico = trimesh.creation.icosphere(subdivisions=int(subdivisions), radius=1.0)
+        directions = np.asarray(ico.vertices, dtype=np.float64)
+        latent = radius * directions / np.linalg.norm(directions, axis=1, keepdims=True)
+        return latent, np.asarray(ico.faces, np.int64)
+
+    def midpoints(self, first: np.ndarray, second: np.ndarray, radius: float) -> np.ndarray:
+        """The chord midpoints projected radially onto the sphere of radius `radius`."""
+        points = first + second
+        points *= radius / np.linalg.norm(points, axis=1, keepdims=True)
+        return points
+
+    def uv(self, latent: np.ndarray) -> np.ndarray:
+        """u = azimuth / (2 pi), v = polar angle / pi of each latent direction."""
+        norms = np.linalg.norm(latent, axis=1)
+        u = np.mod(np.arctan2(latent[:, 1], latent[:, 0]) / (2 * np.pi), 1.0)
+        v = np.arccos(np.clip(latent[:, 2] / norms, -1.0, 1.0)) / np.pi
+        return np.column_stack([np.minimum(u, 1.0), v])
+
+    def face_uv(self, latent: np.ndarray, uv: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """Per-corner `uv`, unbroken across the seam at azimuth 0 and at the poles.
+
+        A face that crosses azimuth 0 has its corners on the low side moved up by 1 (u up to 1.5, for a texture
+        that repeats), so that no face stretches back across the whole chart; a corner at a pole, where the azimuth
+        is undefined, takes the mean u of its face's other corners. v is `uv`'s.
+        """
+        corners = uv[faces].copy()
+        u = corners[..., 0]
+        pole = (np.hypot(latent[:, 0], latent[:, 1]) <= 1e-12 * np.linalg.norm(latent, axis=1))[faces]
+        span = np.where(pole, -np.inf, u).max(axis=1) - np.where(pole, np.inf, u).min(axis=1)
+        u[(span > 0.5)[:, None] & (u < 0.5) & ~pole] += 1.0
+        mean_other = np.where(pole, 0.0, u).sum(axis=1) / np.maximum((~pole).sum(axis=1), 1)
+        u[pole] = np.broadcast_to(mean_other[:, None], u.shape)[pole]
+        return corners
+
+
+#: The default template: the sphere, the boundary of the latent ball of OneFlow's models.
+SPHERE = IcoSphere()
+
+
+def _sphere_uv(latent: np.ndarray) -> np.ndarray:
+    """Sphere-chart coordinates of latent points (`IcoSphere.uv`)."""
+    return SPHERE.uv(latent)
