@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import trimesh
 from scipy.spatial import cKDTree
 
 from pcflow.errors import PcflowError
+from pcflow.meshing.checks import validity
 
 
 def outlier_scores(labels: np.ndarray, keep_mask: np.ndarray | None = None,
@@ -167,56 +166,37 @@ def chamfer_metrics(pred_mesh: trimesh.Trimesh, gt_mesh: trimesh.Trimesh, *, n_s
 
 
 def mesh_validity(mesh: trimesh.Trimesh) -> dict:
-    """Validity report of a mesh.
-
-    Delegates to `pcflow.mesh.validity` (which also counts self-intersecting triangle pairs) when
-    that module provides it; otherwise returns the light report of `light_validity`.
+    """Validity report of a mesh: `pcflow.meshing.validity`, self-intersecting triangle pairs counted.
 
     Args:
         mesh: a triangle mesh.
 
     Returns:
-        A dict of validity fields.
+        A dict of validity fields (see `pcflow.meshing.validity`).
     """
-    try:
-        mesh_module = importlib.import_module("pcflow.mesh")
-    except ModuleNotFoundError as error:
-        if error.name != "pcflow.mesh":
-            raise
-        mesh_module = None
-    if mesh_module is not None and hasattr(mesh_module, "validity"):
-        return mesh_module.validity(mesh)
-    return light_validity(mesh)
+    return validity(mesh)
 
 
 def light_validity(mesh: trimesh.Trimesh) -> dict:
-    """Validity fields of docs/evaluation.md that need no intersection test.
+    """Validity fields of docs/evaluation.md that need no intersection test (those of `pcflow.meshing.validity`).
 
     Args:
         mesh: a triangle mesh.
 
     Returns:
         A dict: `watertight` (every edge shared by exactly two faces), `winding_consistent` (every
-        shared edge traversed in opposite directions by its two faces), `positive_volume` (signed
-        volume > 0, meaningful only when watertight), `n_components` (connected through shared
-        edges), `euler` (V - E + F over referenced vertices and unique edges), `volume` (signed
-        enclosed volume). No self-intersection count.
+        shared edge traversed in opposite directions by its two faces, no directed edge repeated),
+        `positive_volume` (signed volume > 0, meaningful only when watertight), `n_components`
+        (connected through shared edges), `euler` (V - E + F over referenced vertices and unique
+        edges), `volume` (signed enclosed volume). No self-intersection count.
     """
     if not isinstance(mesh, trimesh.Trimesh):
         raise PcflowError(f"mesh is a {type(mesh).__name__}; expected a trimesh.Trimesh")
-    faces = np.asarray(mesh.faces)
-    if len(faces) == 0:
+    if len(mesh.faces) == 0:
         raise PcflowError("mesh has no faces; expected a triangle mesh")
-    labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(faces))
-    volume = float(mesh.volume)
-    return {
-        "watertight": bool(mesh.is_watertight),
-        "winding_consistent": bool(mesh.is_winding_consistent),
-        "positive_volume": bool(volume > 0.0),
-        "n_components": int(len(np.unique(labels))),
-        "euler": int(len(np.unique(faces)) - len(mesh.edges_unique) + len(faces)),
-        "volume": volume,
-    }
+    report = validity(mesh, check_intersections=False)
+    return {key: report[key] for key in ("watertight", "winding_consistent", "positive_volume", "n_components",
+                                         "euler", "volume")}
 
 
 def _sample(mesh: trimesh.Trimesh, count: int, rng: np.random.Generator,

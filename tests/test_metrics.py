@@ -1,14 +1,12 @@
 """Tests of pcflow.metrics against hand-computed cases, scikit-learn and exact surface distances."""
 
-import sys
-import types
-
 import numpy as np
 import pytest
 import trimesh
 from sklearn import metrics as skm
 
 from pcflow.errors import PcflowError
+from pcflow.meshing import validity
 from pcflow.metrics import (average_precision, chamfer_metrics, light_validity, mesh_validity,
                             outlier_scores, roc_auc)
 
@@ -193,17 +191,26 @@ def test_light_validity_of_closed_and_open_meshes():
     assert light_validity(torus)["euler"] == 0
 
 
-def test_mesh_validity_delegates_to_mesh_module(monkeypatch):
-    fake = types.ModuleType("pcflow.mesh")
-    fake.validity = lambda mesh: {"from": "pcflow.mesh", "faces": len(mesh.faces)}
-    monkeypatch.setitem(sys.modules, "pcflow.mesh", fake)
-    assert mesh_validity(_sphere(1.0)) == {"from": "pcflow.mesh", "faces": 5120}
-
-
-def test_mesh_validity_falls_back_without_validity(monkeypatch):
-    monkeypatch.setitem(sys.modules, "pcflow.mesh", types.ModuleType("pcflow.mesh"))
+def test_mesh_validity_is_the_meshing_report():
     sphere = _sphere(1.0)
-    assert mesh_validity(sphere) == light_validity(sphere)
+    report = mesh_validity(sphere)
+    assert report == validity(sphere)
+    assert report["n_faces"] == 5120 and report["self_intersections"] == 0
+
+
+def test_light_validity_is_the_meshing_report_without_intersections():
+    sphere = _sphere(1.0)
+    full = validity(sphere, check_intersections=False)
+    light = light_validity(sphere)
+    assert full["self_intersections"] is None
+    assert light == {key: full[key] for key in light}
+
+
+@pytest.mark.parametrize("mesh, match", [(np.zeros((3, 3)), "trimesh.Trimesh"),
+                                         (trimesh.Trimesh(np.zeros((3, 3)), np.zeros((0, 3), int)), "no faces")])
+def test_light_validity_rejects_what_is_not_a_mesh(mesh, match):
+    with pytest.raises(PcflowError, match=match):
+        light_validity(mesh)
 
 
 def test_mesh_validity_agrees_with_light_report_on_shared_fields():
