@@ -37,6 +37,8 @@ def validity(mesh: trimesh.Trimesh, *, check_intersections: bool = True) -> dict
             "euler": 0, "genus": None, "self_intersections": 0 if check_intersections else None,
             "n_vertices": 0, "n_faces": 0, "volume": 0.0,
         }
+    # Not trimesh's is_watertight / euler_number / volume: they rebuild the edge table this builds anyway (0.50 s
+    # against 0.20 s on an 81,920-face sphere), and its is_winding_consistent skips edges of three or more faces.
     directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     edges, inverse_index, counts = _unique_rows(np.sort(directed, axis=1))
     watertight = bool(np.all(counts == 2))

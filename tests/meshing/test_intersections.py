@@ -1,0 +1,62 @@
+"""Tests for pcflow.meshing.intersections: self-intersecting triangle pairs against a brute-force count."""
+
+import itertools
+
+import numpy as np
+import pytest
+import trimesh
+
+from pcflow.meshing import count_self_intersections
+
+
+def soup(*triangles):
+    vertices = np.concatenate([np.asarray(t, dtype=float) for t in triangles])
+    return trimesh.Trimesh(vertices, np.arange(len(vertices)).reshape(-1, 3), process=False)
+
+
+BASE = [[0, 0, 0], [2, 0, 0], [0, 2, 0]]
+
+
+@pytest.mark.parametrize(
+    "other, expected",
+    [
+        ([[0.5, 0.5, -1], [0.5, 0.5, 1], [1.5, 0.2, 0.3]], 1),  # pierces the base
+        ([[0, 0, 1], [2, 0, 1], [0, 2, 1]], 0),  # parallel, disjoint
+        ([[5, 5, -1], [5, 5, 1], [6, 5, 0]], 0),  # far away
+        ([[0.3, 0.3, 0], [3, 0.3, 0], [0.3, 3, 0]], 1),  # coplanar overlap
+        ([[3, 3, 0], [4, 3, 0], [3, 4, 0]], 0),  # coplanar, disjoint
+    ],
+)
+def test_count_hand_made_pairs(other, expected):
+    assert count_self_intersections(soup(BASE, other)) == expected
+
+
+def test_pairs_sharing_vertices_are_not_counted():
+    # Two faces on one edge, folded so they pass near each other, and a coplanar neighbour.
+    vertices = np.array([[0, 0, 0], [2, 0, 0], [0, 2, 0], [1, -2, 0], [0.5, 1.0, 0.1]], dtype=float)
+    faces = np.array([[0, 1, 2], [0, 3, 1], [0, 1, 4]])
+    assert count_self_intersections(trimesh.Trimesh(vertices, faces, process=False)) == 0
+
+
+def brute_force_count(triangles):
+    """Slow reference: for each vertex-disjoint pair, solve each edge against the other plane."""
+    count = 0
+    for (i, s), (j, t) in itertools.combinations(enumerate(triangles), 2):
+        found = False
+        for edges_of, other in ((s, t), (t, s)):
+            for p, q in ((edges_of[0], edges_of[1]), (edges_of[1], edges_of[2]), (edges_of[2], edges_of[0])):
+                system = np.column_stack([q - p, -(other[1] - other[0]), -(other[2] - other[0])])
+                along, u, v = np.linalg.solve(system, other[0] - p)
+                if 0 < along < 1 and u > 0 and v > 0 and u + v < 1:
+                    found = True
+        count += found
+    return count
+
+
+def test_count_matches_brute_force_on_random_soup():
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(0, 3, size=(40, 1, 3))
+    triangles = centres + rng.normal(scale=0.5, size=(40, 3, 3))
+    expected = brute_force_count(triangles)
+    assert expected > 5
+    assert count_self_intersections(soup(*triangles)) == expected
