@@ -6,10 +6,11 @@ from .errors import NotFittedError, PcflowError
 
 __version__ = "0.1.0"
 
-__all__ = ["OneFlow", "PAPER_2D", "PAPER_TABULAR", "PcflowError", "NotFittedError", "__version__"]
+__all__ = ["OneFlow", "LLFlow", "SurfaceFlow", "PAPER_2D", "PAPER_TABULAR", "PcflowError", "NotFittedError",
+           "__version__"]
 
 #: Public names imported on first use (torch comes with them), so that `import pcflow` and `pcflow --help` stay fast.
-_LAZY = {"OneFlow": ".detector", "PAPER_2D": ".detector", "PAPER_TABULAR": ".detector"}
+_LAZY = {name: ".models" for name in ("OneFlow", "LLFlow", "SurfaceFlow", "PAPER_2D", "PAPER_TABULAR")}
 
 
 def __getattr__(name: str):

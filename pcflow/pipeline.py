@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .detector import OneFlow
+from .detector import OneFlow, SurfaceFlow
 from .distributed import group, shard
 from .errors import PcflowError
 
@@ -50,8 +50,8 @@ MODES["auto"] = MODES["surface"]
 FAST = {"surface": {"epochs": 20, "surface_steps": 400}, "envelope": {"epochs": 50}}
 FAST["auto"] = FAST["surface"]
 #: The most steps of a surface fit where neither `FitOptions.surface_steps` nor `FitOptions.fast` says otherwise:
-#: OneFlow's own default.
-SURFACE_STEPS = OneFlow().surface_steps
+#: SurfaceFlow's own default.
+SURFACE_STEPS = SurfaceFlow().surface_steps
 
 #: ``auto`` mode takes a cloud for an open scene, and fits the envelope instead, when more than this share of the
 #: fitted surface spans empty space (`pcflow.mesh.surface_gap`): at most 0.076 did on the scanned objects measured
@@ -89,15 +89,16 @@ class FitOptions:
         return SURFACE_STEPS if name == "surface_steps" else MODES[self.mode][name]
 
     def estimator(self) -> OneFlow:
-        """An unfitted OneFlow with these settings and the isotropic normalisation that keeps shapes undistorted."""
-        return OneFlow(
+        """An unfitted estimator with these settings and the isotropic normalisation that keeps shapes undistorted:
+        a SurfaceFlow for the surface objective, else a OneFlow."""
+        surface = self.resolved("objective") == "surface"
+        return (SurfaceFlow if surface else OneFlow)(
             alpha=self.alpha,
             flow=self.resolved("flow"),
-            objective=self.resolved("objective"),
             epochs=self.resolved("epochs"),
             batch_size=self.resolved("batch_size"),
             lr=self.resolved("lr"),
-            surface_steps=self.resolved("surface_steps"),
+            **({"surface_steps": self.resolved("surface_steps")} if surface else {}),
             n_couplings=self.resolved("n_couplings"),
             hidden_features=self.resolved("hidden_features"),
             normalize="isotropic",

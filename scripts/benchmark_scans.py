@@ -24,7 +24,7 @@ from _common import (  # noqa: E402
     DATA, RESULTS, machine, markdown_table, outdir, set_threads, timed, write_csv, write_json,
 )
 
-from pcflow.detector import COARSE_SHARE, RADIAL_EVERY, SURFACE_WEIGHT  # noqa: E402
+from pcflow.models import LLFlow  # noqa: E402
 from pcflow.errors import PcflowError  # noqa: E402
 from pcflow.io import read_cloud, read_mesh  # noqa: E402
 from pcflow.mesh import boundary_mesh, surface_gap, validity  # noqa: E402
@@ -36,11 +36,12 @@ from pcflow.synthetic import (  # noqa: E402
 )
 
 RATIOS = (0.01, 0.05, 0.10, 0.20)
-FLOWS = {  # method name -> the CLI's mode and OneFlow keyword arguments on top of its 3D defaults (FitOptions)
+FLOWS = {  # method name -> the CLI's mode and keyword arguments on top of its 3D defaults (FitOptions; `estimator`:
+    # another class taking them)
     "OneFlow": ("envelope", {"flow": "nice"}),
     "OneFlow-Gen": ("envelope", {"flow": "general"}),
     "OneFlow-Surface": ("surface", {}),
-    "LL-Flow": ("envelope", {"flow": "nice", "objective": "likelihood"}),
+    "LL-Flow": ("envelope", {"flow": "nice", "estimator": LLFlow}),
 }
 PEERS = ("O3D-statistical", "O3D-radius", "IsolationForest", "LOF", "kNN-distance")
 MESHERS = ("Poisson", "BallPivoting", "AlphaShape")
@@ -138,13 +139,16 @@ def epochs_text(epochs: int | None) -> str:
             f"{MODES['envelope']['epochs']} for an envelope fit)")
 
 
-def fit_flow(points, ratio, seed, epochs, quick, mode="surface", **kwargs):
-    """OneFlow with the CLI's 3D settings (FitOptions) of a mode and alpha = the outlier ratio."""
+def fit_flow(points, ratio, seed, epochs, quick, mode="surface", estimator=None, **kwargs):
+    """The CLI's estimator and 3D settings (FitOptions) of a mode, with alpha = the outlier ratio; `estimator`: another
+    class (LLFlow) taking those settings."""
     options = FitOptions(alpha=ratio, mode=mode, epochs=epochs, seed=seed)
     model = options.estimator()
+    if estimator is not None:
+        model = estimator(**{k: v for k, v in model.get_params().items() if k in estimator._get_param_names()})
     model.set_params(**kwargs)
-    if quick:
-        model.set_params(**QUICK_SETTINGS)
+    if quick:  # the quick settings the model takes (an envelope fit has no surface steps)
+        model.set_params(**{k: v for k, v in QUICK_SETTINGS.items() if k in model.get_params()})
     return model.fit(points)
 
 
@@ -440,12 +444,12 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         f"general flow of {surface.n_couplings} couplings, hidden {surface.hidden_features}, trained as OneFlow-Gen "
         f"but in steps of {surface.batch_size} points at lr {surface.lr:g}, then at most {surface.surface_steps} "
         f"surface-fit steps (batch {surface.surface_batch_size}, {surface.n_surface_samples} sphere points spread "
-        f"evenly, {surface.coarse_surface_samples()} in the first {COARSE_SHARE:.0%} of the steps, "
+        f"evenly, {surface.coarse_surface_samples()} in the first {surface.coarse_share:.0%} of the steps, "
         f"lr {surface.surface_lr:g}) "
         f"on the points the envelope keeps (radial term over {RADIAL_POINTS} of each batch, on one step in "
-        f"{RADIAL_EVERY} at {RADIAL_EVERY} times its weight); its score is "
-        f"{SURFACE_WEIGHT:g} times the distance to the surface or, where smaller, the mean distance to the 8 nearest "
-        "other training points; its mesh is the surface, snapped onto its training inliers "
+        f"{surface.radial_every} at {surface.radial_every} times its weight); its score is "
+        f"{surface.surface_weight:g} times the distance to the surface or, where smaller, the mean distance to the "
+        "8 nearest other training points; its mesh is the surface, snapped onto its training inliers "
         "(`pcflow.mesh.snap_to_points`).",
         "IsolationForest and LOF get contamination = the outlier ratio, kNN-distance (distance to the 8th nearest "
         "other point) flags the same share; Open3D statistical (20 neighbours, std 2) "

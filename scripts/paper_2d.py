@@ -23,9 +23,9 @@ from _common import (  # noqa: E402
     RESULTS, machine, markdown_table, mean_std, outdir, set_threads, timed, write_csv, write_json,
 )
 
-from pcflow import PAPER_2D, OneFlow  # noqa: E402
+from pcflow import PAPER_2D, LLFlow, OneFlow  # noqa: E402
 
-METHODS = {"OneFlow": "volume", "LL-Flow": "likelihood"}
+METHODS = {"OneFlow": OneFlow, "LL-Flow": LLFlow}
 N_BOUNDARY = 20_000  # latent circle samples for the boundary length
 
 
@@ -97,8 +97,8 @@ def run(args) -> tuple[list[dict], dict]:
         for seed in range(args.seeds):
             X, minor = make(args.n, np.random.default_rng(seed))
             for flow in args.flows:
-                for method, objective in METHODS.items():
-                    model = OneFlow(alpha=args.alpha, flow=flow, objective=objective, epochs=args.epochs,
+                for method, estimator in METHODS.items():
+                    model = estimator(alpha=args.alpha, flow=flow, epochs=args.epochs,
                                     patience=args.patience, random_state=seed, **PAPER_2D)
                     _, seconds = timed(model.fit, X)
                     curve = boundary_curve(model)

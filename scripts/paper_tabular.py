@@ -27,15 +27,15 @@ from _common import (  # noqa: E402
     DATA, RESULTS, machine, markdown_table, mean_std, outdir, set_threads, timed, write_csv, write_json,
 )
 
-from pcflow import PAPER_TABULAR, OneFlow  # noqa: E402
+from pcflow import PAPER_TABULAR, LLFlow, OneFlow  # noqa: E402
 from pcflow.metrics import outlier_scores  # noqa: E402
 
 #: F1 reported in the paper's Table 1.
 PAPER_F1 = {("thyroid", "OneFlow"): 0.7634, ("thyroid", "OneFlow-Gen"): 0.7097,
             ("kddcup", "OneFlow"): 0.9702, ("kddcup", "OneFlow-Gen"): 0.9712}
-FLOWS = {"OneFlow": {"flow": "nice", "objective": "volume"},
-         "OneFlow-Gen": {"flow": "general", "objective": "volume"},
-         "LL-Flow": {"flow": "nice", "objective": "likelihood"}}
+FLOWS = {"OneFlow": {"flow": "nice", "estimator": OneFlow},
+         "OneFlow-Gen": {"flow": "general", "estimator": OneFlow},
+         "LL-Flow": {"flow": "nice", "estimator": LLFlow}}
 PEERS = ("IsolationForest", "OneClassSVM", "LOF")
 
 
@@ -86,10 +86,10 @@ def split(y: np.ndarray, seed: int, max_train: int | None) -> tuple[np.ndarray, 
 # methods: each returns an anomaly score on the test set (higher = more anomalous)
 
 
-def flow_scores(Xtr, Xte, seed, args, **kwargs):
+def flow_scores(Xtr, Xte, seed, args, estimator=OneFlow, **kwargs):
     params = {**PAPER_TABULAR, "alpha": args.alpha, "epochs": args.epochs, "patience": args.patience,
               "random_state": seed, **kwargs}
-    model = OneFlow(**params).fit(Xtr)
+    model = estimator(**params).fit(Xtr)
     return model.latent_radius(Xte), {"epochs_run": model.n_iter_}
 
 

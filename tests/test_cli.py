@@ -166,7 +166,7 @@ def test_fit_mesh_denoise_info(cloud_file, tmp_path, capsys):
     capsys.readouterr()
     assert main(["info", str(model_path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["n_features"] == 3 and info["params"]["objective"] == "surface"  # the default mode
+    assert info["n_features"] == 3 and "surface_steps" in info["params"]  # the default mode: a SurfaceFlow
     assert info["distance_threshold"] == OneFlow.load(model_path).distance_threshold_ > 0
     assert 0 <= info["surface_gap"] <= OPEN_SCENE_GAP  # else auto mode would have fitted the envelope
     assert main(["info", str(cloud_file), "--json"]) == 0

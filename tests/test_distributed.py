@@ -7,20 +7,20 @@ import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from pcflow import OneFlow
+from pcflow import OneFlow, SurfaceFlow
 from pcflow.distributed import SingleProcess, group, shard, shutdown
 
-from test_detector import FAST, two_blobs
+from models.test_oneflow import FAST, two_blobs
 
 
-def _train_rank(rank, world_size, init_file, model_path, params):
+def _train_rank(rank, world_size, init_file, model_path, estimator, params):
     faulthandler.enable()  # a rank that crashes prints where
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     try:
         X, _ = two_blobs()
         parallel = group()
         assert parallel.world_size == world_size and parallel.rank == rank
-        model = OneFlow(**params).fit(shard(X, parallel))
+        model = estimator(**params).fit(shard(X, parallel))
         if rank == 0:
             model.save(model_path)
     finally:
@@ -31,7 +31,8 @@ def _train_rank(rank, world_size, init_file, model_path, params):
 def test_two_gloo_processes_match_single_process_quality(tmp_path, flow):
     X, n_big = two_blobs()
     params = dict(FAST, alpha=0.05, flow=flow, epochs=30)
-    mp.spawn(_train_rank, args=(2, str(tmp_path / "init"), str(tmp_path / "model.pt"), params), nprocs=2, join=True)
+    mp.spawn(_train_rank, args=(2, str(tmp_path / "init"), str(tmp_path / "model.pt"), OneFlow, params), nprocs=2,
+             join=True)
     parallel = OneFlow.load(tmp_path / "model.pt")
     single = OneFlow(**params).fit(X)
     assert parallel.n_samples_fit_ == len(X)  # the radius is the quantile over both shards
@@ -46,9 +47,10 @@ def test_two_gloo_processes_match_single_process_quality(tmp_path, flow):
 
 def test_two_gloo_processes_fit_a_surface_model(tmp_path):
     X, _ = two_blobs()
-    params = dict(FAST, alpha=0.05, flow="general", objective="surface", epochs=5, surface_steps=20,
-                  surface_batch_size=256, n_surface_samples=256)
-    mp.spawn(_train_rank, args=(2, str(tmp_path / "init"), str(tmp_path / "model.pt"), params), nprocs=2, join=True)
+    params = dict(FAST, alpha=0.05, flow="general", epochs=5, surface_steps=20, surface_batch_size=256,
+                  n_surface_samples=256)
+    mp.spawn(_train_rank, args=(2, str(tmp_path / "init"), str(tmp_path / "model.pt"), SurfaceFlow, params),
+             nprocs=2, join=True)
     model = OneFlow.load(tmp_path / "model.pt")
     # every rank's points are among the reference points, and the threshold is the quantile over both shards
     assert len(model.reference_points_) == len(X)

@@ -40,6 +40,7 @@ def test_lazy_names_are_the_detectors():
     from pcflow import detector
 
     assert pcflow.OneFlow is detector.OneFlow
+    assert pcflow.LLFlow is detector.LLFlow and pcflow.SurfaceFlow is detector.SurfaceFlow
     assert pcflow.PAPER_2D is detector.PAPER_2D and pcflow.PAPER_TABULAR is detector.PAPER_TABULAR
     for name in pcflow.__all__:
         assert getattr(pcflow, name) is not None, name

@@ -297,14 +297,14 @@ def test_scene_with_a_fitted_oneflow(pv):
 
 
 def test_scene_with_a_surface_model_moves_only_the_threshold(pv):
-    from pcflow import OneFlow
+    from pcflow import SurfaceFlow
 
     rng = np.random.default_rng(0)
     directions = rng.normal(size=(400, 3))
     points = directions / np.linalg.norm(directions, axis=1, keepdims=True) + 0.02 * rng.normal(size=(400, 3))
-    model = OneFlow(alpha=0.1, flow="general", objective="surface", epochs=3, surface_steps=10, n_couplings=2,
-                    hidden_features=8, surface_batch_size=256, n_surface_samples=256, random_state=0,
-                    normalize="isotropic").fit(points)
+    model = SurfaceFlow(alpha=0.1, flow="general", epochs=3, surface_steps=10, n_couplings=2,
+                        hidden_features=8, surface_batch_size=256, n_surface_samples=256, random_state=0,
+                        normalize="isotropic").fit(points)
     plotter = pv.Plotter(off_screen=True, window_size=(64, 64))
     try:
         scene = viz.build_scene(plotter, cloud=PointCloud(points), model=model)

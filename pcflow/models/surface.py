@@ -1,0 +1,362 @@
+"""SurfaceFlow: an envelope OneFlow refined into a surface through a scan, scored by the distance to it and the data."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+import torch
+
+from ..distributed import SingleProcess
+from ..errors import PcflowError
+from ..objectives import RADIAL_WEIGHT, Objective, spread_unit_sphere
+from ..optim import CosineSchedule, adam
+from ..quantile import check_alpha
+from .base import _CHUNK, check_choices, check_number, check_positive_int
+from .oneflow import OneFlow
+
+#: `SurfaceFlow`'s default `surface_weight`; models saved without one (older files) score with 1.
+SURFACE_WEIGHT = 2.0
+
+#: How `SurfaceFlow`'s outlyingness measures the distance to the data: ``'mean'`` of the distances to the
+#: `n_neighbors` nearest other training points (the default), or the ``'kth'`` (models saved without one).
+NEIGHBOR_STATISTICS = ("mean", "kth")
+
+#: `SurfaceFlow.fit` calls its `surface_check` after this many steps of the surface fit: a setting of the check (the
+#: caller's), which leaves the model as it is unless the check ends the fit.
+SURFACE_CHECK_STEPS = 100
+
+_log = logging.getLogger(__name__)
+
+
+def neighbor_distances(tree, centered: np.ndarray, k: int, statistic: str) -> np.ndarray:
+    """Distance from each row of `centered` to its k nearest other points of the k-d tree `tree` (a row that is a
+    point of the tree itself skips it): the k-th's (``'kth'``) or their mean (``'mean'``): (N,) array."""
+    out = np.empty(len(centered))
+    for start in range(0, len(centered), _CHUNK):  # chunks bound the (chunk, k + 1) answers
+        distances, _ = tree.query(centered[start:start + _CHUNK], k + 1, workers=torch.get_num_threads())
+        own = distances[:, 0] == 0  # the point is a reference point itself: skip it
+        if statistic == "mean":
+            total = distances[:, :k + 1].sum(axis=1)
+            out[start:start + _CHUNK] = np.where(own, total, total - distances[:, k]) / k
+        else:
+            out[start:start + _CHUNK] = np.where(own, distances[:, k], distances[:, k - 1])
+    return out
+
+
+def train_surface(model: "SurfaceFlow", data: torch.Tensor, radius: float, generator: torch.Generator,
+                  parallel: SingleProcess, check=None) -> None:
+    """Refines `model`'s flow so that f^-1 of the sphere of `radius` passes through the (normalised) points `data`;
+    calls `check(model)` after `SURFACE_CHECK_STEPS` steps. Sets `n_surface_steps_`, fills
+    ``history_["surface_loss"]``."""
+    from tqdm.auto import tqdm
+
+    n, dim = data.shape
+    batch = min(model.surface_batch_size, n)
+    objective = parallel.wrap(Objective(model.flow_, "surface", check_alpha(model.alpha), radius=radius))
+    optimizer = adam(model.flow_.parameters(), lr=model.surface_lr)
+    lowest_lr = 0.05 * model.surface_lr
+    scheduler = CosineSchedule(optimizer, model.surface_steps, eta_min=lowest_lr)
+    show = model.progress and parallel.rank == 0
+    start = time.perf_counter()
+    steps = tqdm(range(model.surface_steps), desc="surface fit", unit="step", disable=not show, leave=False)
+    coarse_steps = int(model.coarse_share * model.surface_steps)
+    every, block_steps, cooldown = model.radial_every, model.surface_block, model.surface_cooldown
+    losses, best, stale = [], math.inf, 0
+    cooling = None  # (first step, learning rate) of the last steps, once the loss has stopped falling
+    model.flow_.train()
+    for step in steps:
+        rows = torch.randint(n, (batch,), generator=generator).to(data.device)
+        n_sphere = model.coarse_surface_samples() if step < coarse_steps else model.n_surface_samples
+        directions = spread_unit_sphere(n_sphere, dim, generator=generator, dtype=data.dtype, device=data.device)
+        radial_weight = every * RADIAL_WEIGHT if step % every == 0 else 0.0
+        loss, _ = objective(data[rows], directions, radial_weight=radial_weight)
+        if not torch.isfinite(loss):
+            raise PcflowError(f"the surface fit diverged at step {step + 1}; try a smaller surface_lr")
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.flow_.parameters(), 1.0)
+        optimizer.step()
+        if cooling is None:
+            scheduler.step()
+        else:  # the rest of a cosine schedule, from this learning rate to the lowest, over the last steps
+            done = min(1.0, (step + 1 - cooling[0]) / cooldown)
+            for group in optimizer.param_groups:
+                group["lr"] = lowest_lr + (cooling[1] - lowest_lr) * 0.5 * (1.0 + math.cos(math.pi * done))
+        losses.append(loss.item())
+        if check is not None and step == SURFACE_CHECK_STEPS - 1:
+            model.flow_.eval()
+            check(model)
+            model.flow_.train()
+        if len(losses) == block_steps or step == model.surface_steps - 1:
+            # the block's mean loss over all ranks, so that every rank stops at the same step
+            block = float(parallel.sum(np.array([np.mean(losses)]))[0] / parallel.world_size)
+            model.history_["surface_loss"].append(block)
+            steps.set_postfix(loss=f"{block:.4f}")
+            losses = []
+            if block < best * (1.0 - model.surface_tol):
+                best, stale = block, 0
+            else:
+                stale += 1
+                if cooling is None and model.surface_patience is not None and stale >= model.surface_patience:
+                    cooling = (step + 1, optimizer.param_groups[0]["lr"])
+        if cooling is not None and step + 1 - cooling[0] >= cooldown:
+            break
+    model.n_surface_steps_ = step + 1  # surface_steps >= 1, so the loop ran
+    model.flow_.eval()
+    _log.info("surface fit: %d steps, %.2f s", model.n_surface_steps_, time.perf_counter() - start)
+
+
+class SurfaceFlow(OneFlow):
+    """A surface through a 3D scan: an envelope `OneFlow` fit, then a surface fit of the same flow.
+
+    The flow is first trained as OneFlow (the envelope, which rejects the points far outside), then refined on the
+    points the envelope keeps so that the preimage of the latent sphere of radius R (the median latent radius of
+    those points) passes through them (`pcflow.objectives.surface_loss`). That sphere's preimage is then a surface
+    hugging a scanned object rather than a solid region around it. A point's outlyingness is its distance to that
+    surface, to first order ``| ||f(x)|| - R | / ||grad_x ||f(x)|| ||`` in input units, times `surface_weight`, or
+    its mean distance to the `n_neighbors` nearest other training points where that is smaller; the points beyond the
+    (1 - alpha) quantile of the training points' outlyingness are outliers, inside the object as well as outside.
+    The fit works in any dimension D >= 2 (the meshing, not the estimator, is 3D only).
+
+    Args:
+        alpha, flow, n_couplings, hidden_features, n_hidden_layers, epochs, batch_size, lr, patience, tol,
+            n_volume_samples, normalize, dtype, device, random_state, progress: the envelope fit's, as `OneFlow`'s
+            (`normalize`, `dtype`, `device`, `random_state` and `progress` hold for both stages).
+        surface_steps: optimisation steps of the surface fit; the most it runs.
+        surface_patience: once the mean loss of a block of `surface_block` steps has not fallen below the best
+            block's by the share `surface_tol` for this many blocks, the surface fit runs `surface_cooldown` more
+            steps that bring its learning rate down to the lowest (a cosine from where it is) and ends; None runs all
+            `surface_steps`.
+        surface_tol: least relative improvement of a block's mean surface loss that counts.
+        surface_lr: Adam learning rate of the surface fit (cosine-annealed to a twentieth).
+        surface_batch_size: points per step of the surface fit.
+        n_surface_samples: sphere points mapped back per step of the surface fit, spread evenly over the sphere in
+            a random orientation (`pcflow.objectives.spread_unit_sphere`); the first `coarse_share` of
+            `surface_steps` map half as many.
+        n_neighbors: a point also counts as near the data when its `n_neighbors` nearest other training points are
+            closer than the threshold (0: the distance to the surface alone decides).
+        surface_weight: the factor on the distance to the surface in the outlyingness. Above 1 a stray point close
+            to the surface but away from the data counts as farther out, while points in a dense part the surface
+            misses (a thin part, a handle) are still inliers by their neighbour distance.
+        neighbor_statistic: that distance is the ``'mean'`` of the distances to those neighbours (steadier in a
+            thin or one-sided scan), or the distance to the ``'kth'``.
+        coarse_share: the share of `surface_steps` that shape the surface coarsely, with half of
+            `n_surface_samples` (a quarter less time per step).
+        radial_every: the surface loss's radial term only steers, and it is the one term that needs the forward
+            pass: one step in this many takes it, at this many times its weight.
+        surface_block: steps per entry of ``history_["surface_loss"]`` (and per `surface_patience` count).
+        surface_cooldown: steps that bring the learning rate down to its lowest once the loss stops falling.
+        n_reference_points: most training points kept for the neighbour distances (a seeded subset).
+
+    Attributes:
+        As `OneFlow`'s, with radius_ the latent radius of the surface, and offset_ = -distance_threshold_, plus:
+        distance_threshold_: the (1 - alpha) quantile of the training points' outlyingness, in input units.
+        reference_points_: up to `n_reference_points` training points (a seeded subset), minus center_.
+        n_surface_steps_: steps of the surface fit run. history_ also holds ``surface_loss``, the mean loss of
+            each block of `surface_block` steps.
+    """
+
+    def __init__(
+        self,
+        alpha: float = 0.05,
+        *,
+        flow: str = "nice",
+        n_couplings: int = 6,
+        hidden_features: int = 64,
+        n_hidden_layers: int = 2,
+        epochs: int = 100,
+        batch_size: int = 1000,
+        lr: float = 1e-3,
+        patience: int | None = 10,
+        tol: float = 1e-3,
+        n_volume_samples: int = 256,
+        surface_steps: int = 1000,
+        surface_patience: int | None = 4,
+        surface_tol: float = 5e-3,
+        surface_lr: float = 2e-3,
+        surface_batch_size: int = 2048,
+        n_surface_samples: int = 1024,
+        n_neighbors: int = 8,
+        surface_weight: float = SURFACE_WEIGHT,
+        neighbor_statistic: str = "mean",
+        coarse_share: float = 0.6,
+        radial_every: int = 2,
+        surface_block: int = 50,
+        surface_cooldown: int = 100,
+        n_reference_points: int = 20_000,
+        normalize: str = "standard",
+        dtype: str = "float32",
+        device: str = "cpu",
+        random_state: int | None = None,
+        progress: bool = False,
+    ):
+        super().__init__(alpha, flow=flow, n_couplings=n_couplings, hidden_features=hidden_features,
+                         n_hidden_layers=n_hidden_layers, epochs=epochs, batch_size=batch_size, lr=lr,
+                         patience=patience, tol=tol, n_volume_samples=n_volume_samples, normalize=normalize,
+                         dtype=dtype, device=device, random_state=random_state, progress=progress)
+        self.surface_steps = surface_steps
+        self.surface_patience = surface_patience
+        self.surface_tol = surface_tol
+        self.surface_lr = surface_lr
+        self.surface_batch_size = surface_batch_size
+        self.n_surface_samples = n_surface_samples
+        self.n_neighbors = n_neighbors
+        self.surface_weight = surface_weight
+        self.neighbor_statistic = neighbor_statistic
+        self.coarse_share = coarse_share
+        self.radial_every = radial_every
+        self.surface_block = surface_block
+        self.surface_cooldown = surface_cooldown
+        self.n_reference_points = n_reference_points
+
+    @property
+    def objective(self) -> str:
+        """``'surface'``, read-only."""
+        return "surface"
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_choices(self, {"neighbor_statistic": NEIGHBOR_STATISTICS})
+        check_positive_int(self, ("surface_steps", "surface_batch_size", "n_surface_samples", "radial_every",
+                                  "surface_block", "surface_cooldown", "n_reference_points"))
+        check_positive_int(self, ("n_neighbors",), allow_zero=True)
+        check_number(self, ("surface_lr", "surface_weight"))
+        check_positive_int(self, ("surface_patience",), allow_none=True)
+        check_number(self, ("surface_tol",), allow_zero=True)
+        if not (isinstance(self.coarse_share, (int, float)) and 0 <= self.coarse_share <= 1):
+            raise PcflowError(f"coarse_share must be a number in [0, 1], got {self.coarse_share!r}")
+
+    def coarse_surface_samples(self) -> int:
+        """Sphere points mapped per step in the surface fit's first `coarse_share` of steps: half of
+        `n_surface_samples`."""
+        return max(1, self.n_surface_samples // 2)
+
+    def fit(self, X, y=None, *, surface_check=None) -> "SurfaceFlow":
+        """Trains the envelope, then the surface, on X; sets the distance threshold. `y` is ignored. Returns self.
+
+        X and the data-parallel training are as for `OneFlow.fit`. `surface_check`: a callable given the model once,
+        after the first `SURFACE_CHECK_STEPS` steps of the surface fit, with `radius_`, `reference_points_` and
+        `inverse_transform` usable; an exception it raises ends the fit (it propagates, and the model is left
+        unfitted), so that a fit going nowhere costs no more steps.
+        """
+        X, data, parallel, generator = self._fit_flow(X)
+        alpha = check_alpha(self.alpha)
+        local = self._latent_radius_normalized(data)
+        radii = parallel.gather(local)
+        envelope = float(np.quantile(radii, 1.0 - alpha))
+        self.radius_ = radius = float(np.median(radii[radii <= envelope]))
+        reference = parallel.gather(X - self.center_)
+        if len(reference) > self.n_reference_points:
+            rows = np.random.default_rng(self.seed_).choice(len(reference), self.n_reference_points, replace=False)
+            reference = reference[np.sort(rows)]
+        self.reference_points_ = reference
+        self._tree = None
+        self.history_["surface_loss"] = []
+        fitted = False
+        try:
+            train_surface(self, data[torch.as_tensor(local <= envelope, device=data.device)], radius, generator,
+                          parallel, surface_check)
+            fitted = True
+        finally:
+            if not fitted:
+                del self.flow_  # a fit cut short leaves no half-trained model behind
+        outlying = np.sort(parallel.gather(self._outlying(data, X - self.center_)))
+        self.distance_threshold_ = float(np.quantile(outlying, 1.0 - alpha))
+        self.offset_ = -self.distance_threshold_
+        self._outlying_grid = outlying[self._set_region(data, parallel)]
+        return self
+
+    def _set_threshold(self, radii: np.ndarray) -> None:
+        """Nothing: the surface's radius and distance threshold are set by `fit`."""
+
+    # ----------------------------------------------------------------------------------------------------------
+    # scoring
+
+    def _neighbor_distance_centered(self, centered: np.ndarray, k: int | None = None,
+                                    statistic: str | None = None) -> np.ndarray:
+        """`neighbor_distances` of rows in input units minus center_ to the reference points (default k:
+        `n_neighbors`; default statistic: `neighbor_statistic`)."""
+        from scipy.spatial import cKDTree
+
+        if getattr(self, "_tree", None) is None:
+            self._tree = cKDTree(self.reference_points_)
+        k = min(self.n_neighbors if k is None else k, len(self.reference_points_) - 1)
+        return neighbor_distances(self._tree, centered, k, self.neighbor_statistic if statistic is None else statistic)
+
+    def _outlying(self, data: torch.Tensor, centered: np.ndarray, neighbor: np.ndarray | None = None) -> np.ndarray:
+        """The outlyingness: `surface_weight` times the distance to the surface, or the distance to the data if that
+        is smaller (`neighbor`: those distances, if already found)."""
+        distance = self.surface_weight * self._distance_normalized(data)
+        if self.n_neighbors > 0:
+            if neighbor is None:
+                neighbor = self._neighbor_distance_centered(centered)
+            distance = np.minimum(distance, neighbor)
+        return distance
+
+    def neighbor_distance(self, X, k: int | None = None, statistic: str | None = None) -> np.ndarray:
+        """Distance of each row of X to its k (default `n_neighbors`) nearest other training points (of the seeded
+        subset `reference_points_`), in input units: (N,) array. `statistic`: ``'mean'`` of their distances or the
+        ``'kth'``'s; default the model's `neighbor_statistic`, as its score uses."""
+        self._check_fitted()
+        if (self.n_neighbors if k is None else k) < 1:
+            raise PcflowError("neighbor_distance needs n_neighbors >= 1" if k is None else f"k must be >= 1, got {k}")
+        if statistic not in (None, *NEIGHBOR_STATISTICS):
+            allowed = ", ".join(map(repr, NEIGHBOR_STATISTICS))
+            raise PcflowError(f"statistic must be one of {allowed}, got {statistic!r}")
+        X = self._checked(X)
+        return self._neighbor_distance_centered(X - self.center_, k, statistic)
+
+    def score_samples(self, X) -> np.ndarray:
+        """Minus the outlyingness of each row of X: (N,) array, higher for more normal points.
+
+        The outlyingness is `surface_weight` times the distance to the surface (`surface_distance`), or the distance
+        to the data (`neighbor_distance`) where that is smaller, so that a point in a dense part of the cloud the
+        surface does not reach (a handle, a thin part) is not called an outlier.
+        """
+        X = self._checked(X)
+        return -self._outlying(self._normalized_tensor(X), X - self.center_)
+
+    def predict(self, X) -> np.ndarray:
+        """+1 for inliers (decision_function >= 0), -1 for outliers: (N,) int array.
+
+        The distance to the data is found first: where it alone puts a point inside, so does the smaller of it and
+        the distance to the surface, whose gradient pass then runs only for the other points (about the share alpha
+        of a scan).
+        """
+        if self.n_neighbors == 0:
+            return super().predict(X)
+        X = self._checked(X)
+        centered = X - self.center_
+        neighbor = self._neighbor_distance_centered(centered)
+        labels = np.ones(len(X), dtype=int)
+        rest = np.flatnonzero(-neighbor - self.offset_ < 0)  # outlying <= neighbor: the others are inliers already
+        if len(rest):
+            outlying = self._outlying(self._normalized_tensor(X[rest]), centered[rest], neighbor[rest])
+            labels[rest] = np.where(-outlying - self.offset_ >= 0, 1, -1)
+        return labels
+
+    def threshold_at(self, coverage: float) -> float:
+        """The outlyingness (minus `score_samples`) below which lie a share `coverage` of the training points."""
+        return float(np.interp(self._coverage(coverage), self._coverage_grid, self._outlying_grid))
+
+    # ----------------------------------------------------------------------------------------------------------
+    # persistence
+
+    def _extra_state(self) -> dict:
+        return {"reference": torch.as_tensor(self.reference_points_),
+                "outlying_grid": torch.as_tensor(self._outlying_grid), "n_surface_steps": self.n_surface_steps_}
+
+    @classmethod
+    def _legacy_params(cls, params: dict) -> dict:
+        # files from before surface_weight and neighbor_statistic keep the score they were thresholded with
+        return {"surface_weight": 1.0, "neighbor_statistic": "kth", **params}
+
+    def _load_extra(self, state: dict) -> None:
+        self.distance_threshold_ = -self.offset_
+        self.reference_points_ = state["reference"].numpy()
+        self._outlying_grid = state["outlying_grid"].numpy()
+        self._tree = None
+        self.n_surface_steps_ = int(state.get("n_surface_steps", self.surface_steps))  # older files ran them all

@@ -1,0 +1,365 @@
+"""Tests of SurfaceFlow, the 3D surface model: the surface fit, its scores, its mesh, its settings and its files."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from pcflow import NotFittedError, OneFlow, PcflowError, SurfaceFlow
+
+
+AXES = np.array([1.0, 0.6, 0.4])
+
+
+@pytest.fixture(scope="module")
+def shell_scan():
+    """A noisy ellipsoid surface (1500 points), 30 outliers inside it near the centre and 50 around it."""
+    rng = np.random.default_rng(0)
+    direction = rng.normal(size=(1500, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    surface = direction * AXES + rng.normal(scale=0.01, size=(1500, 3))
+    inner = rng.uniform(-0.15, 0.15, size=(30, 3))
+    outer = rng.uniform(-1.5, 1.5, size=(50, 3))
+    return np.vstack([surface, inner, outer])
+
+
+@pytest.fixture(scope="module")
+def surface_models(shell_scan):
+    common = dict(alpha=0.05, flow="general", n_couplings=4, hidden_features=32, epochs=30, normalize="isotropic",
+                  random_state=0)
+    envelope = OneFlow(**common).fit(shell_scan)
+    surface = SurfaceFlow(surface_steps=150, surface_batch_size=512, n_surface_samples=512, **common).fit(shell_scan)
+    return envelope, surface
+
+
+def test_surface_mesh_follows_the_surface_the_envelope_does_not(surface_models):
+    import trimesh
+
+    from pcflow.mesh import boundary_mesh, validity
+
+    truth = trimesh.creation.icosphere(5)
+    truth.vertices *= AXES
+    gaps = []
+    for model in surface_models:
+        mesh = boundary_mesh(model).mesh
+        checks = validity(mesh)
+        assert checks["watertight"] and checks["n_components"] == 1 and checks["self_intersections"] == 0
+        gaps.append(trimesh.proximity.closest_point(truth, mesh.vertices)[1].mean())
+    envelope_gap, surface_gap = gaps
+    assert surface_gap < 0.01 < envelope_gap  # noise sigma 0.01 per coordinate; the envelope stands off the surface
+
+
+def test_surface_flags_outliers_inside_the_object(surface_models, shell_scan):
+    envelope, surface = surface_models
+    inner = slice(1500, 1530)
+    assert (surface.predict(shell_scan)[inner] == -1).mean() > 0.9
+    assert (envelope.predict(shell_scan)[inner] == 1).mean() > 0.9  # they lie inside the envelope's solid region
+
+
+def test_surface_predict_takes_the_gradient_only_where_the_data_distance_leaves_it_open(surface_models, shell_scan,
+                                                                                         monkeypatch):
+    _, surface = surface_models
+    rng = np.random.default_rng(1)
+    X = np.vstack([shell_scan, rng.uniform(-1.5, 1.5, size=(300, 3))])
+    full = np.where(surface.decision_function(X) >= 0, 1, -1)
+    rows = []
+    distance = SurfaceFlow._distance_normalized
+    monkeypatch.setattr(SurfaceFlow, "_distance_normalized", lambda self, data: rows.append(len(data)) or
+                        distance(self, data))
+    np.testing.assert_array_equal(surface.predict(X), full)
+    open_rows = (-surface.neighbor_distance(X) - surface.offset_ < 0).sum()
+    assert rows == [open_rows] and 0 < open_rows < len(X)  # the pass on the open rows only, some of them closed
+    loose = copy.deepcopy(surface)
+    loose.offset_ = -10.0  # every point inside by its data distance: no gradient pass at all
+    rows.clear()
+    assert (loose.predict(X) == 1).all() and rows == []
+
+
+def test_surface_contract_and_coverage(surface_models, shell_scan):
+    _, model = surface_models
+    labels = model.predict(shell_scan)
+    assert abs((labels == -1).mean() - 0.05) < 0.01  # the distance threshold is the (1 - alpha) quantile
+    np.testing.assert_allclose(model.decision_function(shell_scan), model.score_samples(shell_scan) - model.offset_)
+    np.testing.assert_allclose(-model.score_samples(shell_scan),
+                               np.minimum(model.surface_weight * model.surface_distance(shell_scan),
+                                          model.neighbor_distance(shell_scan)))
+    assert model.offset_ == -model.distance_threshold_
+    assert (labels[1530:] == -1).mean() > 0.9 and (labels[:1500] == 1).mean() > 0.97
+    assert len(model.history_["surface_loss"]) == 3  # one entry per 50 steps
+    assert model.history_["surface_loss"][-1] < model.history_["surface_loss"][0]
+
+
+def test_surface_distance_is_the_distance_to_the_mesh(surface_models, shell_scan):
+    import trimesh
+
+    from pcflow.mesh import boundary_mesh
+
+    _, model = surface_models
+    mesh = boundary_mesh(model, tolerance=0.01, snap=False).mesh
+    exact = trimesh.proximity.closest_point(mesh, shell_scan[:1500])[1]
+    first_order = model.surface_distance(shell_scan[:1500])
+    near = exact > 0.005  # below that the mesh's own chord error dominates
+    ratio = first_order[near] / exact[near]
+    assert 0.9 < np.median(ratio) < 1.1
+    assert np.corrcoef(first_order, exact)[0, 1] > 0.98
+
+
+def test_a_surface_models_own_mesh_is_snapped_onto_its_inliers(surface_models):
+    import trimesh
+
+    from pcflow.mesh import boundary_mesh, validity
+
+    envelope, model = surface_models
+    exact, snapped = boundary_mesh(model, snap=False), boundary_mesh(model)
+    np.testing.assert_allclose(exact.mesh.vertices, model.inverse_transform(exact.latent), atol=1e-9)
+    np.testing.assert_array_equal(snapped.mesh.faces, exact.mesh.faces)
+    np.testing.assert_array_equal(snapped.latent, exact.latent)
+    assert snapped.info["snap"]["rounds"] >= 1 and snapped.info["snap"]["n_points"] == (model.predict(
+        model.reference_points_ + model.center_) == 1).sum()
+    checks = validity(snapped.mesh)
+    assert checks["watertight"] and checks["n_components"] == 1 and checks["genus"] == 0
+    assert checks["self_intersections"] == 0
+    truth = trimesh.creation.icosphere(5)
+    truth.vertices *= AXES
+    gaps = [trimesh.proximity.closest_point(truth, b.mesh.vertices)[1].mean() for b in (exact, snapped)]
+    assert gaps[1] < gaps[0]
+    assert "snap" not in boundary_mesh(model, coverage=0.9).info  # another coverage's region is left exact
+    assert "snap" not in boundary_mesh(envelope).info
+
+
+def test_surface_save_load_round_trip(surface_models, shell_scan, tmp_path):
+    _, model = surface_models
+    model.save(tmp_path / "surface.pt")
+    loaded = OneFlow.load(tmp_path / "surface.pt")
+    assert isinstance(loaded, SurfaceFlow) and SurfaceFlow.load(tmp_path / "surface.pt").radius_ == model.radius_
+    assert loaded.objective == "surface" and loaded.surface_steps == 150 and loaded.n_surface_steps_ == 150
+    assert loaded.distance_threshold_ == model.distance_threshold_ and loaded.radius_ == model.radius_
+    np.testing.assert_array_equal(loaded.predict(shell_scan), model.predict(shell_scan))
+    np.testing.assert_allclose(loaded.score_samples(shell_scan), model.score_samples(shell_scan))
+
+
+def test_surface_model_saved_without_a_surface_weight_scores_with_one(surface_models, shell_scan, tmp_path):
+    """Files written before `surface_weight` and `neighbor_statistic` existed keep the score they were thresholded
+    with: weight 1 and the k-th neighbour's distance."""
+    _, model = surface_models
+    assert model.surface_weight != 1.0 and model.neighbor_statistic != "kth"
+    model.save(tmp_path / "surface.pt")
+    state = torch.load(tmp_path / "surface.pt", weights_only=True)
+    del state["params"]["surface_weight"], state["params"]["neighbor_statistic"]
+    del state["model"]  # a file of format 1, where one class held every model, its kind in the objective
+    state["format_version"], state["params"]["objective"] = 1, "surface"
+    torch.save(state, tmp_path / "older.pt")
+    loaded = OneFlow.load(tmp_path / "older.pt")
+    assert loaded.surface_weight == 1.0 and loaded.neighbor_statistic == "kth"
+    np.testing.assert_allclose(-loaded.score_samples(shell_scan),
+                               np.minimum(model.surface_distance(shell_scan),
+                                          model.neighbor_distance(shell_scan, statistic="kth")))
+
+
+def test_neighbor_distance_against_brute_force(surface_models, shell_scan):
+    _, model = surface_models
+    assert len(model.reference_points_) == len(shell_scan)  # fewer than 20,000: every training point is kept
+    queries = np.vstack([shell_scan[::97], [[0.3, 0.2, 0.1], [2.0, 2.0, 2.0]]])  # training points and new points
+    pairwise = np.linalg.norm(queries[:, None, :] - shell_scan[None, :, :], axis=2)
+    nearest = np.array([np.sort(row[row > 0])[:model.n_neighbors] for row in pairwise])  # nearest *other* points
+    assert model.neighbor_statistic == "mean"
+    np.testing.assert_allclose(model.neighbor_distance(queries), nearest.mean(axis=1), rtol=1e-9)
+    np.testing.assert_allclose(model.neighbor_distance(queries, statistic="kth"), nearest[:, -1], rtol=1e-9)
+    np.testing.assert_allclose(model.neighbor_distance(queries, k=3), nearest[:, :3].mean(axis=1), rtol=1e-9)
+    np.testing.assert_allclose(model.neighbor_distance(queries, k=3, statistic="kth"), nearest[:, 2], rtol=1e-9)
+    with pytest.raises(PcflowError, match="k must be >= 1"):
+        model.neighbor_distance(queries, k=0)
+    with pytest.raises(PcflowError, match="statistic must be one of"):
+        model.neighbor_distance(queries, statistic="median")
+
+
+def test_surface_gap_tells_an_object_from_an_open_scene(surface_models, table_and_wall):
+    from pcflow.mesh import surface_gap
+    from pcflow.pipeline import OPEN_SCENE_GAP
+
+    scene = SurfaceFlow(**surface_models[1].get_params()).fit(table_and_wall)  # the ellipsoid's settings
+    assert surface_gap(surface_models[1]) < 0.05  # the ellipsoid: every part of the surface has points near it
+    assert surface_gap(scene) > OPEN_SCENE_GAP  # the closed surface must bridge the gap between table and wall
+    with pytest.raises(PcflowError, match="objective='surface'"):
+        surface_gap(surface_models[0])
+
+
+def test_surface_check_runs_once_mid_fit_and_can_end_it(shell_scan):
+    from pcflow.models import SURFACE_CHECK_STEPS
+
+    params = dict(alpha=0.05, flow="general", n_couplings=2, hidden_features=16, epochs=3,
+                  surface_steps=SURFACE_CHECK_STEPS + 20, surface_batch_size=256, n_surface_samples=256,
+                  normalize="isotropic", random_state=0)
+    seen = []
+
+    def look(model):
+        seen.append((model.radius_, len(model.reference_points_), model.inverse_transform(np.zeros((1, 3)))))
+
+    checked = SurfaceFlow(**params).fit(shell_scan, surface_check=look)
+    plain = SurfaceFlow(**params).fit(shell_scan)
+    assert len(seen) == 1 and seen[0][0] == checked.radius_ and seen[0][1] == len(shell_scan)
+    np.testing.assert_array_equal(checked.score_samples(shell_scan), plain.score_samples(shell_scan))
+
+    class Stop(Exception):
+        pass
+
+    def stop(model):
+        raise Stop
+
+    model = SurfaceFlow(**params)
+    with pytest.raises(Stop):
+        model.fit(shell_scan, surface_check=stop)
+    with pytest.raises(NotFittedError):
+        model.predict(shell_scan)
+
+
+def test_surface_fit_stops_once_its_block_loss_stops_falling(shell_scan, monkeypatch):
+    import pcflow.models.surface as surface
+
+    rates = []  # the learning rate of every optimisation step of the surface fit (its optimizer is made second)
+    real_adam = surface.adam
+
+    def recording_adam(parameters, lr):
+        optimizer = real_adam(parameters, lr)
+        if lr == params["surface_lr"]:
+            real_step = optimizer.step
+
+            def step():
+                rates.append(optimizer.param_groups[0]["lr"])
+                real_step()
+
+            optimizer.step = step
+        return optimizer
+
+    monkeypatch.setattr(surface, "adam", recording_adam)
+    params = dict(alpha=0.05, flow="general", n_couplings=2, hidden_features=16, epochs=3,
+                  lr=1e-3, surface_lr=3e-3, surface_steps=2000, surface_batch_size=128, n_surface_samples=128,
+                  normalize="isotropic", random_state=0, surface_patience=3, surface_tol=0.02, surface_cooldown=150)
+    model = SurfaceFlow(**params).fit(shell_scan)
+    cooldown = model.surface_cooldown  # not the default 100: the setting is the one used
+    blocks = model.history_["surface_loss"]
+    # the rule replayed on the recorded block losses: the loss stops falling at the first block that is the third in
+    # a row not 2% below the best before it; the fit then runs its cool-down steps and ends
+    best, stale, stop = np.inf, 0, None
+    for i, block in enumerate(blocks):
+        best, stale = (block, 0) if block < 0.98 * best else (best, stale + 1)
+        if stale == 3:
+            stop = i + 1
+            break
+    assert stop is not None
+    assert model.n_surface_steps_ == 50 * stop + cooldown < 2000
+    assert len(blocks) == stop + cooldown // 50
+    # the last steps take the learning rate from where the schedule had it down to the lowest, a twentieth
+    assert len(rates) == model.n_surface_steps_
+    cooling = np.array(rates[50 * stop:])
+    lowest = 0.05 * params["surface_lr"]
+    assert cooling[0] == pytest.approx(rates[50 * stop - 1], rel=0.01) and np.all(np.diff(cooling) < 0)
+    np.testing.assert_allclose(cooling[-1],
+                               lowest + (cooling[0] - lowest) * 0.5 * (1 + np.cos(np.pi * (cooldown - 1) / cooldown)))
+
+    full = SurfaceFlow(**{**params, "surface_steps": 230, "surface_patience": None}).fit(shell_scan)
+    assert full.n_surface_steps_ == 230 and len(full.history_["surface_loss"]) == 5  # four blocks of 50, one of 30
+    blocks_of_40 = SurfaceFlow(**{**params, "surface_steps": 100, "surface_patience": None, "surface_block": 40})
+    assert len(blocks_of_40.fit(shell_scan).history_["surface_loss"]) == 3  # 40, 40 and the last 20
+
+
+def _record_surface_steps(monkeypatch) -> list[tuple[int, float]]:
+    """(sphere points, radial weight) of every surface-objective call of the fits that follow, in order."""
+    from pcflow.objectives import Objective
+
+    calls = []
+    real_forward = Objective.forward
+
+    def recording_forward(self, x, samples=None, **kwargs):
+        if self.objective == "surface":
+            calls.append((len(samples), kwargs["radial_weight"]))
+        return real_forward(self, x, samples, **kwargs)
+
+    monkeypatch.setattr(Objective, "forward", recording_forward)
+    return calls
+
+
+def test_surface_fit_takes_the_radial_term_every_second_step_at_twice_its_weight(shell_scan, monkeypatch):
+    from pcflow.objectives import RADIAL_WEIGHT
+
+    calls = _record_surface_steps(monkeypatch)
+    params = dict(alpha=0.05, flow="general", n_couplings=2, hidden_features=8, epochs=2, surface_steps=7,
+                  surface_batch_size=64, n_surface_samples=64, random_state=0)
+    SurfaceFlow(**params).fit(shell_scan)
+    weights = [weight for _, weight in calls]
+    assert weights == [2 * RADIAL_WEIGHT, 0.0] * 3 + [2 * RADIAL_WEIGHT]
+    calls.clear()
+    SurfaceFlow(**params, radial_every=3).fit(shell_scan)
+    assert [weight for _, weight in calls] == [3 * RADIAL_WEIGHT, 0.0, 0.0] * 2 + [3 * RADIAL_WEIGHT]
+
+
+def test_surface_fit_maps_half_the_sphere_points_in_its_coarse_first_steps(shell_scan, monkeypatch):
+    calls = _record_surface_steps(monkeypatch)
+    params = dict(alpha=0.05, flow="general", n_couplings=2, hidden_features=8, epochs=2,
+                  surface_steps=10, surface_batch_size=64, n_surface_samples=64, random_state=0)
+    model = SurfaceFlow(**params).fit(shell_scan)
+    counts = [n for n, _ in calls]
+    coarse = int(model.coarse_share * 10)
+    assert 0 < coarse < 10 and counts == [32] * coarse + [64] * (10 - coarse)
+    assert SurfaceFlow(**params).coarse_surface_samples() == 32
+    assert SurfaceFlow(n_surface_samples=1).coarse_surface_samples() == 1
+    calls.clear()
+    SurfaceFlow(**params, coarse_share=0.0).fit(shell_scan)
+    assert [n for n, _ in calls] == [64] * 10
+
+
+def test_dense_points_the_surface_misses_are_not_outliers():
+    """A dense cluster beside the ellipsoid (a part a genus-0 surface may not reach) stays in; stray points go."""
+    rng = np.random.default_rng(1)
+    direction = rng.normal(size=(1500, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    surface = direction * AXES + rng.normal(scale=0.01, size=(1500, 3))
+    cluster = [1.4, 0.0, 0.0] + rng.normal(scale=0.02, size=(60, 3))
+    stray = rng.uniform(-1.5, 1.5, size=(40, 3))
+    X = np.vstack([surface, cluster, stray])
+    common = dict(alpha=0.03, flow="general", n_couplings=2, hidden_features=16, epochs=10,
+                  surface_steps=30, surface_batch_size=512, n_surface_samples=512, normalize="isotropic",
+                  random_state=0)
+    fused = SurfaceFlow(**common).fit(X).predict(X)
+    alone = SurfaceFlow(**common, n_neighbors=0).fit(X).predict(X)
+    assert (fused[1500:1560] == 1).mean() > 0.95
+    assert (fused[1560:] == -1).mean() > 0.7
+    assert (alone[1500:1560] == 1).mean() < 0.75  # without the neighbours the surface distance drops much of it
+
+
+def test_reference_points_are_a_seeded_subset_of_at_most_n_reference_points(shell_scan):
+    params = dict(alpha=0.05, flow="general", n_couplings=2, hidden_features=8, epochs=2, surface_steps=3,
+                  surface_batch_size=64, n_surface_samples=64, normalize="isotropic", random_state=0)
+    model = SurfaceFlow(**params, n_reference_points=500).fit(shell_scan)
+    rows = np.sort(np.random.default_rng(model.seed_).choice(len(shell_scan), 500, replace=False))
+    np.testing.assert_allclose(model.reference_points_ + model.center_, shell_scan[rows], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        ({"surface_steps": 0}, "surface_steps must be a positive integer"),
+        ({"surface_lr": 0}, "surface_lr must be a positive number"),
+        ({"surface_patience": 0}, "surface_patience must be a positive integer or None"),
+        ({"surface_tol": -0.1}, "surface_tol must be a non-negative number"),
+        ({"n_neighbors": -1}, "n_neighbors must be a non-negative integer"),
+        ({"neighbor_statistic": "median"}, "neighbor_statistic must be one of"),
+        ({"coarse_share": 1.5}, r"coarse_share must be a number in \[0, 1\]"),
+        ({"radial_every": 0}, "radial_every must be a positive integer"),
+        ({"surface_block": 0}, "surface_block must be a positive integer"),
+        ({"surface_cooldown": 2.5}, "surface_cooldown must be a positive integer"),
+        ({"n_reference_points": 0}, "n_reference_points must be a positive integer"),
+        ({"epochs": 0}, "epochs must be a positive integer"),
+    ],
+)
+def test_bad_surface_parameters(shell_scan, params, match):
+    with pytest.raises(PcflowError, match=match):
+        SurfaceFlow(**params).fit(shell_scan)
+
+
+def test_the_surface_models_tuning_is_in_its_parameters():
+    params = SurfaceFlow().get_params()
+    assert {"coarse_share": 0.6, "radial_every": 2, "surface_block": 50, "surface_cooldown": 100,
+            "n_reference_points": 20_000}.items() <= params.items()
+    assert set(OneFlow().get_params()) < set(params) and "surface_steps" not in OneFlow().get_params()
