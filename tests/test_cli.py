@@ -293,10 +293,10 @@ def test_parser_lists_subcommands():
 
 def can_render():
     pytest.importorskip("pyvista")
-    from pcflow import viz
+    from pcflow.viz import gl
 
     try:
-        viz._pyvista()
+        gl._pyvista()
     except PcflowError as error:
         pytest.skip(f"no off-screen rendering here: {error}")
 

@@ -9,6 +9,7 @@ import pytest
 import trimesh
 
 from pcflow import viz
+from pcflow.viz import camera, gl
 from pcflow.errors import PcflowError
 from pcflow.io import PointCloud
 
@@ -21,7 +22,7 @@ def pv():
     """pyvista, set up by pcflow.viz; skips when pyvista is missing or nothing can render here."""
     pytest.importorskip("pyvista")
     try:
-        return viz._pyvista()
+        return gl._pyvista()
     except PcflowError as error:
         pytest.skip(f"no off-screen rendering here: {error}")
 
@@ -320,7 +321,7 @@ def test_scene_with_a_surface_model_moves_only_the_threshold(pv):
 
 
 def test_view_needs_a_display(monkeypatch):
-    monkeypatch.setattr(viz.sys, "platform", "linux")
+    monkeypatch.setattr(gl.sys, "platform", "linux")
     monkeypatch.delenv("DISPLAY", raising=False)
     pytest.importorskip("pyvista")
     with pytest.raises(PcflowError, match="pcflow render"):
@@ -330,14 +331,14 @@ def test_view_needs_a_display(monkeypatch):
 def test_missing_pyvista_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyvista", None)
     with pytest.raises(PcflowError, match=r'pip install "pcflow\[viz\]"'):
-        viz._pyvista()
+        gl._pyvista()
 
 
 def test_missing_opengl_says_what_to_install(monkeypatch):
     pytest.importorskip("pyvista")
-    monkeypatch.setattr(viz, "_gl_checked", "a test render crashed with signal 11")
+    monkeypatch.setattr(gl, "_gl_checked", "a test render crashed with signal 11")
     with pytest.raises(PcflowError, match="apt-get install libegl1 libgl1-mesa-dri"):
-        viz._pyvista()
+        gl._pyvista()
 
 
 @pytest.mark.parametrize(
@@ -349,18 +350,18 @@ def test_missing_opengl_says_what_to_install(monkeypatch):
     ],
 )
 def test_gl_probe_reports_crashes_and_failures(monkeypatch, probe, reason):
-    monkeypatch.setattr(viz, "_GL_PROBE", probe)
-    assert reason in viz._finish_gl_probe(viz._start_gl_probe())
+    monkeypatch.setattr(gl, "_GL_PROBE", probe)
+    assert reason in gl._finish_gl_probe(gl._start_gl_probe())
 
 
 def test_first_use_checks_opengl_in_a_child_process(monkeypatch):
     pytest.importorskip("pyvista")
-    monkeypatch.setattr(viz, "_gl_checked", None)
-    monkeypatch.setattr(viz, "_GL_PROBE", "import os; os.abort()")
+    monkeypatch.setattr(gl, "_gl_checked", None)
+    monkeypatch.setattr(gl, "_GL_PROBE", "import os; os.abort()")
     with pytest.raises(PcflowError, match="OpenGL cannot render here .a test render crashed with signal"):
-        viz._pyvista()
+        gl._pyvista()
     with pytest.raises(PcflowError, match="crashed with signal"):  # the verdict is kept, not probed again
-        viz._pyvista()
+        gl._pyvista()
 
 
 def test_a_failed_import_stops_the_opengl_check(monkeypatch):
@@ -370,23 +371,23 @@ def test_a_failed_import_stops_the_opengl_check(monkeypatch):
         started.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
         return started[-1]
 
-    monkeypatch.setattr(viz, "_gl_checked", None)
-    monkeypatch.setattr(viz, "_start_gl_probe", start)
+    monkeypatch.setattr(gl, "_gl_checked", None)
+    monkeypatch.setattr(gl, "_start_gl_probe", start)
     monkeypatch.setitem(sys.modules, "pyvista", None)
     with pytest.raises(PcflowError, match="rendering needs pyvista"):
-        viz._pyvista()
+        gl._pyvista()
     assert len(started) == 1 and started[0].poll() is not None  # killed, not left running
-    assert viz._gl_checked is None
+    assert gl._gl_checked is None
 
 
 @pytest.mark.parametrize("up", viz.UP_AXES)
 def test_view_frames_are_right_handed(up):
-    front, right, axis = viz._frame(up)
+    front, right, axis = camera._frame(up)
     frame = np.array([front, right, axis])
     np.testing.assert_allclose(frame @ frame.T, np.eye(3), atol=1e-12)
     assert np.linalg.det(np.array([right, axis, front])) == pytest.approx(1.0)
     for view in viz.VIEWS:
-        direction, viewup = viz._camera_direction(view, up)
+        direction, viewup = camera._camera_direction(view, up)
         assert abs(np.dot(direction, viewup)) < 1.0 - 1e-6
 
 

@@ -1,0 +1,175 @@
+"""`pcflow reconstruct` (one file or a batch) and `pcflow demo` (the bundled scan, scored against its labels)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import PcflowError
+from .arguments import add_cloud_output_arguments, add_reconstruct_arguments
+from .common import EXIT_FAILURE, fit_options, mesh_options, say, stages
+
+
+def register(subparsers) -> None:
+    """Adds `reconstruct` and `demo` to the subcommands."""
+    p = subparsers.add_parser(
+        "reconstruct", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="clean a cloud and mesh it (the main job)",
+        description="Fit OneFlow to a point cloud; write inliers.ply, outliers.ply, mesh.ply and mesh.obj "
+                    "(watertight, with vertex normals), model.pt, report.json and preview.png into OUTDIR (with --uv "
+                    "also mesh_uv.obj, texture coordinates for texturing). The default auto mode meshes the scanned "
+                    "surface, or for an open scene (a table top and a wall, say) the smallest region holding "
+                    "1 - alpha of the points, which --mode envelope always meshes (faster).",
+        epilog="example:\n  pcflow reconstruct scan.pcd -o out/ --alpha 0.05 --format stl glb\n"
+               "  pcflow reconstruct scan.pcd -o out/ --fast   # about half the fit time, a coarser surface\n"
+               "  pcflow reconstruct scan.pcd -o out/ --mode envelope   # bounding region, in seconds\n"
+               "  pcflow reconstruct scans/ -o out/ --jobs 2      # every cloud in scans/, out/<name>/ each\n"
+               "  pcflow reconstruct 'scans/**/*.ply' -o out/\n"
+               "  pcflow reconstruct scan.las -o out/ --classify --scores   # + classified.ply, outlier_score",
+    )
+    p.add_argument("input", nargs="+",
+                   help="point cloud (PLY, PCD, XYZ/TXT/CSV/PTS, LAS/LAZ) or mesh (OBJ, STL, OFF, PLY); several "
+                        "files, a folder or a quoted glob pattern make a batch: one sub-folder of OUTDIR per file "
+                        "and OUTDIR/batch_report.json")
+    p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
+    p.add_argument("-j", "--jobs", type=int, default=1,
+                   help="batch: files reconstructed at once, in separate processes (default 1; 0: one per CPU)")
+    add_reconstruct_arguments(p)
+    add_cloud_output_arguments(p, denoise=False)
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = subparsers.add_parser(
+        "demo", formatter_class=argparse.RawDescriptionHelpFormatter, help="run reconstruct on the bundled cow scan",
+        description="Reconstruct the bundled scan of Keenan Crane's Spot (20,000 points, 5% background outliers) "
+                    "into a fresh folder, and score the outlier removal against the known labels.",
+        epilog="example:\n  pcflow demo            # writes ./pcflow-demo (or pcflow-demo-2, ...)\n"
+               "  pcflow demo -o results/demo",
+    )
+    p.add_argument("-o", "--output", default=None, help="output folder (default: a fresh ./pcflow-demo*)")
+    add_reconstruct_arguments(p)
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_reconstruct(args) -> int:
+    """`pcflow reconstruct`: one file into OUTDIR, or a batch into OUTDIR/<name>/ (exit 1 if any file failed)."""
+    from ..pipeline.batch import BATCH_REPORT, is_batch, run_batch
+    from ..pipeline import reconstruct
+
+    if not is_batch(args.input):
+        options = fit_options(args, args.quiet)
+        with stages(options, _reconstruct_plan(args)) as timer:
+            report = reconstruct(
+                args.input[0], args.output, options, mesh_options(args),
+                overwrite=args.overwrite, preview=not args.no_preview, classify=args.classify, scores=args.scores,
+                timer=timer,
+            )
+        say(args, _summary(report, Path(args.output)))
+        return 0
+    report = run_batch(
+        args.input, args.output, fit_options(args, True), mesh_options(args), jobs=args.jobs,
+        overwrite=args.overwrite, preview=not args.no_preview, classify=args.classify, scores=args.scores,
+        progress=lambda entry: _batch_line(args, entry),
+    )
+    say(args, f"{report['n_ok']} of {report['n_files']} files reconstructed in {report['seconds']:.1f} s; "
+              f"report in {Path(args.output) / BATCH_REPORT}")
+    return 0 if report["n_failed"] == 0 else EXIT_FAILURE
+
+
+def _reconstruct_plan(args) -> tuple[str, ...]:
+    """The stages a single-file reconstruct or demo runs (`pcflow.pipeline.RECONSTRUCT_STAGES`)."""
+    from ..pipeline import RECONSTRUCT_STAGES
+
+    return RECONSTRUCT_STAGES if not args.no_preview else tuple(s for s in RECONSTRUCT_STAGES if s != "preview")
+
+
+def _batch_line(args, entry: dict) -> None:
+    """One line per finished file of a batch: successes on stdout (unless quiet), failures on stderr."""
+    if entry["ok"]:
+        say(args, f"ok: {entry['input']}: kept {entry['n_inliers']}, removed {entry['n_outliers']} "
+                  f"({entry['mode']} mode); outputs in {entry['output']}")
+    else:
+        print(f"pcflow: error: {entry['error']}", file=sys.stderr)
+
+
+def _summary(report: dict, outdir: Path) -> str:
+    """What `reconstruct` and `demo` print: counts, mode, mesh checks, volumes, time, and a note on open scenes."""
+    mesh = report["mesh"]
+    lines = [
+        f"{report['input']}: {report['n_finite']} points ({report['n_dropped_nonfinite']} non-finite dropped), "
+        f"trained on {report['n_train']}",
+        f"inliers {report['n_inliers']}, outliers {report['n_outliers']} "
+        f"({report['mode']} mode, alpha {report['alpha']})",
+        f"mesh: {mesh['n_vertices']} vertices, {mesh['n_faces']} faces, watertight {mesh['watertight']}, "
+        f"components {mesh['n_components']}, euler {mesh['euler']}, self-intersections {mesh['self_intersections']}",
+        f"volume: region {report['volume']:.6g}, mesh {report['mesh_volume']:.6g}",
+        f"time: {report['timings']['total']:.1f} s; outputs in {outdir}",
+    ]
+    if report["requested_mode"] == "auto" and report["mode"] == "envelope":
+        gap = report.get("surface_gap")
+        spanned = "" if gap is None else f": {gap:.0%} of it"
+        lines.append(f"note: an open scene (the fitted surface spanned empty space{spanned}), so the envelope was "
+                     "fitted instead; --mode surface keeps the surface")
+    elif report["mode"] == "surface" and mesh["self_intersections"]:
+        lines.append("note: the surface mesh intersects itself, as it does when the cloud is an open scene rather "
+                     "than an object; --mode envelope gives a closed region without self-intersections")
+    return "\n".join(lines)
+
+
+def demo_asset() -> tuple[Path, Path]:
+    """Paths of the demo scan and its outlier labels, package data of pcflow (pcflow/assets/)."""
+    from importlib.resources import files
+
+    folder = files("pcflow") / "assets"
+    scan = folder / "spot_scan.ply"
+    if not isinstance(scan, Path) or not scan.is_file():
+        raise PcflowError(f"the demo scan spot_scan.ply is missing from this installation of pcflow ({folder}); "
+                          "reinstall pcflow")
+    return scan, folder / "spot_scan_labels.npy"
+
+
+def fresh_folder(base: Path) -> Path:
+    """`base` if it does not exist yet, else the first of base-2, base-3, ... that does not."""
+    if not base.exists():
+        return base
+    index = 2
+    while Path(f"{base}-{index}").exists():
+        index += 1
+    return Path(f"{base}-{index}")
+
+
+def cmd_demo(args) -> int:
+    """`pcflow demo`: reconstruct the bundled scan into a fresh folder, then score it against the known labels."""
+    from ..pipeline import reconstruct
+
+    scan, labels_path = demo_asset()
+    outdir = Path(args.output) if args.output else fresh_folder(Path("pcflow-demo"))
+    options = fit_options(args, args.quiet)
+    with stages(options, _reconstruct_plan(args)) as timer:
+        report = reconstruct(
+            scan, outdir, options, mesh_options(args), overwrite=args.overwrite, preview=not args.no_preview,
+            timer=timer,
+        )
+    # the scan lies in the installed package: named relative to the working folder where it is inside it
+    shown = scan.relative_to(Path.cwd()) if scan.is_relative_to(Path.cwd()) else scan
+    say(args, _summary({**report, "input": str(shown)}, outdir))
+    if labels_path.is_file():
+        say(args, _demo_scores(scan, labels_path, outdir / "model.pt"))
+    return 0
+
+
+def _demo_scores(scan: Path, labels_path: Path, model_path: Path) -> str:
+    """The demo's line on its outlier removal: precision, recall, F1, ROC AUC, inlier retention against the labels."""
+    import numpy as np
+
+    from ..models import load as load_model
+    from ..io import read_cloud
+    from ..metrics import outlier_scores
+
+    labels = np.load(labels_path)
+    model = load_model(model_path)
+    points = read_cloud(scan).points
+    outlying = -model.score_samples(points)  # one pass: inliers where decision_function = -outlying - offset_ >= 0
+    scores = outlier_scores(labels, keep_mask=-outlying - model.offset_ >= 0, scores=outlying)
+    return "against the known labels: " + ", ".join(
+        f"{key} {scores[key]:.3f}" for key in ("precision", "recall", "f1", "roc_auc", "inlier_retention"))

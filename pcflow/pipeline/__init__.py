@@ -1,0 +1,19 @@
+"""The 3D jobs behind the command line: fit a cloud, split it into inliers and outliers, mesh the region, report.
+
+One module per step, each importing only those below it: `options` (fit and mesh settings) and `timing` (stage
+times), `outputs` (output folders, JSON), `fit` (a cloud's fit), `stream` (the same in bounded memory),
+`reconstruct` (the whole job) and `batch` (many files in parallel processes).
+"""
+
+from .fit import fit_cloud, fitted_mode, points_3d, training_rows
+from .options import FAST, MODES, OPEN_SCENE_GAP, SURFACE_STEPS, FitOptions, MeshOptions
+from .outputs import json_value, prepare_outdir, versions, write_json
+from .reconstruct import CLASSIFIED_OUTPUT, RECONSTRUCT_OUTPUTS, extract_mesh, reconstruct, write_meshes
+from .timing import RECONSTRUCT_STAGES, STAGE_LABELS, Timer
+
+__all__ = [
+    "CLASSIFIED_OUTPUT", "FAST", "MODES", "OPEN_SCENE_GAP", "RECONSTRUCT_OUTPUTS", "RECONSTRUCT_STAGES",
+    "STAGE_LABELS", "SURFACE_STEPS", "FitOptions", "MeshOptions", "Timer", "extract_mesh", "fit_cloud",
+    "fitted_mode", "json_value", "points_3d", "prepare_outdir", "reconstruct", "training_rows", "versions",
+    "write_json", "write_meshes",
+]

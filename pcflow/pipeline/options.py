@@ -1,0 +1,97 @@
+"""Settings of a 3D fit and of its boundary mesh, as the command line exposes them, with each mode's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..models import OneFlow, SurfaceFlow
+from ..errors import PcflowError
+
+#: What each fitting mode trains: ``surface`` fits the scanned surface, ``envelope`` the paper's smallest solid
+#: region holding 1 - alpha of the points (the bounding region), ``auto`` (the default) fits the surface and falls
+#: back to the envelope when the cloud is an open scene (see `OPEN_SCENE_GAP`).
+MODES = {
+    # a surface fit's envelope stage only has to start the surface fit: 40 epochs (its cosine schedule over them) of
+    # half as many, twice as large steps as an envelope fit's
+    "surface": {"objective": "surface", "flow": "general", "n_couplings": 10, "hidden_features": 96, "epochs": 40,
+                "batch_size": 2000, "lr": 2e-3},
+    "envelope": {"objective": "volume", "flow": "nice", "n_couplings": 6, "hidden_features": 64, "epochs": 100,
+                 "batch_size": 1000, "lr": 1e-3},
+}
+MODES["auto"] = MODES["surface"]
+
+#: What a fast fit (``--fast``, `FitOptions.fast`) takes instead of a mode's defaults, where no setting is given: half
+#: the envelope epochs and, in a surface fit, at most 400 surface steps; a coarser surface in about half the fit time
+#: (docs/benchmarks/speed.md).
+FAST = {"surface": {"epochs": 20, "surface_steps": 400}, "envelope": {"epochs": 50}}
+FAST["auto"] = FAST["surface"]
+#: The most steps of a surface fit where neither `FitOptions.surface_steps` nor `FitOptions.fast` says otherwise:
+#: SurfaceFlow's own default.
+SURFACE_STEPS = SurfaceFlow().surface_steps
+
+#: ``auto`` mode takes a cloud for an open scene, and fits the envelope instead, when more than this share of the
+#: fitted surface spans empty space (`pcflow.mesh.surface_gap`): at most 0.076 did on the scanned objects measured
+#: (the torus's membrane), 0.21 to 0.91 on the two table-top scans.
+OPEN_SCENE_GAP = 0.15
+
+
+@dataclass
+class FitOptions:
+    """Settings of a 3D fit, as the command line exposes them; None takes the mode's default (`MODES`)."""
+
+    alpha: float = 0.05
+    mode: str = "auto"
+    flow: str | None = None
+    epochs: int | None = None
+    surface_steps: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+    max_train_points: int | None = 20_000
+    n_couplings: int | None = None
+    hidden_features: int | None = None
+    progress: bool = False
+    fast: bool = False  # a shorter fit where epochs and surface_steps are None (`FAST`)
+
+    def resolved(self, name: str):
+        """The setting `name`, taking the mode's default where it is None or not a field (``objective``, ``batch_size``,
+        ``lr``): its `FAST` setting in a fast fit, else `MODES`'s (`SURFACE_STEPS` for ``surface_steps``)."""
+        if self.mode not in MODES:
+            raise PcflowError(f"mode must be one of {', '.join(map(repr, MODES))}, got {self.mode!r}")
+        value = getattr(self, name, None)
+        if value is not None:
+            return value
+        if self.fast and name in FAST[self.mode]:
+            return FAST[self.mode][name]
+        return SURFACE_STEPS if name == "surface_steps" else MODES[self.mode][name]
+
+    def estimator(self) -> OneFlow:
+        """An unfitted estimator with these settings and the isotropic normalisation that keeps shapes undistorted:
+        a SurfaceFlow for the surface objective, else a OneFlow."""
+        surface = self.resolved("objective") == "surface"
+        return (SurfaceFlow if surface else OneFlow)(
+            alpha=self.alpha,
+            flow=self.resolved("flow"),
+            epochs=self.resolved("epochs"),
+            batch_size=self.resolved("batch_size"),
+            lr=self.resolved("lr"),
+            **({"surface_steps": self.resolved("surface_steps")} if surface else {}),
+            n_couplings=self.resolved("n_couplings"),
+            hidden_features=self.resolved("hidden_features"),
+            normalize="isotropic",
+            device=self.device,
+            random_state=self.seed,
+            progress=self.progress,
+        )
+
+
+@dataclass
+class MeshOptions:
+    """Settings of the boundary mesh extraction."""
+
+    subdivisions: int = 3
+    tolerance: float | None = None
+    max_faces: int = 200_000
+    coverage: float | None = None
+    formats: tuple[str, ...] = ()
+    snap: bool = True  # a surface fit's own mesh moved onto its training inliers (`pcflow.mesh.boundary_mesh`)
+    uv: bool = False  # also write mesh_uv.obj, the mesh with the sphere chart's texture coordinates
