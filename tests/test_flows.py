@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch.autograd.functional import jacobian
 
-from pcflow import flows
 from pcflow.errors import PcflowError
 from pcflow.flows import AdditiveCoupling, AffineCoupling, DiagonalScaling, Flow, build_flow, coupling_masks
+from pcflow.flows import networks
 
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-12}
 
@@ -61,7 +61,7 @@ def test_inverse_of_forward(coupling, dim, dtype):
     torch.testing.assert_close(flow(flow.inverse(x))[0], x, atol=TOLERANCE[dtype], rtol=0)
 
 
-@pytest.mark.skipif(not flows._FUSED_LINEAR_SILU, reason="this torch build has no fused oneDNN linear layer")
+@pytest.mark.skipif(not networks._FUSED_LINEAR_SILU, reason="this torch build has no fused oneDNN linear layer")
 @pytest.mark.parametrize("coupling", [AdditiveCoupling, AffineCoupling])
 def test_fused_scoring_pass_equals_the_plain_one(coupling, monkeypatch):
     """Without gradient a float32 CPU pass fuses each linear layer with its SiLU; the values stay those of the
@@ -70,7 +70,7 @@ def test_fused_scoring_pass_equals_the_plain_one(coupling, monkeypatch):
     x = torch.randn(300, 3)
     calls = []
     fused = torch.ops.mkldnn._linear_pointwise
-    monkeypatch.setattr(flows, "_linear_silu", lambda *args: calls.append(1) or fused(*args))
+    monkeypatch.setattr(networks, "_linear_silu", lambda *args: calls.append(1) or fused(*args))
     plain_z, plain_logdet = flow(x)  # gradient on: the plain layers
     assert not calls
     with torch.no_grad():
