@@ -152,3 +152,29 @@ def test_inverse_and_log_det_gives_the_forward_log_det_at_the_preimage():
 def test_bad_architecture():
     with pytest.raises(PcflowError, match="n_couplings"):
         build_flow(3, n_couplings=0)
+
+
+@pytest.mark.parametrize("coupling", [AdditiveCoupling, AffineCoupling])
+def test_scoring_without_the_fused_op_is_the_plain_network(coupling, monkeypatch):
+    """Where torch has no fused linear + SiLU, a pass without gradient runs the public layers: the same floats as
+    the pass with gradient."""
+    flow = make_flow(coupling, 3, torch.float32, n_couplings=4)
+    x = torch.randn(300, 3)
+    plain_z, plain_logdet = flow(x)
+    monkeypatch.setattr(networks, "_FUSED_LINEAR_SILU", False)
+    monkeypatch.setattr(networks, "_linear_silu", None)
+    with torch.no_grad():
+        z, logdet = flow(x)
+    assert torch.equal(z, plain_z.detach()) and torch.equal(logdet, plain_logdet.detach())
+
+
+def test_log_det_constant_sums_every_constant_layer():
+    masks = coupling_masks(3, 2)
+    flow = Flow([DiagonalScaling(3), AdditiveCoupling(masks[0], 4, 1), AdditiveCoupling(masks[1], 4, 1),
+                 DiagonalScaling(3)])
+    trained_like(flow.double())
+    _, logdet = flow(torch.randn(7, 3, dtype=torch.float64))
+    total = flow.log_det_constant()
+    torch.testing.assert_close(total, logdet[0], atol=1e-12, rtol=0)
+    total.backward()
+    assert all(layer.log_scale.grad is not None for layer in flow.layers if isinstance(layer, DiagonalScaling))

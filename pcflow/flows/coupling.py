@@ -52,6 +52,10 @@ class AdditiveCoupling(_Coupling):
     def inverse_and_log_det(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.inverse(y), y.new_zeros(y.shape[0])
 
+    def log_det_constant(self) -> torch.Tensor:
+        """log|det| of the layer, 0 at every point: a 0-dim tensor of the network's dtype and device."""
+        return self.net[-1].bias.new_zeros(())
+
 
 class AffineCoupling(_Coupling):
     """RealNVP coupling: y_a = x_a, y_b = x_b * exp(s(x_a)) + t(x_a), with s bounded by `max_log_scale` * tanh.

@@ -18,7 +18,8 @@ class Flow(nn.Module):
 
     Args:
         layers: invertible modules, each with `forward(x) -> (y, logdet)`, `inverse(y) -> x` and
-            `inverse_and_log_det(y) -> (x, logdet)` (logdet that of the forward map at x).
+            `inverse_and_log_det(y) -> (x, logdet)` (logdet that of the forward map at x), a `constant_jacobian`
+            flag and, where it is True, `log_det_constant() -> 0-dim tensor`.
 
     Example:
         >>> flow = build_flow(3, coupling=AdditiveCoupling, n_couplings=4)
@@ -67,9 +68,8 @@ class Flow(nn.Module):
             raise PcflowError("log_det_constant is defined only for constant-Jacobian flows")
         total = None
         for layer in self.layers:
-            if isinstance(layer, DiagonalScaling):
-                part = layer.log_scale.sum()
-                total = part if total is None else total + part
+            part = layer.log_det_constant()
+            total = part if total is None else total + part
         if total is None:
             return torch.zeros(())
         return total

@@ -27,3 +27,7 @@ class DiagonalScaling(nn.Module):
 
     def inverse_and_log_det(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.inverse(y), self.log_scale.sum().expand(y.shape[0])
+
+    def log_det_constant(self) -> torch.Tensor:
+        """log|det| of the layer, the same at every point: sum(log_scale), a 0-dim tensor with gradient."""
+        return self.log_scale.sum()
