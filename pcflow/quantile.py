@@ -7,6 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from scipy.special import gammaln
 
 #: Half-width of the window kept around k = n * alpha, in standard deviations of Binomial(n - 1, alpha).
 #: Beyond 12 standard deviations the neglected weights sum to far less than 1e-12 (Chernoff bound).
@@ -44,11 +45,10 @@ def window_size(n: int, alpha: float) -> int:
 @lru_cache(maxsize=64)
 def _log_weights(n: int, alpha: float, k: int) -> np.ndarray:
     i = np.arange(k, dtype=np.float64)  # i = k - 1 in the paper's 1-based notation
-    lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
     log_w = (
-        math.lgamma(n)
-        - lgamma(i + 1.0)
-        - lgamma(n - i)
+        gammaln(n)
+        - gammaln(i + 1.0)
+        - gammaln(n - i)
         + i * math.log(alpha)
         + (n - 1 - i) * math.log1p(-alpha)
     )
