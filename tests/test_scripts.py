@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-DATA = SCRIPTS.parents[1] / "shared" / "data"
 
 
 def load_script(name: str):
@@ -119,10 +118,10 @@ def test_paper_2d_quick(tmp_path):
     assert "| Two Blobs |" in (tmp_path / "summary.md").read_text()
 
 
-@pytest.mark.skipif(not (DATA / "tabular" / "thyroid.mat").is_file(), reason="shared data not available")
-def test_paper_tabular_quick(tmp_path):
+def test_paper_tabular_quick(tmp_path, shared_data):
+    data = shared_data("tabular", "thyroid.mat").parents[1]
     tabular = load_script("paper_tabular")
-    assert tabular.main(["--quick", "--out", str(tmp_path)]) == 0
+    assert tabular.main(["--quick", "--data", str(data), "--out", str(tmp_path)]) == 0
     rows = read_csv(tmp_path / "tabular.csv")
     assert {r["method"] for r in rows} == {"OneFlow", "OneFlow-Gen", "LL-Flow", "IsolationForest", "OneClassSVM",
                                            "LOF"}
@@ -137,11 +136,11 @@ def test_paper_tabular_quick(tmp_path):
     assert len(results["runs"]) == len(rows)
 
 
-@pytest.mark.skipif(not (DATA / "meshes").is_dir(), reason="shared data not available")
-def test_benchmark_scans_quick(tmp_path):
+def test_benchmark_scans_quick(tmp_path, shared_data):
+    data = shared_data("meshes").parent
     pytest.importorskip("open3d")
     scans = load_script("benchmark_scans")
-    assert scans.main(["--quick", "--out", str(tmp_path)]) == 0
+    assert scans.main(["--quick", "--data", str(data), "--out", str(tmp_path)]) == 0
     rows = read_csv(tmp_path / "outliers.csv")
     expected = set(scans.FLOWS) | set(scans.PEERS)
     assert {r["method"] for r in rows} == expected and len(rows) == len(expected)
