@@ -1,4 +1,4 @@
-"""Smoke tests of the benchmark scripts: each `--quick` run writes its outputs, and the numbers in them are sane."""
+"""Tests of the benchmark scripts: helpers, argument handling, and `--quick` runs that write sane outputs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import csv
 import importlib.util
 import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -100,6 +101,21 @@ def test_boundary_length_of_an_affine_region():
     curve = paper_2d.boundary_curve(Affine(), n=4000)
     assert math.isclose(paper_2d.boundary_length(curve), 4.0 * math.pi, rel_tol=1e-5)
     assert math.isclose(paper_2d.shoelace_area(curve), 4.0 * math.pi, rel_tol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# argument handling
+
+
+@pytest.mark.parametrize("device, message", [("cuda", "torch sees no CUDA GPU"), ("quantum", "is not a torch device")])
+def test_benchmark_speed_refuses_a_device_this_machine_lacks_as_a_usage_error(tmp_path, device, message):
+    if device == "cuda" and __import__("torch").cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    out = tmp_path / "speed.json"
+    run = subprocess.run([sys.executable, str(SCRIPTS / "benchmark_speed.py"), "--quick", "--device", device,
+                          "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr
+    assert not out.exists()
 
 
 # ------------------------------------------------------------------------------------------------------------------
