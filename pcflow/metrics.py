@@ -44,6 +44,7 @@ def outlier_scores(labels: np.ndarray, keep_mask: np.ndarray | None = None,
         if keep.shape != (n,) or keep.dtype != bool:
             raise PcflowError(f"keep_mask has shape {keep.shape} and dtype {keep.dtype}; "
                               f"expected a ({n},) bool array")
+        # counted here, not with sklearn.metrics.precision_recall_fscore_support: 1 ms instead of 0.68 s on 1M points
         flagged = ~keep
         true_pos = int(np.count_nonzero(flagged & labels))
         n_flagged = int(np.count_nonzero(flagged))
@@ -66,7 +67,7 @@ def outlier_scores(labels: np.ndarray, keep_mask: np.ndarray | None = None,
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve from ranks (Mann-Whitney U); tied scores get their average rank.
+    """Area under the ROC curve (`sklearn.metrics.roc_auc_score`); tied scores count one half.
 
     Args:
         labels: (N,) array of 0/1, 1 = positive.
@@ -75,18 +76,19 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     Returns:
         The AUC in [0, 1], or NaN when only one class is present.
     """
+    from sklearn.metrics import roc_auc_score
+
     labels = _labels(labels)
     scores = np.asarray(scores, dtype=np.float64)
     n_pos = int(labels.sum())
-    n_neg = len(labels) - n_pos
-    if n_pos == 0 or n_neg == 0:
+    if n_pos == 0 or n_pos == len(labels):
         return float("nan")
-    ranks = _average_ranks(scores)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return float(roc_auc_score(labels, scores))
 
 
 def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Average precision, sum over distinct thresholds of (R_k - R_{k-1}) * P_k (scikit-learn's definition).
+    """Average precision, sum over distinct thresholds of (R_k - R_{k-1}) * P_k
+    (`sklearn.metrics.average_precision_score`).
 
     Args:
         labels: (N,) array of 0/1, 1 = positive.
@@ -95,19 +97,13 @@ def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
     Returns:
         The AP in [0, 1], or NaN when no positive is present.
     """
+    from sklearn.metrics import average_precision_score
+
     labels = _labels(labels)
     scores = np.asarray(scores, dtype=np.float64)
-    n_pos = int(labels.sum())
-    if n_pos == 0:
+    if not labels.any():
         return float("nan")
-    order = np.argsort(-scores, kind="stable")
-    sorted_scores, sorted_labels = scores[order], labels[order]
-    # Last position of each run of equal scores: one threshold per distinct score.
-    ends = np.r_[np.flatnonzero(np.diff(sorted_scores)), len(scores) - 1]
-    true_pos = np.cumsum(sorted_labels)[ends]
-    precision = true_pos / (ends + 1.0)
-    recall = true_pos / n_pos
-    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+    return float(average_precision_score(labels, scores))
 
 
 def chamfer_metrics(pred_mesh: trimesh.Trimesh, gt_mesh: trimesh.Trimesh, *, n_samples: int = 100_000,
@@ -219,14 +215,3 @@ def _labels(labels: np.ndarray) -> np.ndarray:
         raise PcflowError("labels holds values other than 0 and 1; expected 1 = outlier, 0 = inlier")
     return values.astype(bool)
 
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """(N,) 1-based ranks of `values`, tied values sharing the mean of their ranks."""
-    order = np.argsort(values, kind="stable")
-    sorted_values = values[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_values)) + 1]
-    ends = np.r_[starts[1:], len(values)]
-    mean_rank = (starts + ends + 1) / 2.0  # mean of the 1-based ranks starts+1 .. ends
-    ranks = np.empty(len(values))
-    ranks[order] = np.repeat(mean_rank, ends - starts)
-    return ranks

@@ -7,6 +7,9 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from scipy.special import gammaln
+
+from .errors import PcflowError
 
 #: Half-width of the window kept around k = n * alpha, in standard deviations of Binomial(n - 1, alpha).
 #: Beyond 12 standard deviations the neglected weights sum to far less than 1e-12 (Chernoff bound).
@@ -19,8 +22,6 @@ def check_alpha(alpha: float) -> float:
     Raises:
         PcflowError: if alpha is not a number strictly between 0 and 1.
     """
-    from .errors import PcflowError
-
     try:
         value = float(alpha)
     except (TypeError, ValueError):
@@ -44,11 +45,10 @@ def window_size(n: int, alpha: float) -> int:
 @lru_cache(maxsize=64)
 def _log_weights(n: int, alpha: float, k: int) -> np.ndarray:
     i = np.arange(k, dtype=np.float64)  # i = k - 1 in the paper's 1-based notation
-    lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
     log_w = (
-        math.lgamma(n)
-        - lgamma(i + 1.0)
-        - lgamma(n - i)
+        gammaln(n)
+        - gammaln(i + 1.0)
+        - gammaln(n - i)
         + i * math.log(alpha)
         + (n - 1 - i) * math.log1p(-alpha)
     )
@@ -71,8 +71,6 @@ def bernstein_weights(n: int, alpha: float, *, window: bool = False) -> np.ndarr
     """
     alpha = check_alpha(alpha)
     if n < 1:
-        from .errors import PcflowError
-
         raise PcflowError(f"the Bernstein estimate needs at least one radius, got n={n}")
     k = window_size(n, alpha) if window else n
     log_w = _log_weights(int(n), alpha, k)
@@ -113,15 +111,11 @@ def bernstein_quantile(radii: torch.Tensor, alpha: float, *, window: bool | None
     """
     alpha = check_alpha(alpha)
     if radii.ndim != 1:
-        from .errors import PcflowError
-
         raise PcflowError(f"radii must be a 1-D tensor, got shape {tuple(radii.shape)}")
     n = radii.shape[0] if batch_size is None else int(batch_size)
     k = window_size(n, alpha)
     if batch_size is not None:
         if k > radii.shape[0] or n < radii.shape[0]:
-            from .errors import PcflowError
-
             raise PcflowError(f"{radii.shape[0]} radii cannot be the top {k} of a batch of {n}")
         window = True
     elif window is None:

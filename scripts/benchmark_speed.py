@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--score-points", type=int, default=1_000_000)
     parser.add_argument("--out", default="results/speed.json")
-    parser.add_argument("--quick", action="store_true", help="a small run for the tests (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="a small run (about a minute)")
     parser.add_argument("--pcflow-args", default="",
                         help="extra options for both pcflow reconstruct commands, as one string")
     parser.add_argument("--device", default="cpu",

@@ -1,7 +1,6 @@
 """Tests of --classify (outliers marked ASPRS class 7, every point kept) and --scores (per-point outlier_score)."""
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +11,6 @@ from pcflow.detector import OneFlow
 from pcflow.io import PointCloud, read_cloud, write_cloud
 from pcflow.stream import NOISE_CLASS, SCORE_FIELD, UNCLASSIFIED, classified_cloud, judge, split_cloud, split_file
 
-DATA = Path(os.environ.get("PCFLOW_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-SIMPLE = DATA / "scans" / "simple.las"
 FIT = ["--epochs", "3", "--surface-steps", "10", "--couplings", "2", "--hidden", "16", "--mode", "envelope", "-q"]
 
 
@@ -107,15 +104,14 @@ def test_classified_output_holds_every_point_streamed_or_whole(tmp_path, suffix,
             assert back.fields.dtype["classification"] == np.uint8
 
 
-def test_classified_las_keeps_the_header_and_every_other_dimension(tmp_path):
+def test_classified_las_keeps_the_header_and_every_other_dimension(tmp_path, shared_data):
     laspy = pytest.importorskip("laspy")
-    if not SIMPLE.is_file():
-        pytest.skip(f"{SIMPLE} not available")
-    source = read_cloud(SIMPLE)
+    simple = shared_data("scans", "simple.las")
+    source = read_cloud(simple)
     model = centre_model(source.points)
     inside = model.predict(source.points) == 1
-    split_file(SIMPLE, model, None, classified_path=tmp_path / "marked.laz", scores=True, chunk_size=300)
-    out, ref = laspy.read(str(tmp_path / "marked.laz")), laspy.read(str(SIMPLE))
+    split_file(simple, model, None, classified_path=tmp_path / "marked.laz", scores=True, chunk_size=300)
+    out, ref = laspy.read(str(tmp_path / "marked.laz")), laspy.read(str(simple))
     assert out.header.point_format.id == ref.header.point_format.id and out.header.version == ref.header.version
     np.testing.assert_array_equal(out.header.scales, ref.header.scales)
     np.testing.assert_array_equal(out.header.offsets, ref.header.offsets)
@@ -171,12 +167,11 @@ def test_cli_reconstruct_classify_and_scores(sphere_file, tmp_path):
         assert cloud.fields.dtype["x"] == np.float32 and cloud.fields.dtype["red"] == np.uint8
 
 
-def test_cli_denoise_las_classify(tmp_path):
+def test_cli_denoise_las_classify(tmp_path, shared_data):
     laspy = pytest.importorskip("laspy")
-    if not SIMPLE.is_file():
-        pytest.skip(f"{SIMPLE} not available")
-    assert main(["denoise", str(SIMPLE), "-o", str(tmp_path / "marked.las"), "--classify", *FIT]) == 0
-    out, ref = laspy.read(str(tmp_path / "marked.las")), laspy.read(str(SIMPLE))
+    simple = shared_data("scans", "simple.las")
+    assert main(["denoise", str(simple), "-o", str(tmp_path / "marked.las"), "--classify", *FIT]) == 0
+    out, ref = laspy.read(str(tmp_path / "marked.las")), laspy.read(str(simple))
     np.testing.assert_array_equal(out.points.array["X"], ref.points.array["X"])
     noise = out.classification == NOISE_CLASS
     assert 0 < noise.sum() < 0.2 * len(ref.points)

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch.autograd.functional import jacobian
 
-from pcflow import flows
 from pcflow.errors import PcflowError
 from pcflow.flows import AdditiveCoupling, AffineCoupling, DiagonalScaling, Flow, build_flow, coupling_masks
+from pcflow.flows import networks
 
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-12}
 
@@ -61,7 +61,7 @@ def test_inverse_of_forward(coupling, dim, dtype):
     torch.testing.assert_close(flow(flow.inverse(x))[0], x, atol=TOLERANCE[dtype], rtol=0)
 
 
-@pytest.mark.skipif(not flows._FUSED_LINEAR_SILU, reason="this torch build has no fused oneDNN linear layer")
+@pytest.mark.skipif(not networks._FUSED_LINEAR_SILU, reason="this torch build has no fused oneDNN linear layer")
 @pytest.mark.parametrize("coupling", [AdditiveCoupling, AffineCoupling])
 def test_fused_scoring_pass_equals_the_plain_one(coupling, monkeypatch):
     """Without gradient a float32 CPU pass fuses each linear layer with its SiLU; the values stay those of the
@@ -70,7 +70,7 @@ def test_fused_scoring_pass_equals_the_plain_one(coupling, monkeypatch):
     x = torch.randn(300, 3)
     calls = []
     fused = torch.ops.mkldnn._linear_pointwise
-    monkeypatch.setattr(flows, "_linear_silu", lambda *args: calls.append(1) or fused(*args))
+    monkeypatch.setattr(networks, "_linear_silu", lambda *args: calls.append(1) or fused(*args))
     plain_z, plain_logdet = flow(x)  # gradient on: the plain layers
     assert not calls
     with torch.no_grad():
@@ -152,3 +152,29 @@ def test_inverse_and_log_det_gives_the_forward_log_det_at_the_preimage():
 def test_bad_architecture():
     with pytest.raises(PcflowError, match="n_couplings"):
         build_flow(3, n_couplings=0)
+
+
+@pytest.mark.parametrize("coupling", [AdditiveCoupling, AffineCoupling])
+def test_scoring_without_the_fused_op_is_the_plain_network(coupling, monkeypatch):
+    """Where torch has no fused linear + SiLU, a pass without gradient runs the public layers: the same floats as
+    the pass with gradient."""
+    flow = make_flow(coupling, 3, torch.float32, n_couplings=4)
+    x = torch.randn(300, 3)
+    plain_z, plain_logdet = flow(x)
+    monkeypatch.setattr(networks, "_FUSED_LINEAR_SILU", False)
+    monkeypatch.setattr(networks, "_linear_silu", None)
+    with torch.no_grad():
+        z, logdet = flow(x)
+    assert torch.equal(z, plain_z.detach()) and torch.equal(logdet, plain_logdet.detach())
+
+
+def test_log_det_constant_sums_every_constant_layer():
+    masks = coupling_masks(3, 2)
+    flow = Flow([DiagonalScaling(3), AdditiveCoupling(masks[0], 4, 1), AdditiveCoupling(masks[1], 4, 1),
+                 DiagonalScaling(3)])
+    trained_like(flow.double())
+    _, logdet = flow(torch.randn(7, 3, dtype=torch.float64))
+    total = flow.log_det_constant()
+    torch.testing.assert_close(total, logdet[0], atol=1e-12, rtol=0)
+    total.backward()
+    assert all(layer.log_scale.grad is not None for layer in flow.layers if isinstance(layer, DiagonalScaling))

@@ -18,7 +18,6 @@ from pcflow.mesh import validity
 
 ROOT = Path(__file__).resolve().parent.parent
 SPOT = ROOT / "pcflow" / "assets" / "spot_scan.ply"
-TABLE = Path("/work/shared/data/scans/table_scene_mug_stereo_textured.pcd")
 
 
 def plane_and_object(seed=0):
@@ -70,10 +69,10 @@ def test_scene_and_object_are_told_apart(tmp_path):
     assert alone["shape"]["plane_share"] < SCENE_PLANE_SHARE
 
 
-@pytest.mark.skipif(not TABLE.is_file(), reason="the PCL table-top scan is not on this machine")
-def test_table_top_scan_is_a_scene():
-    info = describe(TABLE)
-    cloud = read_cloud(TABLE)
+def test_table_top_scan_is_a_scene(shared_data):
+    table = shared_data("scans", "table_scene_mug_stereo_textured.pcd")
+    info = describe(table)
+    cloud = read_cloud(table)
     assert info["n_points"] - info["n_nonfinite"] == len(cloud) and info["n_nonfinite"] == cloud.n_dropped_nonfinite
     np.testing.assert_allclose(info["bounds"], [cloud.points.min(axis=0), cloud.points.max(axis=0)])
     assert info["organized"] == (640, 480) and info["shape"]["kind"] == "scene"

@@ -3,7 +3,6 @@
 import os
 import struct
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,9 +23,6 @@ from pcflow.io import (
 )
 from pcflow.pcd import lzf_decompress
 
-#: The project's shared data folder beside the repository (override with PCFLOW_DATA); tests skip what is missing.
-DATA = Path(os.environ.get("PCFLOW_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-SCANS = DATA / "scans"
 
 
 def rich_cloud(n=50, seed=0):
@@ -275,10 +271,8 @@ def test_pcd_binary_with_padding_and_counts(tmp_path):
 
 @pytest.mark.parametrize("name, finite", [("table_scene_mug_stereo_textured.pcd", 209_280),
                                           ("milk_cartoon_all_small_clorox.pcd", 241_407)])
-def test_real_binary_compressed_scans(name, finite):
-    path = SCANS / name
-    if not path.exists():
-        pytest.skip(f"{path} not available")
+def test_real_binary_compressed_scans(name, finite, shared_data):
+    path = shared_data("scans", name)
     cloud = read_cloud(path)
     assert cloud.points.shape == (finite, 3)
     assert cloud.n_dropped_nonfinite == 640 * 480 - finite
@@ -302,11 +296,9 @@ def test_packed_pcd_colours_become_ply_red_green_blue(tmp_path):
 # LAS / LAZ
 
 
-def test_las_scale_offset_and_fields():
+def test_las_scale_offset_and_fields(shared_data):
     laspy = pytest.importorskip("laspy")
-    path = SCANS / "simple.las"
-    if not path.exists():
-        pytest.skip(f"{path} not available")
+    path = shared_data("scans", "simple.las")
     cloud = read_cloud(path)
     las = laspy.read(str(path))
     assert cloud.points.shape == (1065, 3)

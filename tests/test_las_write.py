@@ -1,8 +1,5 @@
 """Tests of LAS/LAZ output: a LAS source keeps its header and every dimension, other clouds get a fitting header."""
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -13,25 +10,22 @@ from pcflow.stream import split_file
 
 laspy = pytest.importorskip("laspy")
 
-DATA = Path(os.environ.get("PCFLOW_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-SIMPLE = DATA / "scans" / "simple.las"
 WKT = ('PROJCS["NAD83 / North Carolina (ftUS)",GEOGCS["NAD83",DATUM["North_American_Datum_1983",'
        'SPHEROID["GRS 1980",6378137,298.257222101]],PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]],'
        'PROJECTION["Lambert_Conformal_Conic_2SP"],UNIT["US survey foot",0.304800609601219],'
        'AUTHORITY["EPSG","2264"]]')
 
 
-def simple_las():
-    if not SIMPLE.is_file():
-        pytest.skip(f"{SIMPLE} not available")
-    return SIMPLE
+@pytest.fixture(scope="module")
+def simple_las(shared_data):
+    return shared_data("scans", "simple.las")
 
 
 @pytest.fixture(scope="module")
-def rich_las(tmp_path_factory):
+def rich_las(tmp_path_factory, simple_las):
     """simple.las as LAS 1.4 point format 7 with a CRS record, a custom VLR, an EVLR and extra-bytes dimensions
     (a float, a scaled integer and an array of three)."""
-    las = laspy.convert(laspy.read(str(simple_las())), point_format_id=7, file_version="1.4")
+    las = laspy.convert(laspy.read(str(simple_las)), point_format_id=7, file_version="1.4")
     las.add_extra_dims([
         laspy.ExtraBytesParams("reflectance", "f4"),
         laspy.ExtraBytesParams("height", "i4", scales=np.array([0.01]), offsets=np.array([0.0])),
@@ -80,13 +74,13 @@ def assert_same_las(path, reference, rows=None, new_dims=()):
 
 
 @pytest.mark.parametrize("suffix", [".las", ".laz"])
-def test_las_round_trip_keeps_header_and_every_dimension(tmp_path, suffix):
-    cloud = read_cloud(simple_las())
+def test_las_round_trip_keeps_header_and_every_dimension(tmp_path, suffix, simple_las):
+    cloud = read_cloud(simple_las)
     assert cloud.las_header is not None and "scan_angle_rank" in cloud.fields.dtype.names
     write_cloud(tmp_path / f"out{suffix}", cloud)
-    out = assert_same_las(tmp_path / f"out{suffix}", SIMPLE)
+    out = assert_same_las(tmp_path / f"out{suffix}", simple_las)
     assert out.header.are_points_compressed == (suffix == ".laz")
-    np.testing.assert_array_equal(out.points.array, laspy.read(str(SIMPLE)).points.array)  # byte for byte
+    np.testing.assert_array_equal(out.points.array, laspy.read(str(simple_las)).points.array)  # byte for byte
 
 
 @pytest.mark.parametrize("suffix", [".las", ".laz"])
@@ -233,9 +227,9 @@ def test_split_file_ply_to_las_streams_with_the_whole_cloud_bounds(tmp_path):
     np.testing.assert_array_equal(streamed.points.array, whole.points.array)
 
 
-def test_read_las_header_and_errors(tmp_path):
+def test_read_las_header_and_errors(tmp_path, simple_las):
     assert read_las_header(tmp_path / "a.ply") is None
-    assert read_las_header(simple_las()).point_format.id == 3
+    assert read_las_header(simple_las).point_format.id == 3
     with pytest.raises(PcflowError, match="needs 3-D points"):
         write_cloud(tmp_path / "flat.las", PointCloud(np.zeros((4, 2))))
     long_name = "a_field_name_longer_than_32_bytes"
@@ -245,13 +239,13 @@ def test_read_las_header_and_errors(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_denoise_las_to_las(tmp_path):
-    argv = ["denoise", str(simple_las()), "-o", str(tmp_path / "clean.las"), "--outliers", str(tmp_path / "noise.laz"),
+def test_cli_denoise_las_to_las(tmp_path, simple_las):
+    argv = ["denoise", str(simple_las), "-o", str(tmp_path / "clean.las"), "--outliers", str(tmp_path / "noise.laz"),
             "--epochs", "3", "--surface-steps", "10", "--couplings", "2", "--hidden", "16", "--max-train-points",
             "300", "--mode", "envelope", "-q"]
     assert main(argv) == 0
     clean, noise = laspy.read(str(tmp_path / "clean.las")), laspy.read(str(tmp_path / "noise.laz"))
-    source = laspy.read(str(SIMPLE))
+    source = laspy.read(str(simple_las))
     assert len(clean.points) + len(noise.points) == len(source.points) and len(noise.points) > 0
     rows = np.sort(np.concatenate([clean.gps_time, noise.gps_time]))
     np.testing.assert_array_equal(rows, np.sort(source.gps_time))

@@ -60,6 +60,53 @@ def test_roc_auc_and_ap_match_sklearn_with_ties(seed, n_levels):
     assert r["average_precision"] == pytest.approx(skm.average_precision_score(labels, scores), abs=1e-12)
 
 
+def reference_roc_auc(labels, scores):
+    """AUC from ranks (Mann-Whitney U), tied scores sharing their mean rank: pcflow's own before scikit-learn's."""
+    order = np.argsort(scores, kind="stable")
+    sorted_scores = scores[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_scores)) + 1]
+    ends = np.r_[starts[1:], len(scores)]
+    ranks = np.empty(len(scores))
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    n_pos = int(labels.sum())
+    return (ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * (len(labels) - n_pos))
+
+
+def reference_average_precision(labels, scores):
+    """Sum over distinct thresholds of (R_k - R_{k-1}) P_k: pcflow's own before scikit-learn's."""
+    order = np.argsort(-scores, kind="stable")
+    ends = np.r_[np.flatnonzero(np.diff(scores[order])), len(scores) - 1]
+    true_pos = np.cumsum(labels[order])[ends]
+    return np.sum(np.diff(true_pos / labels.sum(), prepend=0.0) * true_pos / (ends + 1.0))
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("n_levels", [None, 2, 5])
+def test_ranking_scores_equal_the_rank_and_threshold_formulas_with_ties(seed, n_levels):
+    rng = np.random.default_rng(100 + seed)
+    labels = rng.random(250) < 0.05 + 0.1 * seed
+    scores = rng.normal(size=250) + labels
+    if n_levels is not None:  # coarse scores: many ties, including across the classes
+        scores = np.round(scores * n_levels / 4.0)
+    pairs = np.sign(scores[labels][:, None] - scores[~labels][None, :])  # every positive-negative pair
+    assert roc_auc(labels, scores) == pytest.approx(reference_roc_auc(labels, scores), abs=1e-12)
+    assert roc_auc(labels, scores) == pytest.approx((pairs.mean() + 1) / 2, abs=1e-12)
+    assert average_precision(labels, scores) == pytest.approx(reference_average_precision(labels, scores),
+                                                              abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_mask_metrics_match_sklearn_with_no_outlier_or_nothing_flagged(seed):
+    rng = np.random.default_rng(200 + seed)
+    labels = rng.random(150) < 0.3 * (seed % 4) / 3  # seed 0, 4: no outlier at all
+    keep = rng.random(150) < [0.0, 0.5, 0.9, 1.0][seed % 4]  # 0.0: everything flagged, 1.0: nothing
+    r = outlier_scores(labels, keep_mask=keep)
+    expected = skm.precision_recall_fscore_support(labels, ~keep, average="binary", pos_label=True,
+                                                   zero_division=0)[:3]
+    assert (r["precision"], r["recall"], r["f1"]) == pytest.approx(expected, abs=1e-12)
+    assert all(type(r[key]) is float for key in ("precision", "recall", "f1", "inlier_retention"))
+
+
 def test_hand_computed_ranking_scores():
     labels = [1, 0, 1, 0]
     assert roc_auc(labels, [0.9, 0.5, 0.5, 0.1]) == pytest.approx(0.875)  # pairs: 1, 1, 0.5, 1

@@ -1,6 +1,5 @@
 """Tests that every vertex property, and every field's dtype, survives denoising in each format, whole or streamed."""
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +8,6 @@ import pytest
 from pcflow.io import PointCloud, read_cloud, write_cloud
 from pcflow.stream import split_cloud, split_file
 
-DATA = Path(os.environ.get("PCFLOW_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 class CentreModel:
@@ -116,10 +114,8 @@ def test_denoising_keeps_every_property_in_the_same_format(tmp_path, suffix, asc
 
 
 @pytest.mark.parametrize("name", ["table_scene_mug_stereo_textured.pcd", "milk_cartoon_all_small_clorox.pcd"])
-def test_binary_compressed_pcd_scan_keeps_its_fields(tmp_path, name):
-    path = DATA / "scans" / name
-    if not path.is_file():
-        pytest.skip(f"{path} not available")
+def test_binary_compressed_pcd_scan_keeps_its_fields(tmp_path, name, shared_data):
+    path = shared_data("scans", name)
     source = read_cloud(path)
     centre = np.median(source.points, axis=0)
     model = CentreModel(np.quantile(np.linalg.norm(source.points - centre, axis=1), 0.9), centre)

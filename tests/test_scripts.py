@@ -1,4 +1,4 @@
-"""Smoke tests of the benchmark scripts: each `--quick` run writes its outputs, and the numbers in them are sane."""
+"""Tests of the benchmark scripts: helpers, argument handling, and `--quick` runs that write sane outputs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import csv
 import importlib.util
 import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +14,6 @@ import numpy as np
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-DATA = SCRIPTS.parents[1] / "shared" / "data"
 
 
 def load_script(name: str):
@@ -104,6 +104,21 @@ def test_boundary_length_of_an_affine_region():
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# argument handling
+
+
+@pytest.mark.parametrize("device, message", [("cuda", "torch sees no CUDA GPU"), ("quantum", "is not a torch device")])
+def test_benchmark_speed_refuses_a_device_this_machine_lacks_as_a_usage_error(tmp_path, device, message):
+    if device == "cuda" and __import__("torch").cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    out = tmp_path / "speed.json"
+    run = subprocess.run([sys.executable, str(SCRIPTS / "benchmark_speed.py"), "--quick", "--device", device,
+                          "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------------------------------
 # quick runs end to end
 
 
@@ -119,10 +134,10 @@ def test_paper_2d_quick(tmp_path):
     assert "| Two Blobs |" in (tmp_path / "summary.md").read_text()
 
 
-@pytest.mark.skipif(not (DATA / "tabular" / "thyroid.mat").is_file(), reason="shared data not available")
-def test_paper_tabular_quick(tmp_path):
+def test_paper_tabular_quick(tmp_path, shared_data):
+    data = shared_data("tabular", "thyroid.mat").parents[1]
     tabular = load_script("paper_tabular")
-    assert tabular.main(["--quick", "--out", str(tmp_path)]) == 0
+    assert tabular.main(["--quick", "--data", str(data), "--out", str(tmp_path)]) == 0
     rows = read_csv(tmp_path / "tabular.csv")
     assert {r["method"] for r in rows} == {"OneFlow", "OneFlow-Gen", "LL-Flow", "IsolationForest", "OneClassSVM",
                                            "LOF"}
@@ -137,11 +152,11 @@ def test_paper_tabular_quick(tmp_path):
     assert len(results["runs"]) == len(rows)
 
 
-@pytest.mark.skipif(not (DATA / "meshes").is_dir(), reason="shared data not available")
-def test_benchmark_scans_quick(tmp_path):
+def test_benchmark_scans_quick(tmp_path, shared_data):
+    data = shared_data("meshes").parent
     pytest.importorskip("open3d")
     scans = load_script("benchmark_scans")
-    assert scans.main(["--quick", "--out", str(tmp_path)]) == 0
+    assert scans.main(["--quick", "--data", str(data), "--out", str(tmp_path)]) == 0
     rows = read_csv(tmp_path / "outliers.csv")
     expected = set(scans.FLOWS) | set(scans.PEERS)
     assert {r["method"] for r in rows} == expected and len(rows) == len(expected)
