@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import PcflowError
-from .io import (CloudWriter, ChunkLayoutError, PointCloud, _coordinates, _existing_file, _has_fields,
-                 iter_cloud_chunks, read_cloud, read_las_header, write_cloud)
+from .io import (CloudWriter, ChunkLayoutError, PointCloud, coordinates as _coordinates,
+                 existing_file as _existing_file, has_fields as _has_fields, iter_cloud_chunks, read_cloud,
+                 read_las_header, write_cloud)
 from .pipeline import FitOptions, Timer, fit_cloud, points_3d, training_rows
 
 #: Rows read, scored and written at a time.

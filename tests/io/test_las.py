@@ -1,0 +1,33 @@
+"""Tests of pcflow.io.las reading: scales, offsets and fields against laspy; a missing laspy."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from pcflow.errors import PcflowError
+from pcflow.io import read_cloud
+
+from iosamples import SCANS
+
+
+def test_las_scale_offset_and_fields():
+    laspy = pytest.importorskip("laspy")
+    path = SCANS / "simple.las"
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    cloud = read_cloud(path)
+    las = laspy.read(str(path))
+    assert cloud.points.shape == (1065, 3)
+    expected = las.header.scales * np.stack([las.X, las.Y, las.Z], 1) + las.header.offsets
+    np.testing.assert_array_equal(cloud.points, expected)
+    for name in ("intensity", "classification", "return_number", "red"):
+        np.testing.assert_array_equal(cloud.fields[name], np.asarray(las[name]))
+    assert cloud.has_colors
+
+
+def test_las_without_laspy_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "laspy", None)
+    (tmp_path / "a.las").write_bytes(b"LASF" + bytes(300))
+    with pytest.raises(PcflowError, match=r'pip install "pcflow\[las\]"'):
+        read_cloud(tmp_path / "a.las")
