@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
 from pcflow.errors import PcflowError
-
-#: Low-level exceptions that parsers raise on malformed input; readers turn them into one-line PcflowErrors.
-PARSE_ERRORS = (ValueError, struct.error, EOFError, UnicodeDecodeError, IndexError, KeyError, TypeError, OSError)
 
 
 class ChunkLayoutError(PcflowError):

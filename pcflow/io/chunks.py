@@ -8,7 +8,7 @@ import numpy as np
 
 from pcflow.errors import PcflowError
 
-from .base import PARSE_ERRORS, cut, existing_file, one_line
+from .base import cut, existing_file, one_line
 from .registry import format_for, read_records
 
 
@@ -45,8 +45,6 @@ def iter_cloud_chunks(path, chunk_size: int = 1_000_000) -> Iterator[np.ndarray]
             chunk = next(chunks)
         except StopIteration:
             return
-        except PcflowError:
-            raise
-        except PARSE_ERRORS as e:
+        except OSError as e:  # the chunk readers turn damaged content into PcflowErrors; this is the file system
             raise PcflowError(f"{path}: corrupt or unreadable {fmt.name} file: {one_line(e)}") from e
         yield chunk

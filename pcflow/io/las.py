@@ -11,7 +11,7 @@ import numpy as np
 
 from pcflow.errors import PcflowError
 
-from .base import PARSE_ERRORS, ChunkLayoutError, existing_file, one_line
+from .base import ChunkLayoutError, existing_file, one_line
 from .records import colors_of, coordinates, storable
 
 #: Point formats of LAS 1.4 a cloud from another format is written in: without and with RGB.
@@ -38,8 +38,20 @@ def _las_reader(path):
     try:
         with laspy.open(str(path)) as reader:
             yield reader
-    except (laspy.errors.LaspyException, *PARSE_ERRORS) as e:
+    except PcflowError:
+        raise
+    except _las_errors(laspy) as e:
         raise _las_error(path, e) from e
+
+
+def _las_errors(laspy) -> tuple[type[Exception], ...]:
+    """What laspy (and lazrs, for LAZ) raise on damaged files: laspy's own errors, ValueError (from numpy buffers
+    and VLR lookups, UnicodeDecodeError of VLR text included), lazrs's LazrsError (a RuntimeError), OSError."""
+    try:
+        from lazrs import LazrsError
+    except ImportError:
+        return laspy.errors.LaspyException, ValueError, OSError
+    return laspy.errors.LaspyException, LazrsError, ValueError, OSError
 
 
 def read_las(path: Path) -> tuple[np.ndarray, dict]:

@@ -10,7 +10,12 @@ import trimesh
 
 from pcflow.errors import PcflowError
 
-from .base import PARSE_ERRORS, one_line
+from .base import one_line
+
+#: What trimesh's loaders raise on damaged OBJ, OFF, STL, PLY and GLB files (found by truncating and corrupting
+#: files that pcflow writes): ValueError (JSONDecodeError and UnicodeDecodeError included), KeyError and IndexError
+#: (missing keys, face indices past the vertices), OverflowError, NotImplementedError (GLB versions), OSError.
+_TRIMESH_ERRORS = (ValueError, KeyError, IndexError, OverflowError, NotImplementedError, OSError)
 
 
 def load_trimesh(path: Path) -> trimesh.Trimesh:
@@ -19,14 +24,18 @@ def load_trimesh(path: Path) -> trimesh.Trimesh:
         loaded = trimesh.load(str(path), process=False)
         if isinstance(loaded, trimesh.Scene):
             loaded = loaded.to_mesh()
-    except PARSE_ERRORS as e:
+        vertices = getattr(loaded, "vertices", None)
+        if vertices is None or len(vertices) == 0:
+            raise PcflowError(f"{path}: the file holds no vertices")
+        if np.shape(vertices)[1:] != (3,):  # a 2-D path, say
+            raise PcflowError(f"{path}: the file holds no 3-D vertices (shape {np.shape(vertices)})")
+        faces = getattr(loaded, "faces", None)
+        faces = np.zeros((0, 3), dtype=np.int64) if faces is None else faces
+        return trimesh.Trimesh(vertices=vertices, faces=faces, process=True)  # welding checks the face indices
+    except PcflowError:
+        raise
+    except _TRIMESH_ERRORS as e:
         raise PcflowError(f"{path}: corrupt or unreadable mesh file: {one_line(e)}") from e
-    vertices = getattr(loaded, "vertices", None)
-    if vertices is None or len(vertices) == 0:
-        raise PcflowError(f"{path}: the file holds no vertices")
-    faces = getattr(loaded, "faces", None)
-    faces = np.zeros((0, 3), dtype=np.int64) if faces is None else faces
-    return trimesh.Trimesh(vertices=vertices, faces=faces, process=True)
 
 
 def read_mesh_vertices(path: Path) -> tuple[np.ndarray, dict]:
@@ -58,7 +67,10 @@ def _vertex_normals(mesh: trimesh.Trimesh) -> np.ndarray:
 
 
 def write_obj(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> None:
-    """OBJ with one `vn` per vertex (so `v` and `vn` rows pair up, as meshio needs) and `vt` rows if `uv`."""
+    """OBJ with one `vn` per vertex (so `v` and `vn` rows pair up, as meshio needs) and `vt` rows if `uv`.
+
+    Not trimesh's exporter: it holds texture coordinates per vertex only, so it cannot write `vt` per face corner.
+    """
     faces = np.asarray(mesh.faces) + 1
     with open(path, "w", encoding="ascii") as f:
         f.write("# written by pcflow\n")
@@ -99,7 +111,10 @@ def write_ply_mesh(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> 
 
 
 def write_off(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> None:
-    """Plain OFF, without normals: meshio reads only an `OFF` header (not NOFF) and trimesh skips normal columns."""
+    """Plain OFF, without normals: meshio reads only an `OFF` header (not NOFF) and trimesh skips normal columns.
+
+    Not trimesh's exporter: it writes fixed decimals (`digits` after the point), which turn 1e-20 into 0.
+    """
     with open(path, "w", encoding="ascii") as f:
         f.write(f"OFF\n{len(mesh.vertices)} {len(mesh.faces)} 0\n")
         f.write("".join("%.17g %.17g %.17g\n" % tuple(v) for v in np.asarray(mesh.vertices).tolist()))

@@ -12,7 +12,7 @@ import numpy as np
 
 from pcflow.errors import PcflowError
 
-from .base import PARSE_ERRORS, HeaderStream, cut, format_rows, little_endian, one_line
+from .base import HeaderStream, cut, format_rows, little_endian, one_line
 from .records import colors_of, native
 
 #: PLY scalar type names (both spellings) -> numpy type codes.
@@ -31,7 +31,7 @@ def load_ply(path: Path):
 
     try:
         ply = PlyData.read(str(path))  # memory-mapped: a header that lies about its counts fails without allocating
-    except (PlyParseError, *PARSE_ERRORS) as e:
+    except (PlyParseError, ValueError, OverflowError, OSError) as e:  # what plyfile raises on damaged files
         raise PcflowError(f"{path}: corrupt or truncated PLY file: {one_line(e)}") from e
     except MemoryError as e:
         raise PcflowError(f"{path}: corrupt or truncated PLY file: the header declares more data than fits") from e
@@ -62,11 +62,17 @@ def ply_chunks(path: Path, chunk_size: int) -> Iterator[np.ndarray]:
         done = 0
         while done < count or done == 0:
             take = min(chunk_size, count - done)
-            lines = list(itertools.islice(text, take))
+            try:
+                lines = list(itertools.islice(text, take))
+            except UnicodeDecodeError as e:
+                raise PcflowError(f"{path}: corrupt or unreadable PLY file: {one_line(e)}") from e
             if len(lines) < take:
                 raise PcflowError(f"{path}: corrupt or truncated PLY file: {count} vertices declared, "
                                   f"{done + len(lines)} present")
-            chunk = np.loadtxt(lines, dtype=dtype, ndmin=1, comments=None) if lines else np.empty(0, dtype)
+            try:
+                chunk = np.loadtxt(lines, dtype=dtype, ndmin=1, comments=None) if lines else np.empty(0, dtype)
+            except ValueError as e:  # a row that is not numbers of the declared types
+                raise PcflowError(f"{path}: corrupt or unreadable PLY file: {one_line(e)}") from e
             if len(chunk) != take:
                 raise PcflowError(f"{path}: corrupt PLY file: blank or broken vertex lines near row {done + 1}")
             done += take

@@ -12,7 +12,7 @@ import trimesh
 from pcflow.errors import PcflowError
 
 from .atomic import atomic_output
-from .base import PARSE_ERRORS, existing_file, one_line
+from .base import existing_file, one_line
 from .cloud import PointCloud
 from .las import las_chunks, las_stream, las_writer, read_las
 from .meshes import load_trimesh, read_mesh_vertices, trimesh_writer, write_obj, write_off, write_ply_mesh
@@ -165,9 +165,7 @@ def read_records(path) -> tuple[np.ndarray, dict]:
     path = existing_file(path)
     try:
         records, info = fmt.read_cloud(path)
-    except PcflowError:
-        raise
-    except PARSE_ERRORS as e:
+    except OSError as e:  # the format modules turn damaged content into PcflowErrors; this is the file system
         raise PcflowError(f"{path}: corrupt or unreadable {fmt.name} file: {one_line(e)}") from e
     info.setdefault("format", fmt.name)
     return records, info

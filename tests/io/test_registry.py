@@ -7,7 +7,8 @@ import pytest
 import trimesh
 
 from pcflow.errors import PcflowError
-from pcflow.io import CLOUD_SUFFIXES, CLOUD_WRITE_SUFFIXES, MESH_SUFFIXES, describe, read_cloud, read_mesh, write_cloud, write_mesh
+from pcflow.io import (CLOUD_SUFFIXES, CLOUD_WRITE_SUFFIXES, MESH_SUFFIXES, describe, read_cloud, read_mesh,
+                       write_cloud, write_mesh)
 
 from iosamples import rich_cloud, assert_same_fields, lzf_literals, ply_header, pcd_text
 
@@ -68,6 +69,9 @@ BAD_FILES = {
     "allnan.xyz": (b"nan 1 2\n3 inf 4\n", "no finite points left"),
     "binary.xyz": (b"\xff\xfe\x00\x81 1 2", "not a text file"),
     "corrupt.obj": (b"v 1 2\nf 1 2 9\n", "corrupt or unreadable mesh file"),
+    "overflow.ply": (ply_header(1, "ascii").replace(b"float z", b"uchar z") + b"1 2 300\n", "corrupt or truncated PLY"),
+    "faces.off": (b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n", "corrupt or unreadable mesh file"),
+    "version3.glb": (b"glTF" + struct.pack("<II", 3, 20) + bytes(8), "corrupt or unreadable mesh file"),
 }
 
 
