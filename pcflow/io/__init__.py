@@ -5,6 +5,8 @@ One module per concern: `cloud` (PointCloud), `registry` (the suffix table and r
 `describe` (`pcflow info`).
 """
 
+from pcflow.errors import PcflowError
+
 from .atomic import atomic_output
 from .base import ChunkLayoutError, existing_file
 from .chunks import iter_cloud_chunks
@@ -22,7 +24,8 @@ _coordinates, _existing_file, _has_fields, _las_scaling = coordinates, existing_
 
 __all__ = [
     "CLOUD_SUFFIXES", "CLOUD_WRITE_SUFFIXES", "ChunkLayoutError", "CloudWriter", "MESH_SUFFIXES", "PLANE_CANDIDATES",
-    "PLANE_SAMPLES", "PLANE_TOLERANCE", "PointCloud", "SCENE_PLANE_SHARE", "SPACING_SAMPLES", "atomic_output",
-    "coordinates", "describe", "existing_file", "has_fields", "iter_cloud_chunks", "las_scaling", "lzf_decompress",
-    "read_cloud", "read_las_header", "read_mesh", "read_pcd", "write_cloud", "write_mesh", "write_pcd",
+    "PLANE_SAMPLES", "PLANE_TOLERANCE", "PcflowError", "PointCloud", "SCENE_PLANE_SHARE", "SPACING_SAMPLES",
+    "atomic_output", "coordinates", "describe", "existing_file", "has_fields", "iter_cloud_chunks", "las_scaling",
+    "lzf_decompress", "read_cloud", "read_las_header", "read_mesh", "read_pcd", "write_cloud", "write_mesh",
+    "write_pcd",
 ]
