@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -39,6 +40,25 @@ def cut(records: np.ndarray, chunk_size: int) -> Iterator[np.ndarray]:
     """Consecutive slices of at most `chunk_size` rows; one empty slice for no rows."""
     for start in range(0, max(len(records), 1), chunk_size):
         yield records[start:start + chunk_size]
+
+
+def counted_blocks(items: Iterator, count: int, chunk_size: int,
+                   short: Callable[[int], PcflowError]) -> Iterator[list]:
+    """The first `count` of `items` in lists of at most `chunk_size` (one empty list when `count` is 0).
+
+    Raises:
+        PcflowError: `short(n_present)` when `items` ends before `count`.
+    """
+    done = 0
+    while done < count or done == 0:
+        take = min(chunk_size, count - done)
+        block = list(itertools.islice(items, take))
+        if len(block) < take:
+            raise short(done + len(block))
+        done += take
+        yield block
+        if count == 0:
+            return
 
 
 def format_rows(columns: list[np.ndarray], formats: list[str], delimiter: str) -> str:

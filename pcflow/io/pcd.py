@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import struct
 from functools import partial
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 
 from pcflow.errors import PcflowError
 
-from .base import HeaderStream, cut, format_rows, little_endian
+from .base import HeaderStream, counted_blocks, cut, format_rows, little_endian
 
 _TYPES = {("F", 4): "<f4", ("F", 8): "<f8", ("I", 1): "i1", ("I", 2): "<i2", ("I", 4): "<i4", ("I", 8): "<i8",
           ("U", 1): "u1", ("U", 2): "<u2", ("U", 4): "<u4", ("U", 8): "<u8"}
@@ -212,17 +211,10 @@ def pcd_chunks(path: Path, chunk_size: int) -> Iterator[np.ndarray]:
     with open(path, "rb") as f:
         f.seek(offset)
         lines = (line for line in f if line.strip())
-        done = 0
-        while done < n or done == 0:
-            take = min(chunk_size, n - done)
-            block = list(itertools.islice(lines, take))
-            if len(block) < take:
-                raise PcflowError(f"{path}: PCD header declares {n} points but the data holds {done + len(block)} rows")
-            records = _read_ascii(b"".join(block), fields, take, path) if take else np.empty(0, dtype)
-            done += take
+        for block in counted_blocks(lines, n, chunk_size, lambda present: PcflowError(
+                f"{path}: PCD header declares {n} points but the data holds {present} rows")):
+            records = _read_ascii(b"".join(block), fields, len(block), path) if block else np.empty(0, dtype)
             yield _flatten(records, fields)
-            if n == 0:
-                return
 
 
 def _read_ascii(body: bytes, fields, n: int, path: Path) -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import itertools
 from functools import partial
 from pathlib import Path
 from typing import Iterator
@@ -12,7 +11,7 @@ import numpy as np
 
 from pcflow.errors import PcflowError
 
-from .base import HeaderStream, cut, format_rows, little_endian, one_line
+from .base import HeaderStream, counted_blocks, cut, format_rows, little_endian, one_line
 from .records import colors_of, native
 
 #: PLY scalar type names (both spellings) -> numpy type codes.
@@ -58,27 +57,23 @@ def ply_chunks(path: Path, chunk_size: int) -> Iterator[np.ndarray]:
             yield from map(native, cut(load_ply(path)["vertex"].data, chunk_size))
             return
         dtype, count = header
-        text = io.TextIOWrapper(f, encoding="ascii")
+        blocks = counted_blocks(io.TextIOWrapper(f, encoding="ascii"), count, chunk_size, lambda present: PcflowError(
+            f"{path}: corrupt or truncated PLY file: {count} vertices declared, {present} present"))
         done = 0
-        while done < count or done == 0:
-            take = min(chunk_size, count - done)
+        while True:
             try:
-                lines = list(itertools.islice(text, take))
-            except UnicodeDecodeError as e:
-                raise PcflowError(f"{path}: corrupt or unreadable PLY file: {one_line(e)}") from e
-            if len(lines) < take:
-                raise PcflowError(f"{path}: corrupt or truncated PLY file: {count} vertices declared, "
-                                  f"{done + len(lines)} present")
-            try:
+                lines = next(blocks)
                 chunk = np.loadtxt(lines, dtype=dtype, ndmin=1, comments=None) if lines else np.empty(0, dtype)
-            except ValueError as e:  # a row that is not numbers of the declared types
-                raise PcflowError(f"{path}: corrupt or unreadable PLY file: {one_line(e)}") from e
-            if len(chunk) != take:
-                raise PcflowError(f"{path}: corrupt PLY file: blank or broken vertex lines near row {done + 1}")
-            done += take
-            yield native(chunk)
-            if count == 0:
+            except StopIteration:
                 return
+            except PcflowError:
+                raise
+            except ValueError as e:  # a row that is not numbers of the declared types, or not ASCII
+                raise PcflowError(f"{path}: corrupt or unreadable PLY file: {one_line(e)}") from e
+            if len(chunk) != len(lines):
+                raise PcflowError(f"{path}: corrupt PLY file: blank or broken vertex lines near row {done + 1}")
+            done += len(lines)
+            yield native(chunk)
 
 
 def _ascii_ply_vertex_header(f) -> tuple[np.dtype, int] | None:
