@@ -20,14 +20,6 @@ PACKAGE = Path(pcflow.__file__).parent
 MAX_MODULE_LINES = 600
 MAX_CLASS_LINES = 300
 
-#: Modules that other parts of the package split are breaking up in parallel; their size checks are expected to
-#: fail until those splits are merged. Remove this list then.
-SPLIT_ELSEWHERE = ("pcflow.detector", "pcflow.io", "pcflow.mesh", "pcflow.flows")
-#: Modules in the import cycles io -> interop -> io and mesh -> interop -> mesh (io and mesh import interop inside
-#: functions, interop imports both), which the io and meshing splits rework. Remove this list then.
-CYCLES_ELSEWHERE = ("pcflow.io", "pcflow.interop", "pcflow.mesh")
-PENDING = "until the package split lands"
-
 
 def module_files(root: Path, package: str) -> dict[str, Path]:
     """Dotted module name -> source file, for every module of the package in folder `root`."""
@@ -127,18 +119,8 @@ def _cycle_through(graph: dict[str, set[str]], component: set[str]) -> list[str]
     return paths[start]
 
 
-def _elsewhere(cycle: list[str]) -> bool:
-    return set(cycle) <= set(CYCLES_ELSEWHERE)
-
-
 def test_the_package_has_no_import_cycle():
-    found = [cycle for cycle in cycles(import_graph()) if not _elsewhere(cycle)]
-    assert not found, "import cycles: " + "; ".join(" -> ".join(cycle) for cycle in found)
-
-
-@pytest.mark.xfail(strict=False, reason=PENDING)
-def test_the_modules_split_elsewhere_have_no_import_cycle():
-    found = [cycle for cycle in cycles(import_graph()) if _elsewhere(cycle)]
+    found = cycles(import_graph())
     assert not found, "import cycles: " + "; ".join(" -> ".join(cycle) for cycle in found)
 
 
@@ -171,12 +153,7 @@ def test_the_graph_of_pcflow_holds_the_pipelines_imports():
     assert "pcflow.pipeline.reconstruct" not in graph["pcflow.pipeline.stream"]
 
 
-def _size_param(module: str):
-    marks = [pytest.mark.xfail(strict=False, reason=PENDING)] if module in SPLIT_ELSEWHERE else []
-    return pytest.param(module, marks=marks, id=module)
-
-
-@pytest.mark.parametrize("module", [_size_param(module) for module in module_files(PACKAGE, "pcflow")])
+@pytest.mark.parametrize("module", sorted(module_files(PACKAGE, "pcflow")))
 def test_no_module_or_class_is_too_long(module):
     path = module_files(PACKAGE, "pcflow")[module]
     text = path.read_text()

@@ -38,7 +38,7 @@ def boundary():
 
 
 def test_cloud_to_open3d_and_back(cloud):
-    o3d_cloud = cloud.to_open3d()
+    o3d_cloud = to_open3d(cloud)
     assert isinstance(o3d_cloud, o3d.geometry.PointCloud)
     np.testing.assert_array_equal(np.asarray(o3d_cloud.points), cloud.points)
     np.testing.assert_array_equal(np.round(np.asarray(o3d_cloud.colors) * 255).astype(np.uint8), cloud.colors)
@@ -52,7 +52,7 @@ def test_cloud_to_open3d_and_back(cloud):
 
 
 def test_cloud_to_trimesh_and_back(cloud):
-    tm_cloud = cloud.to_trimesh()
+    tm_cloud = to_trimesh(cloud)
     assert isinstance(tm_cloud, trimesh.PointCloud)
     np.testing.assert_array_equal(tm_cloud.vertices, cloud.points)
     np.testing.assert_array_equal(tm_cloud.colors[:, :3], cloud.colors)
@@ -86,7 +86,7 @@ def test_path_matches_open3ds_own_reader(cloud, tmp_path):
 
 
 def test_boundary_mesh_to_open3d_and_back(boundary):
-    mesh = boundary.to_open3d()
+    mesh = to_open3d(boundary)
     assert isinstance(mesh, o3d.geometry.TriangleMesh)
     np.testing.assert_array_equal(np.asarray(mesh.vertices), boundary.mesh.vertices)
     np.testing.assert_array_equal(np.asarray(mesh.triangles), boundary.mesh.faces)
@@ -102,7 +102,7 @@ def test_boundary_mesh_to_open3d_and_back(boundary):
     np.testing.assert_array_equal(back.vertices, boundary.mesh.vertices)
     np.testing.assert_array_equal(back.faces, boundary.mesh.faces)
     assert back.is_watertight and back.volume > 0
-    assert boundary.to_trimesh() is boundary.mesh and to_trimesh(boundary) is boundary.mesh
+    assert to_trimesh(boundary) is boundary.mesh
     np.testing.assert_array_equal(as_points(boundary), boundary.mesh.vertices)
 
 
@@ -136,13 +136,13 @@ def test_unsupported_geometries_and_dimensions():
 def test_oneflow_takes_clouds_meshes_and_paths(cloud, boundary, tmp_path):
     settings = dict(n_couplings=2, hidden_features=8, n_hidden_layers=1, epochs=3, random_state=0)
     reference = OneFlow(**settings).fit(cloud.points)
-    for obj in (cloud, cloud.to_open3d(), cloud.to_trimesh()):
+    for obj in (cloud, to_open3d(cloud), to_trimesh(cloud)):
         model = OneFlow(**settings).fit(obj)
         np.testing.assert_array_equal(model.score_samples(obj), reference.score_samples(cloud.points))
         np.testing.assert_array_equal(model.predict(obj), reference.predict(cloud.points))
     path = tmp_path / "cloud.ply"
     write_cloud(path, cloud)
     np.testing.assert_array_equal(OneFlow(**settings).fit_predict(str(path)), reference.predict(cloud.points))
-    np.testing.assert_array_equal(reference.decision_function(boundary.to_open3d()),
+    np.testing.assert_array_equal(reference.decision_function(to_open3d(boundary)),
                                   reference.decision_function(boundary.mesh.vertices))
     np.testing.assert_array_equal(reference.transform(boundary), reference.transform(boundary.mesh.vertices))

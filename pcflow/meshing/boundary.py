@@ -50,16 +50,6 @@ class BoundaryMesh:
         """
         return self.template.face_uv(self.latent, self.uv, np.asarray(self.mesh.faces))
 
-    def to_open3d(self):
-        """The mesh as an ``open3d.geometry.TriangleMesh`` with vertex normals (`pcflow.interop.to_open3d`)."""
-        from pcflow.interop import to_open3d
-
-        return to_open3d(self)
-
-    def to_trimesh(self) -> trimesh.Trimesh:
-        """The mesh as a ``trimesh.Trimesh``: `mesh` itself."""
-        return self.mesh
-
 
 def sphere_mesh(
     inverse: Callable[[np.ndarray], np.ndarray],

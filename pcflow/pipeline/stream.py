@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PcflowError
-from ..io import (CloudWriter, ChunkLayoutError, PointCloud, _coordinates, _existing_file, _has_fields,
+from ..io import (CloudWriter, ChunkLayoutError, PointCloud, coordinates, existing_file, has_fields,
                  iter_cloud_chunks, read_cloud, read_las_header, write_cloud)
 from .fit import fit_cloud, points_3d, training_rows
 from .options import FitOptions
@@ -52,7 +52,7 @@ class StreamFit:
 
 def point_count_hint(path) -> int:
     """Points in a cloud file: the header's count for PLY and PCD, else an estimate from the file size."""
-    path = _existing_file(path)
+    path = existing_file(path)
     suffix = path.suffix.lower()
     with open(path, "rb") as f:
         head = f.read(1 << 16).decode("latin-1")
@@ -93,7 +93,7 @@ def fit_file(path, options: FitOptions = FitOptions(), *, chunk_size: int = DEFA
     with tempfile.TemporaryFile(prefix="pcflow-coords-") as scratch:
         with timer("read"):
             for records in iter_cloud_chunks(path, chunk_size):
-                _, points = _coordinates(records, path)
+                _, points = coordinates(records, path)
                 finite = np.isfinite(points).all(axis=1)
                 scratch.write(np.ascontiguousarray(points[finite]).tobytes())
                 if finite.any():
@@ -164,7 +164,7 @@ def _bounds(path, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) of a cloud file's finite points, in one chunked pass over its coordinates."""
     low, high = np.full(3, np.inf), np.full(3, -np.inf)
     for records in iter_cloud_chunks(path, chunk_size):
-        points = _coordinates(records, path)[1]
+        points = coordinates(records, path)[1]
         points = points[np.isfinite(points).all(axis=1)]
         if len(points) and points.shape[1] == 3:
             low, high = np.fmin(low, points.min(axis=0)), np.fmax(high, points.max(axis=0))
@@ -225,11 +225,11 @@ def _split_chunks(path, model, outputs, scores, chunk_size, ascii, bounds, timer
                 records = next(chunks, None)
             if records is None:
                 break
-            coords, points = _coordinates(records, path)
+            coords, points = coordinates(records, path)
             if points.shape[1] != 3:
                 raise PcflowError(f"{path}: expected 3-D points, got {points.shape[1]} coordinates per point")
             finite = np.isfinite(points).all(axis=1)
-            fields = records[finite] if _has_fields(records, coords) else None
+            fields = records[finite] if has_fields(records, coords) else None
             cloud = PointCloud(points[finite], fields, source=str(path), las_header=header)
             with timer("score"):
                 inside, score = judge(model, cloud.points, scores=scores)

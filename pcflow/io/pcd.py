@@ -1,13 +1,17 @@
-"""PCD (Point Cloud Library) codec: ASCII, binary and binary_compressed (LZF) bodies to structured arrays."""
+"""PCD (Point Cloud Library) files: ASCII, binary and binary_compressed (LZF) bodies, whole or in chunks."""
 
 from __future__ import annotations
 
 import struct
+from functools import partial
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from pcflow.errors import PcflowError
+
+from .base import HeaderStream, counted_blocks, cut, format_rows, little_endian
 
 _TYPES = {("F", 4): "<f4", ("F", 8): "<f8", ("I", 1): "i1", ("I", 2): "<i2", ("I", 4): "<i4", ("I", 8): "<i8",
           ("U", 1): "u1", ("U", 2): "<u2", ("U", 4): "<u4", ("U", 8): "<u8"}
@@ -17,6 +21,8 @@ _MAX_HEADER_LINES = 64
 
 def lzf_decompress(data: bytes, size: int) -> bytes:
     """Decompresses an LZF stream (the liblzf format PCL uses) that expands to exactly `size` bytes.
+
+    Kept in pure Python: python-lzf 0.2.6 decodes the PCL mug scan 50x faster (5.6 vs 288 ms) but ships no wheels.
 
     Args:
         data: the compressed bytes.
@@ -96,6 +102,14 @@ def _parse_header(raw: bytes, path: Path) -> tuple[dict, int]:
     raise PcflowError(f"{path}: corrupt PCD header: no DATA line")
 
 
+def _read_header(raw: bytes, path: Path) -> tuple[list[tuple[str, str, int]], int, int, int, str, int]:
+    """The fields (`_unique_names`), number of points, width, height, DATA kind and data offset of a PCD file
+    that starts with `raw`."""
+    header, offset = _parse_header(raw, path)
+    fields, n, width, height = _layout(header, path)
+    return _unique_names(fields), n, width, height, header["DATA"][0], offset
+
+
 def _layout(header: dict, path: Path) -> tuple[list[tuple[str, str, int]], int, int, int]:
     """Returns the fields as (name, numpy type, count), the number of points, the width and the height."""
     names = header.get("FIELDS")
@@ -162,11 +176,8 @@ def read_pcd(path: Path) -> tuple[np.ndarray, dict]:
         PcflowError: corrupt header, truncated body, or a header that declares more points than the data holds.
     """
     raw = Path(path).read_bytes()
-    header, offset = _parse_header(raw, path)
-    fields, n, width, height = _layout(header, path)
-    fields = _unique_names(fields)
+    fields, n, width, height, kind, offset = _read_header(raw, path)
     body = raw[offset:]
-    kind = header["DATA"][0]
     if kind == "ascii":
         records = _read_ascii(body, fields, n, path)
     elif kind == "binary":
@@ -177,6 +188,33 @@ def read_pcd(path: Path) -> tuple[np.ndarray, dict]:
         raise PcflowError(f"{path}: unknown PCD DATA kind {kind!r}; expected ascii, binary or binary_compressed")
     info = {"format": f"PCD {kind}", "organized": (width, height) if height > 1 else None}
     return _flatten(records, fields), info
+
+
+def pcd_chunks(path: Path, chunk_size: int) -> Iterator[np.ndarray]:
+    """The rows of a PCD file in chunks: binary memory-mapped, ascii parsed chunk by chunk, binary_compressed (one
+    LZF block) read whole and then cut."""
+    with open(path, "rb") as f:
+        fields, n, _, _, kind, offset = _read_header(f.read(1 << 20), path)
+    dtype = np.dtype([(name, kind_, (count,)) for name, kind_, count in fields])
+    if kind == "binary":
+        available = path.stat().st_size - offset
+        if available < n * dtype.itemsize:
+            raise PcflowError(f"{path}: truncated PCD binary data: header declares {n} points of {dtype.itemsize} "
+                              f"bytes, the file holds {available} bytes of data")
+        data = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(n,)) if n else np.empty(0, dtype)
+        for chunk in cut(data, chunk_size):
+            yield _flatten(np.array(chunk), fields)
+        return
+    if kind != "ascii":
+        yield from cut(read_pcd(path)[0], chunk_size)
+        return
+    with open(path, "rb") as f:
+        f.seek(offset)
+        lines = (line for line in f if line.strip())
+        for block in counted_blocks(lines, n, chunk_size, lambda present: PcflowError(
+                f"{path}: PCD header declares {n} points but the data holds {present} rows")):
+            records = _read_ascii(b"".join(block), fields, len(block), path) if block else np.empty(0, dtype)
+            yield _flatten(records, fields)
 
 
 def _read_ascii(body: bytes, fields, n: int, path: Path) -> np.ndarray:
@@ -237,48 +275,59 @@ def _read_compressed(body: bytes, fields, n: int, path: Path) -> np.ndarray:
     return records
 
 
-def write_pcd(path: Path, records: np.ndarray, *, ascii: bool = False) -> None:
+def pcd_header(dtype: np.dtype, count: int, pad: int = 0, *, ascii: bool) -> bytes:
+    """The header of an unorganized PCD file of `count` points, with `pad` spare bytes in its first comment.
+
+    A float `rgb`/`rgba` field gets TYPE U in ASCII (written as the unsigned integer of its bits, as PCL does).
+    """
+    names = dtype.names
+    kinds = [dtype[name] for name in names]
+    letters = [_letter(name, kind, ascii) for name, kind in zip(names, kinds)]
+    lines = ["# .PCD v0.7 - Point Cloud Data file format" + " " * pad, "VERSION 0.7",
+             "FIELDS " + " ".join(names), "SIZE " + " ".join(str(dt.itemsize) for dt in kinds),
+             "TYPE " + " ".join(letters), "COUNT " + " ".join("1" for _ in names), f"WIDTH {count}",
+             "HEIGHT 1", "VIEWPOINT 0 0 0 1 0 0 0", f"POINTS {count}", f"DATA {'ascii' if ascii else 'binary'}"]
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
+def _letter(name: str, kind: np.dtype, ascii: bool) -> str:
+    """The PCD TYPE letter of a field: F, U or I (U for a float rgb/rgba written as text)."""
+    if ascii and name in ("rgb", "rgba") and kind == np.float32:
+        return "U"
+    return "F" if kind.kind == "f" else "U" if kind.kind in "ub" else "I"
+
+
+def pcd_body(records: np.ndarray, *, ascii: bool) -> bytes:
+    """Rows as little-endian binary or as text: float32 to 9 significant digits, float64 to 17, a float rgb/rgba
+    as the integer of its bits."""
+    if not ascii:
+        return little_endian(records)
+    names = records.dtype.names
+    columns, formats = [], []
+    for name in names:
+        column = records[name]
+        letter = _letter(name, column.dtype, ascii)
+        if letter == "U" and column.dtype.kind == "f":
+            column = np.ascontiguousarray(column).view(np.uint32)
+        columns.append(column)
+        formats.append("%d" if letter != "F" else "%.9g" if column.dtype.itemsize == 4 else "%.17g")
+    return format_rows(columns, formats, " ").encode("ascii")
+
+
+def write_pcd(path: Path, records: np.ndarray, *, ascii: bool = False, las_header=None) -> None:
     """Writes a structured array as an unorganized PCD file (DATA ascii or binary).
 
     Args:
         path: the file to write.
         records: (N,) structured array of numeric fields of 1, 2, 4 or 8 bytes, no sub-arrays.
-        ascii: write `DATA ascii` instead of `DATA binary`.
-
-    A float `rgb` field is written in ASCII as the unsigned integer of its bits with TYPE U, as PCL does.
+        ascii: write `DATA ascii` instead of `DATA binary` (see `pcd_header` and `pcd_body`).
+        las_header: not used (the writers of the suffix table share one signature).
     """
-    names = records.dtype.names
-    kinds = [records.dtype[name] for name in names]
-    letters = ["F" if dt.kind == "f" else "U" if dt.kind in "ub" else "I" for dt in kinds]
-    columns = [records[name] for name in names]
-    if ascii:
-        for k, name in enumerate(names):
-            if name in ("rgb", "rgba") and kinds[k] == np.float32:
-                letters[k], columns[k] = "U", np.ascontiguousarray(columns[k]).view(np.uint32)
-    n = len(records)
-    header = "\n".join([
-        "# .PCD v0.7 - Point Cloud Data file format",
-        "VERSION 0.7",
-        "FIELDS " + " ".join(names),
-        "SIZE " + " ".join(str(dt.itemsize) for dt in kinds),
-        "TYPE " + " ".join(letters),
-        "COUNT " + " ".join("1" for _ in names),
-        f"WIDTH {n}",
-        "HEIGHT 1",
-        "VIEWPOINT 0 0 0 1 0 0 0",
-        f"POINTS {n}",
-        f"DATA {'ascii' if ascii else 'binary'}",
-        "",
-    ])
     with open(path, "wb") as f:
-        f.write(header.encode("ascii"))
-        if not ascii:
-            little = np.dtype([(name, dt.newbyteorder("<")) for name, dt in zip(names, kinds)])
-            f.write(records.astype(little).tobytes())
-            return
-        formats = []
-        for letter, column in zip(letters, columns):
-            formats.append("%d" if letter != "F" else "%.9g" if column.dtype.itemsize == 4 else "%.17g")
-        line = " ".join(formats) + "\n"
-        rows = zip(*(column.tolist() for column in columns))
-        f.write("".join(line % row for row in rows).encode("ascii"))
+        f.write(pcd_header(records.dtype, len(records), ascii=ascii))
+        f.write(pcd_body(records, ascii=ascii))
+
+
+def pcd_stream(file, records: np.ndarray, *, ascii: bool, where: str, template=None, bounds=None) -> HeaderStream:
+    """A `HeaderStream` of PCD rows laid out as `records`; `template` and `bounds` are not used."""
+    return HeaderStream(file, records.dtype, partial(pcd_header, ascii=ascii), partial(pcd_body, ascii=ascii), where)
