@@ -16,9 +16,11 @@ FORMAT_VERSION = 2
 #: The estimator a format-1 file's ``params["objective"]`` stands for.
 LEGACY_KINDS = {"volume": "OneFlow", "likelihood": "LLFlow", "surface": "SurfaceFlow"}
 
-# what torch.load raises on a file that is not a torch archive of plain values
-_UNREADABLE = (pickle.UnpicklingError, struct.error, RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError,
-               TypeError)
+# what torch.load raised on 600 truncated, byte-flipped and random model files and on an empty one (UnpicklingError,
+# RuntimeError, OSError, UnicodeDecodeError, IndexError, KeyError, EOFError) and on a short non-archive file
+# (struct.error): a file that is not an archive of plain values; nothing else is caught
+_UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, UnicodeDecodeError, KeyError, IndexError,
+               struct.error)
 
 
 def write_state(path, state: dict) -> None:
