@@ -2,15 +2,17 @@
 
 from importlib import import_module
 
-from .errors import NotFittedError, PcflowError
+from .errors import PcflowError
 
 __version__ = "0.1.0"
 
 __all__ = ["OneFlow", "LLFlow", "SurfaceFlow", "PAPER_2D", "PAPER_TABULAR", "PcflowError", "NotFittedError",
            "__version__"]
 
-#: Public names imported on first use (torch comes with them), so that `import pcflow` and `pcflow --help` stay fast.
+#: Public names imported on first use (torch or scikit-learn comes with them), so that `import pcflow` and
+#: `pcflow --help` stay fast.
 _LAZY = {name: ".models" for name in ("OneFlow", "LLFlow", "SurfaceFlow", "PAPER_2D", "PAPER_TABULAR")}
+_LAZY["NotFittedError"] = ".errors"
 
 
 def __getattr__(name: str):

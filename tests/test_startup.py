@@ -13,7 +13,7 @@ from pcflow.io import PointCloud, write_cloud
 
 def loaded_after(code: str) -> dict:
     """Runs `code` in a fresh interpreter; which of the heavy libraries it left imported."""
-    report = "print(json.dumps({name: name in sys.modules for name in ('torch', 'trimesh', 'pyvista')}))"
+    report = "print(json.dumps({name: name in sys.modules for name in ('torch', 'trimesh', 'pyvista', 'sklearn')}))"
     probe = f"{code}\nimport json, sys\n{report}"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.splitlines()[-1])
@@ -21,7 +21,7 @@ def loaded_after(code: str) -> dict:
 
 def test_the_parser_imports_no_torch():
     loaded = loaded_after("import pcflow.cli\npcflow.cli.build_parser().format_help()")
-    assert loaded == {"torch": False, "trimesh": False, "pyvista": False}
+    assert loaded == {"torch": False, "trimesh": False, "pyvista": False, "sklearn": False}
 
 
 @pytest.mark.parametrize("command", ["reconstruct", "demo", "denoise", "fit", "mesh", "info", "render"])
@@ -32,7 +32,8 @@ def test_subcommand_help_imports_no_torch(command):
 
 
 def test_import_pcflow_is_lazy_and_oneflow_still_imports():
-    assert loaded_after("import pcflow")["torch"] is False
+    assert loaded_after("import pcflow") == {"torch": False, "trimesh": False, "pyvista": False, "sklearn": False}
+    assert loaded_after("from pcflow import NotFittedError")["sklearn"] is True
     assert loaded_after("from pcflow import OneFlow")["torch"] is True
 
 
