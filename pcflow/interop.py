@@ -9,7 +9,7 @@ import trimesh
 
 from .errors import PcflowError
 from .io import PointCloud, read_cloud
-from .mesh import BoundaryMesh
+from .meshing import BoundaryMesh
 
 _ACCEPTED = ("a numpy array of shape (N, D), a pcflow PointCloud or BoundaryMesh, an Open3D PointCloud or "
              "TriangleMesh, a trimesh PointCloud or Trimesh, or a path to a point cloud file")

@@ -2,7 +2,7 @@
 
 Generates seeded binary PLY clouds (float32 xyz + uchar rgb: a noisy ellipsoid surface plus 5% uniform outliers) in
 a temporary folder, runs each job in its own subprocess and measures its wall time and peak resident memory
-(`os.wait4`'s ru_maxrss of that child). Runs: the streaming denoise (`pcflow.stream.denoise_file`, what
+(`os.wait4`'s ru_maxrss of that child). Runs: the streaming denoise (`pcflow.pipeline.stream.denoise_file`, what
 `pcflow denoise` runs) at every size, the whole-file path (read_cloud, fit_cloud, predict, write_cloud) at the
 smallest size, and Open3D's `remove_statistical_outlier(nb_neighbors=20, std_ratio=2.0)` at the smallest size as
 the peer of the same run. Prints a table with time per million points and growth ratios, writes JSON to --out and,
@@ -88,7 +88,7 @@ def child(kind: str, source: str, outdir: str, settings: dict) -> dict:
     options = FitOptions(mode=settings["mode"], epochs=settings["epochs"], surface_steps=settings["surface_steps"],
                          n_couplings=settings["couplings"], hidden_features=settings["hidden"], seed=0)
     if kind == "stream":
-        from pcflow.stream import denoise_file
+        from pcflow.pipeline.stream import denoise_file
 
         result = denoise_file(source, outdir / "inliers.ply", outdir / "outliers.ply", fit_options=options,
                               chunk_size=settings["chunk_size"])

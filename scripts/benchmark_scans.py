@@ -27,7 +27,7 @@ from _common import (  # noqa: E402
 from pcflow.models import LLFlow  # noqa: E402
 from pcflow.errors import PcflowError  # noqa: E402
 from pcflow.io import read_cloud, read_mesh  # noqa: E402
-from pcflow.mesh import boundary_mesh, surface_gap, validity  # noqa: E402
+from pcflow.meshing import boundary_mesh, surface_gap, validity  # noqa: E402
 from pcflow.metrics import chamfer_metrics, outlier_scores  # noqa: E402
 from pcflow.objectives import RADIAL_POINTS  # noqa: E402
 from pcflow.pipeline import MODES, FitOptions, fit_cloud, fitted_mode, training_rows  # noqa: E402
@@ -450,7 +450,7 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         f"{surface.radial_every} at {surface.radial_every} times its weight); its score is "
         f"{surface.surface_weight:g} times the distance to the surface or, where smaller, the mean distance to the "
         "8 nearest other training points; its mesh is the surface, snapped onto its training inliers "
-        "(`pcflow.mesh.snap_to_points`).",
+        "(`pcflow.meshing.snap_to_points`).",
         "IsolationForest and LOF get contamination = the outlier ratio, kNN-distance (distance to the 8th nearest "
         "other point) flags the same share; Open3D statistical (20 neighbours, std 2) "
         "and radius (2% of the diagonal, 8 points) removal get nothing.",

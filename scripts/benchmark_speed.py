@@ -131,9 +131,9 @@ def main() -> None:
         args.points, args.repeats, args.score_points = 4000, 1, 50_000
         args.pcflow_args = (args.pcflow_args + " --epochs 5 --surface-steps 5 --couplings 2 --hidden 16").strip()
 
-    from pcflow.detector import OneFlow
+    from pcflow.models import OneFlow
     from pcflow.io import read_cloud, read_mesh
-    from pcflow.mesh import boundary_mesh
+    from pcflow.meshing import boundary_mesh
     from pcflow.metrics import chamfer_metrics, outlier_scores
 
     results: dict = {"points": args.points, "repeats": args.repeats, "pcflow_args": args.pcflow_args,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pcflow import PcflowError
-from pcflow.batch import BATCH_REPORT, expand_inputs, is_batch, output_names, run_batch
+from pcflow.pipeline.batch import BATCH_REPORT, expand_inputs, is_batch, output_names, run_batch
 from pcflow.cli import main
 from pcflow.io import PointCloud, read_cloud, write_cloud
 from pcflow.pipeline import FitOptions, MeshOptions

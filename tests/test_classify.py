@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from pcflow.cli import main
-from pcflow.detector import OneFlow
+from pcflow.models import OneFlow
 from pcflow.io import PointCloud, read_cloud, write_cloud
-from pcflow.stream import NOISE_CLASS, SCORE_FIELD, UNCLASSIFIED, classified_cloud, judge, split_cloud, split_file
+from pcflow.pipeline.stream import NOISE_CLASS, SCORE_FIELD, UNCLASSIFIED, classified_cloud, judge, split_cloud, split_file
 
 FIT = ["--epochs", "3", "--surface-steps", "10", "--couplings", "2", "--hidden", "16", "--mode", "envelope", "-q"]
 

@@ -14,7 +14,7 @@ from pcflow import OneFlow, PcflowError
 from pcflow import cli
 from pcflow.cli import build_parser, main
 from pcflow.io import read_cloud
-from pcflow.mesh import boundary_mesh, validity
+from pcflow.meshing import boundary_mesh, validity
 from pcflow.pipeline import OPEN_SCENE_GAP
 
 FIT = ["--epochs", "4", "--surface-steps", "10", "--couplings", "2", "--hidden", "16", "-q"]

@@ -14,7 +14,7 @@ from scipy.spatial import cKDTree
 import pcflow.io
 from pcflow.cli import main
 from pcflow.io import SCENE_PLANE_SHARE, describe, read_cloud, write_mesh
-from pcflow.mesh import validity
+from pcflow.meshing import validity
 
 ROOT = Path(__file__).resolve().parent.parent
 SPOT = ROOT / "pcflow" / "assets" / "spot_scan.ply"

@@ -7,7 +7,7 @@ import trimesh
 from pcflow import OneFlow, PcflowError
 from pcflow.interop import as_points, to_open3d, to_trimesh
 from pcflow.io import PointCloud, write_cloud
-from pcflow.mesh import sphere_mesh
+from pcflow.meshing import sphere_mesh
 
 o3d = pytest.importorskip("open3d")
 

@@ -6,7 +6,7 @@ import pytest
 from pcflow.cli import main
 from pcflow.errors import PcflowError
 from pcflow.io import CloudWriter, PointCloud, _las_scaling, read_cloud, read_las_header, write_cloud
-from pcflow.stream import split_file
+from pcflow.pipeline.stream import split_file
 
 laspy = pytest.importorskip("laspy")
 

@@ -11,7 +11,7 @@ from plyfile import PlyData
 
 from pcflow.cli import main
 from pcflow.io import MESH_SUFFIXES, write_mesh
-from pcflow.mesh import sphere_mesh
+from pcflow.meshing import sphere_mesh
 
 o3d = pytest.importorskip("open3d")
 meshio = pytest.importorskip("meshio")

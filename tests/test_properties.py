@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pcflow.io import PointCloud, read_cloud, write_cloud
-from pcflow.stream import split_cloud, split_file
+from pcflow.pipeline.stream import split_cloud, split_file
 
 
 

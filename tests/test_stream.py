@@ -11,7 +11,7 @@ import pytest
 from pcflow import PcflowError
 from pcflow.io import PointCloud, iter_cloud_chunks, read_cloud, write_cloud
 from pcflow.pipeline import FitOptions, fit_cloud
-from pcflow.stream import denoise_file, fit_file, should_stream, split_file
+from pcflow.pipeline.stream import denoise_file, fit_file, should_stream, split_file
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = FitOptions(epochs=3, surface_steps=10, n_couplings=2, hidden_features=16, max_train_points=300, seed=3)

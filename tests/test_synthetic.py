@@ -20,7 +20,7 @@ def test_builtin_shapes_are_closed_genus0_and_normalised(name):
 
 @pytest.mark.parametrize("name,euler", list(zip(HELD_OUT_SHAPES, (2, 2, 0, 2, 2, 2), strict=True)))
 def test_held_out_shapes_are_closed_and_normalised(name, euler):
-    from pcflow.mesh import count_self_intersections
+    from pcflow.meshing import count_self_intersections
 
     mesh = builtin_shape(name)
     assert mesh.is_watertight and mesh.is_winding_consistent and mesh.volume > 0

@@ -34,7 +34,7 @@ def cmd_info(args) -> int:
         info = describe(path)
         if info["is_mesh"]:
             from ..io import read_mesh
-            from ..mesh import validity
+            from ..meshing import validity
 
             info["mesh"] = validity(read_mesh(path), check_intersections=False)
             del info["mesh"]["self_intersections"]  # not counted here: an R-tree pass over every face pair
@@ -61,7 +61,7 @@ def _model_info(path: Path) -> dict:
     if model.objective == "surface":
         info["distance_threshold"] = model.distance_threshold_
         if model.n_features_in_ == 3:
-            from ..mesh import surface_gap
+            from ..meshing import surface_gap
 
             info["surface_gap"] = surface_gap(model)
     return info

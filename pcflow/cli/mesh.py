@@ -40,7 +40,7 @@ def cmd_mesh(args) -> int:
     """`pcflow mesh`: load the model, mesh its boundary (or run marching cubes), write one mesh file."""
     from ..models import load as load_model
     from ..io import write_mesh
-    from ..mesh import marching_cubes_mesh, validity
+    from ..meshing import marching_cubes_mesh, validity
     from ..pipeline import extract_mesh, prepare_outdir
 
     output = Path(args.output)

@@ -50,7 +50,7 @@ def read_mesh_vertices(path: Path) -> tuple[np.ndarray, dict]:
 def _vertex_normals(mesh: trimesh.Trimesh) -> np.ndarray:
     """Unit vertex normals that follow the faces' winding: trimesh's angle-weighted mean of the face normals.
 
-    They point outward when the faces wind counter-clockwise seen from outside (as `pcflow.mesh` orients its
+    They point outward when the faces wind counter-clockwise seen from outside (as `pcflow.meshing` orients its
     meshes: positive volume). Normals cached on `mesh` (loaded from a file, say) are ignored.
 
     Args:

@@ -131,7 +131,7 @@ def write_mesh(path, mesh: trimesh.Trimesh, *, uv: np.ndarray | None = None, inp
 
     PLY (vertex x y z double, nx ny nz float; face vertex_indices as a uchar/int list) and OBJ (one `vn` per `v`)
     carry vertex normals, GLB too, STL facet normals, OFF none (NOFF is not read by meshio); all follow the faces'
-    winding (`pcflow.io.meshes`), which points outward for `pcflow.mesh`'s meshes. Without `uv`, Open3D, trimesh and
+    winding (`pcflow.io.meshes`), which points outward for `pcflow.meshing`'s meshes. Without `uv`, Open3D, trimesh and
     meshio open every format watertight with the mesh's vertex and face counts, except that Open3D keeps STL's
     triangles apart (`remove_duplicated_vertices()` welds them) and meshio has no GLB reader. With `uv` per face
     corner, trimesh and Open3D split the vertices where a vertex has several texture coordinates.

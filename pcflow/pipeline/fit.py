@@ -77,7 +77,7 @@ class _OpenScene(Exception):
 
 def _check_gap(model: OneFlow) -> float:
     """The surface gap of a surface fit; raises `_OpenScene` above `OPEN_SCENE_GAP`."""
-    from ..mesh import surface_gap
+    from ..meshing import surface_gap
 
     start = time.perf_counter()
     gap = surface_gap(model)

@@ -30,7 +30,7 @@ FAST["auto"] = FAST["surface"]
 SURFACE_STEPS = SurfaceFlow().surface_steps
 
 #: ``auto`` mode takes a cloud for an open scene, and fits the envelope instead, when more than this share of the
-#: fitted surface spans empty space (`pcflow.mesh.surface_gap`): at most 0.076 did on the scanned objects measured
+#: fitted surface spans empty space (`pcflow.meshing.surface_gap`): at most 0.076 did on the scanned objects measured
 #: (the torus's membrane), 0.21 to 0.91 on the two table-top scans.
 OPEN_SCENE_GAP = 0.15
 
@@ -93,5 +93,5 @@ class MeshOptions:
     max_faces: int = 200_000
     coverage: float | None = None
     formats: tuple[str, ...] = ()
-    snap: bool = True  # a surface fit's own mesh moved onto its training inliers (`pcflow.mesh.boundary_mesh`)
+    snap: bool = True  # a surface fit's own mesh moved onto its training inliers (`pcflow.meshing.boundary_mesh`)
     uv: bool = False  # also write mesh_uv.obj, the mesh with the sphere chart's texture coordinates

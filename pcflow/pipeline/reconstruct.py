@@ -23,7 +23,7 @@ CLASSIFIED_OUTPUT = "classified.ply"
 
 def extract_mesh(model: OneFlow, options: MeshOptions, timer: Timer | None = None):
     """The boundary mesh of a fitted 3D model and its validity checks: (BoundaryMesh, validity dict)."""
-    from ..mesh import boundary_mesh, validity
+    from ..meshing import boundary_mesh, validity
 
     timer = timer or Timer()
     if model.n_features_in_ != 3:
@@ -80,11 +80,11 @@ def reconstruct(input_path, outdir, fit_options: FitOptions, mesh_options: MeshO
         overwrite: replace outputs already in `outdir`.
         preview: also render preview.png when a headless renderer is available.
         chunk_size: read, score and write the cloud this many points at a time (bounded memory); None does so with
-            `pcflow.stream.DEFAULT_CHUNK_SIZE` for clouds of `pcflow.stream.STREAM_MIN_POINTS` or more points and
+            `pcflow.pipeline.stream.DEFAULT_CHUNK_SIZE` for clouds of `pcflow.pipeline.stream.STREAM_MIN_POINTS` or more points and
             reads smaller clouds whole. The results are the same either way; a streamed preview shows the
             training subset.
         classify: also write classified.ply: every point, outliers marked as noise, ASPRS class 7
-            (`pcflow.stream.classified_cloud`).
+            (`pcflow.pipeline.stream.classified_cloud`).
         scores: add the float32 field `outlier_score` (minus the decision function, > 0 for outliers) to the
             point clouds written.
         timer: collects the stage times (`RECONSTRUCT_STAGES`) and shows their progress; None: a new `Timer`.

@@ -108,7 +108,7 @@ class Scene:
         radius, threshold = _levels(self.model, coverage)
         if not radius > 0:
             raise PcflowError(f"coverage={coverage} gives latent radius {radius}; expected a positive radius")
-        from ..mesh import sphere_mesh
+        from ..meshing import sphere_mesh
 
         if radius != self.radius:
             boundary = sphere_mesh(
@@ -222,7 +222,7 @@ def build_scene(plotter, *, cloud, inside=None, mesh=None, model=None, interacti
 def model_surface(model, coverage: float | None):
     """The surface drawn for a model without a mesh: its refined boundary at `coverage` (a surface model's own
     surface), as a trimesh of at most `_RENDER_MAX_FACES` faces."""
-    from ..mesh import boundary_mesh
+    from ..meshing import boundary_mesh
 
     return boundary_mesh(
         model, coverage=None if _is_surface(model) else coverage, max_faces=_RENDER_MAX_FACES,

@@ -36,7 +36,7 @@ def surface_models(shell_scan):
 def test_surface_mesh_follows_the_surface_the_envelope_does_not(surface_models):
     import trimesh
 
-    from pcflow.mesh import boundary_mesh, validity
+    from pcflow.meshing import boundary_mesh, validity
 
     truth = trimesh.creation.icosphere(5)
     truth.vertices *= AXES
@@ -93,7 +93,7 @@ def test_surface_contract_and_coverage(surface_models, shell_scan):
 def test_surface_distance_is_the_distance_to_the_mesh(surface_models, shell_scan):
     import trimesh
 
-    from pcflow.mesh import boundary_mesh
+    from pcflow.meshing import boundary_mesh
 
     _, model = surface_models
     mesh = boundary_mesh(model, tolerance=0.01, snap=False).mesh
@@ -108,7 +108,7 @@ def test_surface_distance_is_the_distance_to_the_mesh(surface_models, shell_scan
 def test_a_surface_models_own_mesh_is_snapped_onto_its_inliers(surface_models):
     import trimesh
 
-    from pcflow.mesh import boundary_mesh, validity
+    from pcflow.meshing import boundary_mesh, validity
 
     envelope, model = surface_models
     exact, snapped = boundary_mesh(model, snap=False), boundary_mesh(model)
@@ -175,7 +175,7 @@ def test_neighbor_distance_against_brute_force(surface_models, shell_scan):
 
 
 def test_surface_gap_tells_an_object_from_an_open_scene(surface_models, table_and_wall):
-    from pcflow.mesh import surface_gap
+    from pcflow.meshing import surface_gap
     from pcflow.pipeline import OPEN_SCENE_GAP
 
     scene = SurfaceFlow(**surface_models[1].get_params()).fit(table_and_wall)  # the ellipsoid's settings
