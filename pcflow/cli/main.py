@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import sys
 
 from ..errors import PcflowError
@@ -50,12 +51,18 @@ def main(argv=None) -> int:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, so that a closed pipe is met below rather than at the interpreter's exit
+        return code
     except PcflowError as error:
         print(f"pcflow: error: {error}", file=sys.stderr)
+    except BrokenPipeError:
+        # the reader of the output went away (`pcflow info big.ply | head`): nothing left to say, and no second
+        # error from the interpreter's final flush of stdout
+        sys.stdout = open(os.devnull, "w")
     except OSError as error:
-        where = f" {error.filename}" if error.filename else ""
-        print(f"pcflow: error:{where}: {error.strerror or error}", file=sys.stderr)
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"pcflow: error: {where}{error.strerror or error}", file=sys.stderr)
     except KeyboardInterrupt:
         print("pcflow: interrupted", file=sys.stderr)
         return 130
