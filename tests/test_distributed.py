@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 from pcflow import OneFlow, SurfaceFlow
 from pcflow.distributed import SingleProcess, group, shard, shutdown
 
-from models.test_oneflow import FAST, two_blobs
+from models.samples import FAST, two_blobs
 
 
 def _train_rank(rank, world_size, init_file, model_path, estimator, params):

@@ -7,20 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from pcflow import OneFlow, PcflowError
-
-from .test_oneflow import FAST, two_blobs
-
-
-@pytest.fixture(scope="module")
-def blobs():
-    return two_blobs()
-
-
-@pytest.fixture(scope="module")
-def fitted(blobs):
-    X, _ = blobs
-    return {("general", "volume"): OneFlow(alpha=0.05, flow="general", **FAST).fit(X)}
+from pcflow import PcflowError
 
 
 def test_results_do_not_depend_on_the_rows_per_pass(fitted, blobs, monkeypatch):

@@ -6,36 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from pcflow import PAPER_2D, LLFlow, NotFittedError, OneFlow, PcflowError
+from pcflow import LLFlow, NotFittedError, OneFlow, PcflowError
 
-ESTIMATORS = {"volume": OneFlow, "likelihood": LLFlow}
-
-
-def two_blobs(n=2000, seed=0):
-    """98% of the points in a wide blob, 2% in a tight far one (the paper's Two Blobs)."""
-    rng = np.random.default_rng(seed)
-    n_big = int(0.98 * n)
-    big = rng.normal(size=(n_big, 2)) * 0.5
-    small = rng.normal(size=(n - n_big, 2)) * 0.1 + 4.0
-    return np.vstack([big, small]), n_big
-
-
-FAST = dict(PAPER_2D, epochs=40, random_state=0)
-
-
-@pytest.fixture(scope="module")
-def blobs():
-    return two_blobs()
-
-
-@pytest.fixture(scope="module")
-def fitted(blobs):
-    X, _ = blobs
-    return {
-        (flow, objective): ESTIMATORS[objective](alpha=0.05, flow=flow, **FAST).fit(X)
-        for flow in ("nice", "general")
-        for objective in ("volume", "likelihood")
-    }
+from .samples import FAST
 
 
 @pytest.mark.parametrize("flow", ["nice", "general"])
