@@ -12,4 +12,3 @@ from pcflow.meshing import (  # noqa: F401
     unsupported_share,
     validity,
 )
-from pcflow.meshing.template import _sphere_uv  # noqa: F401
