@@ -124,3 +124,48 @@ def test_cli_denoise_streams_with_small_chunks(tmp_path):
     assert main([*base, "-o", str(tmp_path / "one.ply"), "--chunk-size", "1000000"]) == 0
     assert main([*base, "-o", str(tmp_path / "many.ply"), "--chunk-size", "99"]) == 0
     np.testing.assert_array_equal(read_cloud(tmp_path / "one.ply").points, read_cloud(tmp_path / "many.ply").points)
+
+
+def test_resume_redoes_exactly_the_unfinished_files(folder, tmp_path):
+    out = tmp_path / "out"
+    first = run_batch([folder], out, TINY, MESH, preview=False)
+    assert [e["ok"] for e in first["files"]] == [True, True, False] and first["n_skipped"] == 0
+    stamps = {name: (out / name / "inliers.ply").stat().st_mtime_ns for name in ("a", "b")}
+    reference = (out / "b" / "mesh.ply").read_bytes()
+    # a crash while b was written: its report.json (written last) missing, a half-written mesh and a temporary file
+    (out / "b" / "report.json").unlink()
+    (out / "b" / "mesh.ply").write_bytes(reference[: len(reference) // 2])
+    (out / "b" / ".mesh.obj.x1y2z3w4.tmp").write_text("partial")
+    with pytest.raises(PcflowError, match="--overwrite"):
+        run_batch([folder], out, TINY, MESH, preview=False)
+    seen = []
+    again = run_batch([folder], out, TINY, MESH, preview=False, resume=True, progress=seen.append)
+    entries = {Path(e["input"]).name: e for e in again["files"]}
+    assert again["skipped"] == [str(folder / "a.ply")] and again["n_skipped"] == 1 and entries["a.ply"]["skipped"]
+    assert entries["a.ply"]["ok"] and entries["a.ply"]["n_inliers"] == first["files"][0]["n_inliers"]
+    assert (out / "a" / "inliers.ply").stat().st_mtime_ns == stamps["a"]  # untouched
+    assert entries["b.xyz"]["ok"] and not entries["b.xyz"]["skipped"]
+    assert (out / "b" / "inliers.ply").stat().st_mtime_ns != stamps["b"]  # redone
+    assert (out / "b" / "mesh.ply").read_bytes() == reference  # the same seed gives the same, complete mesh
+    assert sorted(p.name for p in (out / "b").iterdir()) == sorted(json.loads((out / "b" / "report.json").read_text())
+                                                                   ["files"])
+    assert not entries["broken.ply"]["ok"] and "broken.ply" in entries["broken.ply"]["error"]  # tried again
+    assert [e["skipped"] for e in seen] == [True, False, False]
+    assert json.loads((out / BATCH_REPORT).read_text()) == json.loads(json.dumps(again))
+
+
+def test_cli_resume_skips_complete_files_and_fails_on_the_bad_one(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["reconstruct", str(folder), "-o", str(out), *FIT]
+    assert main(args) == 1
+    (out / "a" / "report.json").write_text('{"input": "truncated')  # a report cut short: not complete
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"pcflow: error: {folder / 'broken.ply'}: ")
+    report = json.loads((out / BATCH_REPORT).read_text())
+    assert report["skipped"] == [str(folder / "b.xyz")] and report["n_ok"] == 2 and report["n_failed"] == 1
+    single = out / "a"
+    assert main(["reconstruct", str(folder / "a.ply"), "-o", str(single), *FIT, "--resume"]) == 0
+    assert main(["reconstruct", str(folder / "a.ply"), "-o", str(single), *FIT[:-1], "--resume"]) == 0
+    assert "already holds a complete reconstruct" in capsys.readouterr().out

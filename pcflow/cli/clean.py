@@ -4,8 +4,10 @@ under torchrun)."""
 from __future__ import annotations
 
 import argparse
+from contextlib import ExitStack
 from pathlib import Path
 
+from ..errors import PcflowError
 from .arguments import add_cloud_output_arguments, add_common_arguments, add_fit_arguments
 from .common import fit_options, say, stages
 
@@ -52,21 +54,31 @@ def register(subparsers) -> None:
 
 def cmd_denoise(args) -> int:
     """`pcflow denoise`: fit (or load) a model, then score and write the cloud chunk by chunk."""
+    from ..io import output_lock
     from ..models import load as load_model
     from ..pipeline import fitted_mode, prepare_outdir
     from ..pipeline.stream import denoise_file
 
     outputs = [Path(args.output)] + ([Path(args.outliers)] if args.outliers else [])
+    if len(outputs) == 2 and outputs[0].absolute().resolve() == outputs[1].absolute().resolve():
+        raise PcflowError(f"--outliers {args.outliers} is the cleaned cloud's own file; name another")
     for path in outputs:
         prepare_outdir(path.parent, [path.name], overwrite=args.overwrite, inputs=(args.input,))
-    model = load_model(args.model, device=args.device) if args.model else None
-    options = fit_options(args, args.quiet)
-    plan = ("read", "score", "write_clouds") if model is not None else ("read", "fit", "score", "write_clouds")
-    with stages(options, plan) as timer:
-        result = denoise_file(
-            args.input, args.output, args.outliers, model=model, fit_options=options,
-            chunk_size=args.chunk_size, ascii=args.ascii, classify=args.classify, scores=args.scores, timer=timer,
-        )
+    with ExitStack() as locks:
+        # one lock per output file: a second denoise into the same file fails at once, and the lock clears what a
+        # killed run left half-written there
+        for path in outputs:
+            locks.enter_context(output_lock(path))
+            prepare_outdir(path.parent, [path.name], overwrite=args.overwrite, inputs=(args.input,))
+        model = load_model(args.model, device=args.device) if args.model else None
+        options = fit_options(args, args.quiet)
+        plan = ("read", "score", "write_clouds") if model is not None else ("read", "fit", "score", "write_clouds")
+        with stages(options, plan) as timer:
+            result = denoise_file(
+                args.input, args.output, args.outliers, model=model, fit_options=options,
+                chunk_size=args.chunk_size, ascii=args.ascii, classify=args.classify, scores=args.scores,
+                timer=timer,
+            )
     mode = "" if args.model else f" ({fitted_mode(result['model'])} mode)"
     if args.classify:
         say(args, f"marked {result['n_outliers']} of {result['n_finite']} points as noise (class 7){mode}; "

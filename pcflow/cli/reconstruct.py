@@ -25,6 +25,8 @@ def register(subparsers) -> None:
                "  pcflow reconstruct scan.pcd -o out/ --fast   # about half the fit time, a coarser surface\n"
                "  pcflow reconstruct scan.pcd -o out/ --mode envelope   # bounding region, in seconds\n"
                "  pcflow reconstruct scans/ -o out/ --jobs 2      # every cloud in scans/, out/<name>/ each\n"
+               "  pcflow reconstruct scans/ -o out/ --resume      # after a crash: skip the files already done\n"
+               "  pcflow reconstruct scans/ -o out/ --scheduler tcp://host:8786   # one task per file on Dask\n"
                "  pcflow reconstruct 'scans/**/*.ply' -o out/\n"
                "  pcflow reconstruct scan.las -o out/ --classify --scores   # + classified.ply, outlier_score",
     )
@@ -35,6 +37,14 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
     p.add_argument("-j", "--jobs", type=int, default=1,
                    help="batch: files reconstructed at once, in separate processes (default 1; 0: one per CPU)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the outputs of inputs already complete in OUTDIR (their report.json, written last, "
+                        "is there), whatever settings made them, and redo the others, replacing what an unfinished "
+                        "run left")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="batch: run each file as one task on the Dask distributed scheduler at ADDRESS "
+                        "(tcp://host:8786; pip install 'pcflow[cluster]'), whose workers see the inputs and OUTDIR "
+                        "at the same paths; --jobs is then unused")
     add_reconstruct_arguments(p)
     add_cloud_output_arguments(p, denoise=False)
     p.set_defaults(func=cmd_reconstruct)
@@ -52,26 +62,34 @@ def register(subparsers) -> None:
 
 
 def cmd_reconstruct(args) -> int:
-    """`pcflow reconstruct`: one file into OUTDIR, or a batch into OUTDIR/<name>/ (exit 1 if any file failed)."""
-    from ..pipeline.batch import BATCH_REPORT, is_batch, run_batch
+    """`pcflow reconstruct`: one file into OUTDIR, or a batch into OUTDIR/<name>/, here or on a Dask cluster (exit 1
+    if any file failed)."""
+    from ..pipeline.batch import BATCH_REPORT, completed, is_batch, run_batch
     from ..pipeline import reconstruct
 
     if not is_batch(args.input):
+        if args.scheduler:
+            raise PcflowError("--scheduler runs batches (a folder, a pattern or several files); one file runs here "
+                              "without it")
+        if args.resume and completed(args.output, args.input[0]) is not None:
+            say(args, f"{args.output} already holds a complete reconstruct of {args.input[0]}; nothing to do")
+            return 0
         options = fit_options(args, args.quiet)
         with stages(options, _reconstruct_plan(args)) as timer:
             report = reconstruct(
                 args.input[0], args.output, options, mesh_options(args),
                 overwrite=args.overwrite, preview=not args.no_preview, classify=args.classify, scores=args.scores,
-                timer=timer,
+                clear=args.resume, timer=timer,
             )
         say(args, _summary(report, Path(args.output)))
         return 0
     report = run_batch(
         args.input, args.output, fit_options(args, True), mesh_options(args), jobs=args.jobs,
-        overwrite=args.overwrite, preview=not args.no_preview, classify=args.classify, scores=args.scores,
-        progress=lambda entry: _batch_line(args, entry),
+        overwrite=args.overwrite, resume=args.resume, scheduler=args.scheduler, preview=not args.no_preview,
+        classify=args.classify, scores=args.scores, progress=lambda entry: _batch_line(args, entry),
     )
-    say(args, f"{report['n_ok']} of {report['n_files']} files reconstructed in {report['seconds']:.1f} s; "
+    skipped = f" ({report['n_skipped']} skipped as complete)" if report["n_skipped"] else ""
+    say(args, f"{report['n_ok']} of {report['n_files']} files reconstructed{skipped} in {report['seconds']:.1f} s; "
               f"report in {Path(args.output) / BATCH_REPORT}")
     return 0 if report["n_failed"] == 0 else EXIT_FAILURE
 
@@ -85,7 +103,9 @@ def _reconstruct_plan(args) -> tuple[str, ...]:
 
 def _batch_line(args, entry: dict) -> None:
     """One line per finished file of a batch: successes on stdout (unless quiet), failures on stderr."""
-    if entry["ok"]:
+    if entry["skipped"]:
+        say(args, f"skipped: {entry['input']}: complete in {entry['output']}")
+    elif entry["ok"]:
         say(args, f"ok: {entry['input']}: kept {entry['n_inliers']}, removed {entry['n_outliers']} "
                   f"({entry['mode']} mode); outputs in {entry['output']}")
     else:

@@ -7,7 +7,7 @@ One module per concern: `cloud` (PointCloud), `registry` (the suffix table and r
 
 from pcflow.errors import PcflowError
 
-from .atomic import atomic_output
+from .atomic import LOCK_NAME, atomic_output, output_lock, temporary_name
 from .base import ChunkLayoutError, existing_file
 from .chunks import iter_cloud_chunks
 from .cloud import PointCloud
@@ -23,9 +23,9 @@ from .writer import CloudWriter
 _coordinates, _existing_file, _has_fields, _las_scaling = coordinates, existing_file, has_fields, las_scaling
 
 __all__ = [
-    "CLOUD_SUFFIXES", "CLOUD_WRITE_SUFFIXES", "ChunkLayoutError", "CloudWriter", "MESH_SUFFIXES", "PLANE_CANDIDATES",
-    "PLANE_SAMPLES", "PLANE_TOLERANCE", "PcflowError", "PointCloud", "SCENE_PLANE_SHARE", "SPACING_SAMPLES",
-    "atomic_output", "coordinates", "describe", "existing_file", "has_fields", "iter_cloud_chunks", "las_scaling",
-    "lzf_decompress", "read_cloud", "read_las_header", "read_mesh", "read_pcd", "write_cloud", "write_mesh",
-    "write_pcd",
+    "CLOUD_SUFFIXES", "CLOUD_WRITE_SUFFIXES", "ChunkLayoutError", "CloudWriter", "LOCK_NAME", "MESH_SUFFIXES",
+    "PLANE_CANDIDATES", "PLANE_SAMPLES", "PLANE_TOLERANCE", "PcflowError", "PointCloud", "SCENE_PLANE_SHARE",
+    "SPACING_SAMPLES", "atomic_output", "coordinates", "describe", "existing_file", "has_fields", "iter_cloud_chunks",
+    "las_scaling", "lzf_decompress", "output_lock", "read_cloud", "read_las_header", "read_mesh", "read_pcd",
+    "temporary_name", "write_cloud", "write_mesh", "write_pcd",
 ]

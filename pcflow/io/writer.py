@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_output
+from .atomic import atomic_output, write_error
 from .cloud import PointCloud
 from .records import records_of
 from .registry import format_for
@@ -60,17 +60,28 @@ class CloudWriter:
         return bool(self._stack.__exit__(kind, error, traceback))
 
     def write(self, cloud: PointCloud) -> None:
-        """Appends the rows of `cloud`; every chunk must give the same fields and dtypes as the first."""
+        """Appends the rows of `cloud`; every chunk must give the same fields and dtypes as the first.
+
+        Raises:
+            PcflowError: the write failed (``cannot write PATH: No space left on device``), named here, since other
+                writers open at the same time see the error pass too.
+        """
         records = records_of(cloud, wide_ints=self._fmt.wide_ints)
-        if self._stream is None:
-            self._stream = self._fmt.stream(self._file, records, ascii=self._ascii, where=str(self.path),
-                                            template=cloud.las_header, bounds=self._bounds)
-        self._stream.write(records)
+        try:
+            if self._stream is None:
+                self._stream = self._fmt.stream(self._file, records, ascii=self._ascii, where=str(self.path),
+                                                template=cloud.las_header, bounds=self._bounds)
+            self._stream.write(records)
+        except OSError as error:
+            raise write_error(self.path, error) from None
         self.count += len(records)
 
     def close(self) -> None:
-        """Writes the final header and moves the file into place."""
-        if self._stream is None:
-            self.write(PointCloud(np.zeros((0, 3))))
-        self._stream.close()
-        self._stack.close()
+        """Writes the final header and moves the file into place (on an error: removes the temporary file)."""
+        with self._stack:
+            if self._stream is None:
+                self.write(PointCloud(np.zeros((0, 3))))
+            try:
+                self._stream.close()
+            except OSError as error:
+                raise write_error(self.path, error) from None

@@ -27,8 +27,10 @@ def write_state(path, state: dict) -> None:
     """Writes `state` (tensors and plain values) to `path` atomically, with the format fields first."""
     from ..io import atomic_output
 
-    with atomic_output(path) as tmp:
-        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, tmp)
+    # through a file object: a full device is then Python's OSError, not torch's RuntimeError, and the archive's
+    # folder is torch's fixed "archive" instead of the random name of the temporary file
+    with atomic_output(path) as tmp, open(tmp, "wb") as file:
+        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, file)
 
 
 def read_state(path) -> dict:

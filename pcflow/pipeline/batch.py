@@ -1,25 +1,30 @@
-"""Many clouds through the reconstruct job, in parallel processes; a file that fails is reported, not fatal."""
+"""Many clouds through the reconstruct job, in parallel processes or on a Dask cluster; a file that fails is reported,
+not fatal, and a batch run again with `resume` skips the files already complete."""
 
 from __future__ import annotations
 
 import glob
+import json
 import multiprocessing
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..errors import PcflowError
 from .options import FitOptions, MeshOptions
-from .outputs import prepare_outdir, write_json
+from .outputs import claimed_outdir, write_json
 from .reconstruct import reconstruct
 
 #: Name of the summary `run_batch` writes into its output folder.
 BATCH_REPORT = "batch_report.json"
 _GLOB_CHARACTERS = "*?["
+#: Seconds `connect` waits for a Dask scheduler to answer.
+SCHEDULER_TIMEOUT = 10
 
 
 def is_batch(specs) -> bool:
@@ -85,9 +90,12 @@ def output_names(paths) -> list[str]:
 
 
 def run_batch(specs, outdir, fit_options: FitOptions, mesh_options: MeshOptions, *, jobs: int = 1,
-              overwrite: bool = False, preview: bool = True, classify: bool = False, scores: bool = False,
-              progress: Callable[[dict], None] | None = None) -> dict:
+              overwrite: bool = False, resume: bool = False, scheduler: str | None = None, preview: bool = True,
+              classify: bool = False, scores: bool = False, progress: Callable[[dict], None] | None = None) -> dict:
     """Runs `pipeline.reconstruct` on every input into `outdir/<stem>/` and writes `outdir/batch_report.json`.
+
+    The batch holds the lock of `outdir` (`pcflow.io.output_lock`) while it runs, each file the lock of its own
+    folder. A file's outputs are complete once its report.json is there (it is written last).
 
     Args:
         specs: files, folders and glob patterns (see `expand_inputs`).
@@ -95,21 +103,27 @@ def run_batch(specs, outdir, fit_options: FitOptions, mesh_options: MeshOptions,
         fit_options: model settings for every file (`progress` bars are turned off in parallel runs).
         mesh_options: mesh settings for every file.
         jobs: parallel worker processes; 1 runs in this process, 0 one per CPU (at most one per file). Each worker
-            gets cpu_count // jobs torch threads, so that the workers do not oversubscribe the CPUs.
+            gets cpu_count // jobs torch threads, so that the workers do not oversubscribe the CPUs. Unused with
+            `scheduler`.
         overwrite: replace outputs already there.
+        resume: skip the files whose folder holds a complete reconstruct of them (`completed`, whatever settings
+            made it) and redo the others, removing what an unfinished run left in their folders.
+        scheduler: address of a Dask distributed scheduler (``tcp://host:8786``): each file is then one task on its
+            workers (`run_tasks`), which must see the inputs and `outdir` at the same paths; None runs here.
         preview: also render each preview.png.
         classify: also write each classified.ply (see `pipeline.reconstruct`).
         scores: add the field `outlier_score` to each written cloud (see `pipeline.reconstruct`).
-        progress: called with each file's entry as it finishes (in finishing order).
+        progress: called with each file's entry as it finishes (in finishing order; skipped files first).
 
     Returns:
-        The report: `outdir`, `jobs`, `n_files`, `n_ok`, `n_failed`, `seconds` and `files`, one entry per input in
-        input order with `input`, `output`, `ok`, `error` (one line, or None), `mode` (the fit kept), `n_inliers`,
-        `n_outliers`, `seconds`.
+        The report: `outdir`, `jobs` (None with a scheduler), `scheduler`, `n_files`, `n_ok`, `n_failed`,
+        `n_skipped`, `skipped` (the inputs skipped as complete), `seconds` and `files`, one entry per input in
+        input order with `input`, `output`, `ok`, `skipped`, `error` (one line, or None), `mode` (the fit kept),
+        `n_inliers`, `n_outliers`, `seconds`.
 
     Raises:
-        PcflowError: bad inputs or `jobs`, or an output folder that cannot be written; a failing file only marks its
-            entry.
+        PcflowError: bad inputs or `jobs`, an output folder that cannot be written or that another process is
+            writing, a scheduler that cannot be reached; a failing file only marks its entry.
     """
     start = time.perf_counter()
     paths = expand_inputs(specs)
@@ -117,61 +131,178 @@ def run_batch(specs, outdir, fit_options: FitOptions, mesh_options: MeshOptions,
         raise PcflowError(f"jobs must be a non-negative integer, got {jobs!r}")
     cpus = os.cpu_count() or 1
     jobs = min(jobs or cpus, len(paths))
-    outdir = prepare_outdir(outdir, [BATCH_REPORT], overwrite=overwrite, inputs=paths)
-    if jobs > 1:
-        fit_options = replace(fit_options, progress=False)
-    outputs = {"overwrite": overwrite, "preview": preview, "classify": classify, "scores": scores}
-    tasks = [
-        (str(path), str(outdir / name), fit_options, mesh_options, outputs, max(1, cpus // jobs))
-        for path, name in zip(paths, output_names(paths))
-    ]
-    if jobs == 1:
-        entries = []
-        for task in tasks:
-            entries.append(_reconstruct_one(task[:-1] + (None,)))
-            if progress:
-                progress(entries[-1])
-    else:
-        entries = _run_parallel(tasks, jobs, progress)
-    n_ok = sum(entry["ok"] for entry in entries)
-    report = {
-        "outdir": str(outdir),
-        "jobs": jobs,
-        "n_files": len(entries),
-        "n_ok": n_ok,
-        "n_failed": len(entries) - n_ok,
-        "seconds": round(time.perf_counter() - start, 4),
-        "files": entries,
-    }
-    write_json(outdir / BATCH_REPORT, report)
+    with claimed_outdir(outdir, [BATCH_REPORT], overwrite=overwrite or resume, inputs=paths) as outdir:
+        if jobs > 1 or scheduler is not None:
+            fit_options = replace(fit_options, progress=False)
+        outputs = {"overwrite": overwrite, "preview": preview, "classify": classify, "scores": scores,
+                   "clear": resume}
+        threads = max(1, cpus // jobs) if jobs > 1 and scheduler is None else None
+        entries, tasks, slots, given = [], [], [], {}
+        for path, name in zip(paths, output_names(paths)):
+            output = outdir / name
+            done = completed(output, path) if resume else None
+            if done is not None:
+                entries.append(_entry((str(path), str(output)), ok=True, skipped=True, seconds=0.0,
+                                      mode=done.get("mode"), n_inliers=done.get("n_inliers"),
+                                      n_outliers=done.get("n_outliers")))
+                if progress:
+                    progress(entries[-1])
+                continue
+            slots.append(len(entries))
+            entries.append(None)
+            shown = {"input": str(path), "output": str(output)}
+            if scheduler is not None:  # the workers' working folders may differ from this one
+                path, output = path.absolute(), output.absolute()
+            given[str(path)] = shown
+            tasks.append((str(path), str(output), fit_options, mesh_options, outputs, threads))
+        results = run_tasks(reconstruct_task, tasks, jobs=jobs, scheduler=scheduler,
+                            progress=progress and (lambda result: progress({**result, **given[result["input"]]})),
+                            failed=lambda task, message: _entry(task, ok=False, error=message, seconds=0.0))
+        for slot, result in zip(slots, results):
+            entries[slot] = {**result, **given[result["input"]]}  # the paths as given
+        n_ok = sum(entry["ok"] for entry in entries)
+        report = {
+            "outdir": str(outdir),
+            "jobs": None if scheduler is not None else jobs,
+            "scheduler": scheduler,
+            "n_files": len(entries),
+            "n_ok": n_ok,
+            "n_failed": len(entries) - n_ok,
+            "n_skipped": sum(entry["skipped"] for entry in entries),
+            "skipped": [entry["input"] for entry in entries if entry["skipped"]],
+            "seconds": round(time.perf_counter() - start, 4),
+            "files": entries,
+        }
+        write_json(outdir / BATCH_REPORT, report)
     return report
 
 
-def _run_parallel(tasks, jobs: int, progress) -> list[dict]:
-    # spawn: fresh interpreters, so no torch or OpenMP state is forked from this process
-    context = multiprocessing.get_context("spawn")
-    entries: list[dict | None] = [None] * len(tasks)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(_reconstruct_one, task): k for k, task in enumerate(tasks)}
+def completed(output, source) -> dict | None:
+    """The report.json of a finished reconstruct of `source` in the folder `output`, or None.
+
+    Finished means: report.json (written last) is there and parseable, names `source` as its input, and every file
+    it lists is there.
+    """
+    output = Path(output)
+    try:
+        report = json.loads((output / "report.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(report, dict) or not isinstance(report.get("input"), str):
+        return None
+    if Path(report["input"]).absolute().resolve() != Path(source).absolute().resolve():
+        return None
+    if not all(isinstance(name, str) and (output / name).is_file() for name in report.get("files", [])):
+        return None
+    return report
+
+
+def run_tasks(function: Callable, tasks: list[tuple], *, jobs: int = 1, scheduler: str | None = None,
+              progress: Callable | None = None, failed: Callable | None = None) -> list:
+    """Calls ``function(*task)`` for every task: here (`jobs` 1), in `jobs` local processes, or on a Dask cluster.
+
+    The local pool and the cluster run the same code through a `concurrent.futures` executor (the cluster's from
+    `distributed.Client.get_executor`), so a task is a module-level function of plain, picklable values that returns
+    its result and reports its own failures in it (as `reconstruct_task` does) rather than raising.
+
+    Args:
+        function: a module-level function (it is pickled by name to the workers).
+        tasks: the argument tuples, one per call.
+        jobs: local worker processes (started with spawn, fresh interpreters); unused with `scheduler`.
+        scheduler: address of a Dask distributed scheduler (see `connect`), or None.
+        progress: called with each result as it comes (in finishing order).
+        failed: ``failed(task, message)`` gives the result of a task whose worker died or that the cluster lost;
+            None raises PcflowError instead.
+
+    Returns:
+        The results, in task order.
+    """
+    if not tasks:
+        return []
+    if scheduler is None and jobs == 1:
+        results = []
+        for task in tasks:
+            results.append(function(*task))
+            if progress:
+                progress(results[-1])
+        return results
+    results: list = [None] * len(tasks)
+    with _executor(jobs, scheduler) as pool:
+        futures = {pool.submit(function, *task): k for k, task in enumerate(tasks)}
         for future in as_completed(futures):
             k = futures[future]
             try:
-                entries[k] = future.result()
+                results[k] = future.result()
             except BrokenProcessPool:
-                entries[k] = _entry(tasks[k], ok=False, error="its worker process died (out of memory?)", seconds=0.0)
+                results[k] = _lost(failed, tasks[k], "its worker process died (out of memory?)")
+            except Exception as error:  # noqa: BLE001 - the cluster lost this task (a worker died, ...): reported
+                reason = " ".join(str(error).split())
+                results[k] = _lost(failed, tasks[k], f"the cluster lost the task: {type(error).__name__}: {reason}")
             if progress:
-                progress(entries[k])
-    return entries
+                progress(results[k])
+    return results
 
 
-def _reconstruct_one(task) -> dict:
-    """Worker: one reconstruct job; any error becomes the entry's one-line `error`."""
-    source, output, fit_options, mesh_options, outputs, threads = task
+def connect(address: str, timeout: float | None = None):
+    """A `distributed.Client` of the Dask scheduler at `address` (``tcp://host:8786``).
+
+    Raises:
+        PcflowError: Dask distributed is not installed, the address is malformed, or no scheduler answers within
+            `timeout` seconds (default `SCHEDULER_TIMEOUT`).
+    """
+    try:
+        from distributed import Client
+    except ImportError:
+        raise PcflowError("a scheduler needs Dask distributed: pip install 'pcflow[cluster]'") from None
+    try:
+        return Client(address, timeout=timeout or SCHEDULER_TIMEOUT, set_as_default=False)
+    except (OSError, ValueError, TypeError) as error:
+        reason = " ".join(str(error).split())
+        raise PcflowError(f"cannot connect to the Dask scheduler at {address}: {reason}") from None
+
+
+@contextmanager
+def _executor(jobs: int, scheduler: str | None) -> Iterator:
+    """A local process pool of `jobs` workers, or the executor of the Dask cluster at `scheduler`."""
+    if scheduler is None:
+        # spawn: fresh interpreters, so no torch or OpenMP state is forked from this process
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            yield pool
+        return
+    client = connect(scheduler)
+    try:
+        with client.get_executor(pure=False) as pool:  # pure=False: a rerun computes again, never reuses results
+            yield pool
+    finally:
+        client.close()
+
+
+def _lost(failed, task, message: str):
+    if failed is None:
+        raise PcflowError(message)
+    return failed(task, message)
+
+
+def reconstruct_task(source: str, output: str, fit_options: FitOptions, mesh_options: MeshOptions, outputs: dict,
+                     threads: int | None = None) -> dict:
+    """One file of a batch (the task `run_tasks` runs): `pipeline.reconstruct`, any error in the entry's `error`.
+
+    Args:
+        source: the input file.
+        output: its output folder.
+        fit_options: model settings.
+        mesh_options: mesh settings.
+        outputs: the keyword arguments of `pipeline.reconstruct` beside these (`overwrite`, `preview`, ...).
+        threads: torch threads for this process, or None to leave them.
+
+    Returns:
+        The batch report's entry of the file (see `run_batch`).
+    """
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-
+    task = (source, output)
     start = time.perf_counter()
     try:
         report = reconstruct(source, output, fit_options, mesh_options, **outputs)
@@ -184,7 +315,7 @@ def _reconstruct_one(task) -> dict:
                   n_inliers=report["n_inliers"], n_outliers=report["n_outliers"])
 
 
-def _entry(task, *, ok: bool, seconds: float, error: str | None = None, mode=None, n_inliers=None,
-           n_outliers=None) -> dict:
-    return {"input": task[0], "output": task[1], "ok": ok, "error": error, "mode": mode, "n_inliers": n_inliers,
-            "n_outliers": n_outliers, "seconds": round(seconds, 4)}
+def _entry(task, *, ok: bool, seconds: float, error: str | None = None, skipped: bool = False, mode=None,
+           n_inliers=None, n_outliers=None) -> dict:
+    return {"input": task[0], "output": task[1], "ok": ok, "skipped": skipped, "error": error, "mode": mode,
+            "n_inliers": n_inliers, "n_outliers": n_outliers, "seconds": round(seconds, 4)}

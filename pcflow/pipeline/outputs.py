@@ -1,11 +1,14 @@
-"""What every job does around its results: check and create the output folder, write JSON, name the versions."""
+"""What every job does around its results: check, create and lock the output folder, write JSON, name the
+versions."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -80,3 +83,41 @@ def prepare_outdir(outdir, names, *, overwrite: bool, inputs=(), create: bool = 
     except OSError as error:
         raise PcflowError(f"cannot create output folder {outdir}: {error.strerror}") from None
     return outdir
+
+
+@contextmanager
+def claimed_outdir(outdir, names, *, overwrite: bool, inputs=(), clear: bool = False) -> Iterator[Path]:
+    """The output folder of one job, checked (`prepare_outdir`), created and locked for the `with` body.
+
+    The lock (`pcflow.io.output_lock`) makes a second job into the same folder fail at once, and removes the
+    temporary files of `names` that a killed job left. A folder this call created is removed again if the body
+    leaves it empty (a job that failed before writing anything).
+
+    Args:
+        outdir: the folder.
+        names: every file name the job may write there.
+        overwrite: replace outputs already there.
+        inputs: files the outputs must not overwrite.
+        clear: remove the `names` already there first (an unfinished earlier run's outputs); implies `overwrite`.
+
+    Raises:
+        PcflowError: as `prepare_outdir`, or another process is writing into the folder.
+    """
+    from ..io import output_lock
+
+    outdir = Path(outdir)
+    overwrite = overwrite or clear
+    prepare_outdir(outdir, names, overwrite=overwrite, inputs=inputs, create=False)
+    created = not outdir.exists()
+    prepare_outdir(outdir, (), overwrite=overwrite, inputs=inputs)
+    try:
+        with output_lock(outdir, names):
+            prepare_outdir(outdir, names, overwrite=overwrite, inputs=inputs)  # again, now that no other job writes
+            if clear:
+                for name in names:
+                    if (outdir / name).is_file():
+                        (outdir / name).unlink()
+            yield outdir
+    finally:
+        if created and outdir.is_dir() and not any(outdir.iterdir()):
+            outdir.rmdir()

@@ -12,7 +12,7 @@ from ..io import PointCloud, read_cloud
 from . import stream
 from .fit import fit_cloud, fitted_mode, points_3d
 from .options import FitOptions, MeshOptions
-from .outputs import prepare_outdir, versions, write_json
+from .outputs import claimed_outdir, prepare_outdir, versions, write_json
 from .timing import Timer
 
 #: Files `reconstruct` writes into its output folder (extra mesh formats, mesh_uv.obj and preview.png come on top).
@@ -69,8 +69,11 @@ def write_meshes(boundary, outdir: Path, stem: str, formats, *, uv: bool = False
 
 def reconstruct(input_path, outdir, fit_options: FitOptions, mesh_options: MeshOptions, *, overwrite: bool = False,
                 preview: bool = True, chunk_size: int | None = None, classify: bool = False, scores: bool = False,
-                timer: Timer | None = None) -> dict:
+                clear: bool = False, timer: Timer | None = None) -> dict:
     """Reads a cloud, fits OneFlow, writes inliers, outliers, boundary meshes, the model and report.json.
+
+    The job holds the lock of `outdir` from start to end (`pipeline.claimed_outdir`): a second job into the same
+    folder fails at once. report.json is written last, so a folder holding it holds every output it lists.
 
     Args:
         input_path: point cloud or mesh file (any suffix `pcflow.io.read_cloud` knows).
@@ -87,11 +90,26 @@ def reconstruct(input_path, outdir, fit_options: FitOptions, mesh_options: MeshO
             (`pcflow.pipeline.stream.classified_cloud`).
         scores: add the float32 field `outlier_score` (minus the decision function, > 0 for outliers) to the
             point clouds written.
+        clear: first remove what an earlier, unfinished run left in `outdir` (every file name this job may write);
+            implies `overwrite`.
         timer: collects the stage times (`RECONSTRUCT_STAGES`) and shows their progress; None: a new `Timer`.
 
     Returns:
         The report written to report.json.
+
+    Raises:
+        PcflowError: a bad input or settings, an output folder that cannot be written, outputs already there
+            (without `overwrite`), or another process writing into `outdir`.
     """
+    names = _output_names(mesh_options, classify)
+    with claimed_outdir(outdir, names, overwrite=overwrite or clear, inputs=(input_path,), clear=clear):
+        return _reconstruct(input_path, outdir, fit_options, mesh_options, overwrite=overwrite or clear,
+                            preview=preview, chunk_size=chunk_size, classify=classify, scores=scores, timer=timer)
+
+
+def _reconstruct(input_path, outdir, fit_options: FitOptions, mesh_options: MeshOptions, *, overwrite: bool,
+                 preview: bool, chunk_size: int | None, classify: bool, scores: bool, timer: Timer | None) -> dict:
+    """`reconstruct` in its locked output folder."""
     timer = timer or Timer()
     start = time.perf_counter()
     input_path = Path(input_path)
