@@ -80,6 +80,7 @@ def test_reconstruct_writes_every_output(reconstructed, cloud_file):
         assert report["timings"][key] >= 0
     assert report["seed"] == 0 and report["versions"]["pcflow"]
     assert math.isclose(report["radius"], model.radius_)
+    assert report["genus_estimate"] == 0 and report["warnings"] == []  # an ellipsoid: no handle
 
 
 def test_obj_uvs_do_not_stretch_across_the_chart_seam(reconstructed):
@@ -123,6 +124,25 @@ def test_general_flow_reports_monte_carlo_error(cloud_file, tmp_path):
     assert abs(report["n_outliers"] / report["n_points"] - 0.05) < 0.01
     assert report["volume_stderr"] > 0
     assert abs(report["mesh_volume"] - report["volume"]) < 0.05 * report["volume"] + 4 * report["volume_stderr"]
+
+
+def test_a_handle_is_counted_and_the_user_warned(tmp_path, capsys):
+    import trimesh
+
+    torus = trimesh.creation.torus(major_radius=1.0, minor_radius=0.35)
+    rng = np.random.default_rng(0)
+    surface, _ = trimesh.sample.sample_surface(torus, 6000, seed=rng)
+    points = np.vstack([surface, rng.uniform(torus.bounds[0] * 1.5, torus.bounds[1] * 1.5, size=(300, 3))])
+    path = write_ply(tmp_path / "torus.ply", points)
+    settings = ["reconstruct", str(path), "-o", str(tmp_path / "out"), "--mode", "surface", *FAST]
+    assert main([arg for arg in settings if arg != "-q"]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["genus_estimate"] == 1 and report["mesh"]["genus"] == 0
+    assert 0 < report["spanned_share"] < 1 and report["spanned_area"] > 0
+    assert len(report["warnings"]) == 1 and "genus 1" in report["warnings"][0]
+    assert f"pcflow: warning: {report['warnings'][0]}\n" in capsys.readouterr().err
+    assert main([*settings, "--overwrite"]) == 0  # -q: no warning line
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_the_command_runs_main_with_rare_full_collections_and_none_at_exit(cloud_file, tmp_path, capsys):

@@ -99,10 +99,11 @@ def test_terminal_shows_the_stages_and_the_fit(cloud_file, tmp_path, monkeypatch
     assert main(["reconstruct", str(cloud_file), "-o", str(tmp_path / "out"), *TINY, "--no-preview"]) == 0
     captured = capsys.readouterr()
     frames = captured.err.split("\r")
-    shown = {re.match(r"pcflow: stage (\d)/7: (.+?) \[", frame).groups()
+    shown = {re.match(r"pcflow: stage (\d)/8: (.+?) \[", frame).groups()
              for frame in frames if frame.startswith("pcflow: stage")}
     assert shown == {("1", "reading"), ("2", "fitting"), ("3", "scoring"), ("4", "writing the clouds"),
-                     ("5", "meshing"), ("6", "checking the mesh"), ("7", "writing the meshes and model")}
+                     ("5", "meshing"), ("6", "checking the mesh"), ("7", "estimating the genus"),
+                     ("8", "writing the meshes and model")}
     assert any(frame.startswith("envelope fit:") for frame in frames)
     assert any(frame.startswith("surface fit:") for frame in frames)
     assert "\r" not in captured.out  # the summary on stdout stays clean

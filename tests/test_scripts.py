@@ -184,3 +184,10 @@ def test_benchmark_scans_quick(tmp_path, shared_data):
         assert (tmp_path / name).stat().st_size > 0
     text = (tmp_path / "summary.md").read_text()
     assert "| OneFlow |" in text and "CD-L1" in text
+
+
+def test_genus_benchmark_quick_run_names_every_genus(capsys):
+    assert load_script("benchmark_genus").main(["--quick"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "| all around | inliers | 3 | 0 | 0 | 0 |" in lines and "| all around | all | 3 | 0 | 0 | 0 |" in lines
+    assert "| torus | 1 | 1 1 |" in lines and "| implicit: 2 tori chained | 2 | 2 2 |" in lines

@@ -82,6 +82,7 @@ def cmd_reconstruct(args) -> int:
                 clear=args.resume, timer=timer,
             )
         say(args, _summary(report, Path(args.output)))
+        _warn(args, report)
         return 0
     report = run_batch(
         args.input, args.output, fit_options(args, True), mesh_options(args), jobs=args.jobs,
@@ -92,6 +93,13 @@ def cmd_reconstruct(args) -> int:
     say(args, f"{report['n_ok']} of {report['n_files']} files reconstructed{skipped} in {report['seconds']:.1f} s; "
               f"report in {Path(args.output) / BATCH_REPORT}")
     return 0 if report["n_failed"] == 0 else EXIT_FAILURE
+
+
+def _warn(args, report: dict) -> None:
+    """report.json's warnings on stderr, `pcflow: warning: ...` each (none with --quiet)."""
+    if not args.quiet:
+        for warning in report.get("warnings", ()):
+            print(f"pcflow: warning: {warning}", file=sys.stderr)
 
 
 def _reconstruct_plan(args) -> tuple[str, ...]:
@@ -173,6 +181,7 @@ def cmd_demo(args) -> int:
     # the scan lies in the installed package: named relative to the working folder where it is inside it
     shown = scan.relative_to(Path.cwd()) if scan.is_relative_to(Path.cwd()) else scan
     say(args, _summary({**report, "input": str(shown)}, outdir))
+    _warn(args, report)
     if labels_path.is_file():
         say(args, _demo_scores(scan, labels_path, outdir / "model.pt"))
     return 0

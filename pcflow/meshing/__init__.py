@@ -1,8 +1,9 @@
-"""Meshes of flow regions: latent template -> inverse map -> refine -> snap -> checks, gap, marching cubes."""
+"""Meshes of flow regions: latent template -> inverse map -> refine -> snap -> checks, gap, marching cubes, genus."""
 
 from .boundary import BoundaryMesh, boundary_mesh, sphere_mesh
 from .checks import validity
 from .gap import surface_gap, unsupported_share
+from .genus import GenusEstimate, estimate_genus, needs_higher_genus, spanned_area, topology
 from .intersections import count_self_intersections
 from .marching import marching_cubes_mesh
 from .refine import DEFAULT_TOLERANCE_FRACTION
@@ -13,14 +14,19 @@ __all__ = [
     "DEFAULT_TOLERANCE_FRACTION",
     "SPHERE",
     "BoundaryMesh",
+    "GenusEstimate",
     "IcoSphere",
     "Template",
     "boundary_mesh",
     "count_self_intersections",
+    "estimate_genus",
     "marching_cubes_mesh",
+    "needs_higher_genus",
     "snap_to_points",
+    "spanned_area",
     "sphere_mesh",
     "surface_gap",
+    "topology",
     "unsupported_share",
     "validity",
 ]

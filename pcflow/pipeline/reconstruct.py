@@ -123,11 +123,15 @@ def _reconstruct(input_path, outdir, fit_options: FitOptions, mesh_options: Mesh
     if streamed:
         counts = stream.split_file(input_path, model, outdir / "inliers.ply", outdir / "outliers.ply",
                                    classified_path=classified, scores=scores, chunk_size=chunk_size, timer=timer)
-        inside = None  # the preview shows the training subset, not scored with the rest
+        inside = None  # the preview shows the training subset, not scored with the rest: scored below
     else:
         counts, inside = stream.split_cloud(cloud, model, [outdir / "inliers.ply", outdir / "outliers.ply"],
                                             classified=classified, scores=scores, timer=timer)
     boundary, checks = extract_mesh(model, mesh_options, timer)
+    with timer("genus"):
+        if inside is None:  # streamed: the training subset, scored here for the genus estimate and the preview
+            inside = model.predict(cloud.points) == 1
+        topology = _topology(cloud.points[inside], boundary.mesh, fit_options.seed)
     with timer("write_mesh"):
         meshes = write_meshes(boundary, outdir, "mesh", mesh_options.formats, uv=mesh_options.uv)
         files = ["inliers.ply", "outliers.ply", *([CLASSIFIED_OUTPUT] if classify else []), *meshes]
@@ -137,6 +141,8 @@ def _reconstruct(input_path, outdir, fit_options: FitOptions, mesh_options: Mesh
     if preview_note is None:
         files.append("preview.png")
     report = _report(input_path, counts, model, boundary, checks, fit_options, mesh_options, streamed=streamed)
+    report.update(topology)
+    report["warnings"] = _warnings(report)
     report.update(files=files + ["report.json"], preview=preview_note or "preview.png", seed=fit_options.seed,
                   device=fit_options.device, versions=versions())
     report["timings"] = {k: round(v, 4) for k, v in timer.stages.items()}
@@ -165,11 +171,26 @@ def _fit(input_path: Path, options: FitOptions, outputs, *, streamed: bool, chun
     return fit_cloud(cloud, options, timer), cloud
 
 
+def _topology(inliers, mesh, seed: int) -> dict:
+    """report.json's ``genus_estimate``, ``spanned_area`` and ``spanned_share`` (`pcflow.meshing.topology`); all
+    None for fewer than 10 inliers."""
+    from ..meshing import topology
+
+    if len(inliers) < 10:
+        return {"genus_estimate": None, "spanned_area": None, "spanned_share": None}
+    return topology(inliers, mesh, seed=seed)
+
+
+def _warnings(report: dict) -> list[str]:
+    """report.json's ``warnings``: one line each, about results a user may not expect (a mesh of too low a genus)."""
+    from ..meshing import needs_higher_genus
+
+    return [warning for warning in (needs_higher_genus(report),) if warning]
+
+
 def _preview(model: OneFlow, cloud, inside, mesh, outdir: Path, timer: Timer) -> str | None:
-    """Renders preview.png (the stage ``preview``); `inside` None scores `cloud` first. As `_try_preview` returns."""
+    """Renders preview.png (the stage ``preview``): `cloud` coloured by `inside`. As `_try_preview` returns."""
     with timer("preview"):
-        if inside is None:  # streamed: the training subset was not scored with the rest
-            inside = model.predict(cloud.points) == 1
         return _try_preview(cloud, inside, mesh, outdir / "preview.png")
 
 
