@@ -24,11 +24,15 @@ _UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, UnicodeD
 
 
 def write_state(path, state: dict) -> None:
-    """Writes `state` (tensors and plain values) to `path` atomically, with the format fields first."""
+    """Writes `state` (tensors and plain values) to `path` atomically, with the format fields first.
+
+    The same state gives the same bytes: torch.save is handed an open file, not the temporary path, since it names
+    the archive's records after a path (a random name here) but ``archive/`` for a file object.
+    """
     from ..io import atomic_output
 
-    with atomic_output(path) as tmp:
-        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, tmp)
+    with atomic_output(path) as tmp, open(tmp, "wb") as file:
+        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, file)
 
 
 def read_state(path) -> dict:
@@ -60,7 +64,11 @@ def kind(state: dict) -> str:
 
 
 def fitted_state(model) -> dict:
-    """The parameters and fitted state every flow detector saves, as tensors and plain values."""
+    """The parameters and fitted state every flow detector saves, as tensors and plain values.
+
+    The history is saved without its wall-clock ``time`` entry, which differs run by run, so that the same fit
+    gives the same file.
+    """
     return {
         "params": model.get_params(),
         "flow_state": {k: v.detach().cpu() for k, v in model.flow_.state_dict().items()},
@@ -72,7 +80,7 @@ def fitted_state(model) -> dict:
         "radius_grid": torch.as_tensor(model._radius_grid),
         "volume": model.volume_,
         "volume_stderr": model.volume_stderr_,
-        "history": model.history_,
+        "history": {name: values for name, values in model.history_.items() if name != "time"},
         "n_iter": model.n_iter_,
         "n_features_in": model.n_features_in_,
         "n_samples_fit": model.n_samples_fit_,
