@@ -79,11 +79,7 @@ def kind(state: dict) -> str:
 
 
 def fitted_state(model) -> dict:
-    """The parameters and fitted state every flow detector saves, as tensors and plain values.
-
-    The history is saved without its wall-clock ``time`` entry, which differs run by run, so that the same fit
-    gives the same file.
-    """
+    """The parameters and fitted state every flow detector saves, as tensors and plain values."""
     return {
         "params": model.get_params(),
         "flow_state": {k: v.detach().cpu() for k, v in model.flow_.state_dict().items()},
@@ -95,7 +91,7 @@ def fitted_state(model) -> dict:
         "radius_grid": torch.as_tensor(model._radius_grid),
         "volume": model.volume_,
         "volume_stderr": model.volume_stderr_,
-        "history": {name: values for name, values in model.history_.items() if name != "time"},
+        "history": model.history_,
         "n_iter": model.n_iter_,
         "n_features_in": model.n_features_in_,
         "n_samples_fit": model.n_samples_fit_,
