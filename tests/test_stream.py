@@ -1,6 +1,7 @@
 """Tests of chunked denoising: the same rows, fields and model as the whole-file path, in any chunking."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,10 @@ import pytest
 
 from pcflow import PcflowError
 from pcflow.io import PointCloud, iter_cloud_chunks, read_cloud, write_cloud
-from pcflow.pipeline import FitOptions, fit_cloud
-from pcflow.pipeline.stream import denoise_file, fit_file, should_stream, split_file
+from pcflow.pipeline import PER_RUN_REPORT_KEYS, FitOptions, MeshOptions, fit_cloud, reconstruct
+from pcflow.pipeline import stream
+from pcflow.pipeline.stream import (available_memory, denoise_file, fit_file, in_memory_bytes, point_count_hint,
+                                    should_stream, split_file)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = FitOptions(epochs=3, surface_steps=10, n_couplings=2, hidden_features=16, max_train_points=300, seed=3)
@@ -177,6 +180,71 @@ def test_refuses_to_overwrite_the_input(tmp_path):
 def test_should_stream_reads_the_header_count(tmp_path):
     path = write_input(tmp_path, ".ply", False, make_cloud())
     assert should_stream(path, min_points=500) and not should_stream(path, min_points=501)
+
+
+@pytest.mark.parametrize("suffix, ascii", [(".ply", False), (".ply", True), (".pcd", False), (".pcd", True)])
+def test_memory_estimate_counts_the_records_the_reader_holds(tmp_path, suffix, ascii):
+    path = write_input(tmp_path, suffix, ascii, make_cloud())
+    count, record = stream._size_hint(path)
+    assert count == point_count_hint(path) == 500
+    assert record == read_cloud(path).fields.dtype.itemsize  # the header's record size is what the reader keeps
+    assert in_memory_bytes(path) > count * record
+
+
+def test_las_point_count_comes_from_its_header(shared_data):
+    path = shared_data("scans", "simple.las")
+    assert point_count_hint(path) == len(read_cloud(path))  # not the file size's guess: LAZ is compressed
+    assert in_memory_bytes(path) > 0
+
+
+def test_should_stream_weighs_the_memory_available(tmp_path):
+    path = write_input(tmp_path, ".ply", False, make_cloud())
+    need = in_memory_bytes(path)
+    assert not should_stream(path, available=2 * need + 1) and not should_stream(path, available=10**15)
+    assert should_stream(path, available=2 * need - 1) and should_stream(path, available=0)
+    assert should_stream(path, min_points=500, available=10**15)  # the point count alone still decides
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert available_memory() is None or 0 <= available_memory() <= total
+
+
+@pytest.fixture(scope="module")
+def in_memory_run(tmp_path_factory):
+    """A cloud with NaN rows and more points than the training subset, reconstructed whole: (path, folder, report)."""
+    folder = tmp_path_factory.mktemp("whole")
+    path = write_input(folder, ".ply", False, make_cloud(n=700))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stream, "available_memory", lambda: 10**15)
+        report = reconstruct(path, folder / "out", TINY, MeshOptions(subdivisions=2), preview=False)
+    assert not report["streamed"]
+    return path, folder / "out", report
+
+
+def assert_same_reconstruction(folder, report, reference, reference_report):
+    """The same clouds (rows, fields, dtypes), byte-identical meshes and model, the same report but for its
+    per-run entries and `streamed`."""
+    for name in ("inliers.ply", "outliers.ply"):
+        assert_same_cloud(read_cloud(folder / name), read_cloud(reference / name))
+    for name in ("mesh.ply", "mesh.obj", "model.pt"):
+        assert (folder / name).read_bytes() == (reference / name).read_bytes(), name
+    ignored = {"streamed", *PER_RUN_REPORT_KEYS}
+    assert {k: v for k, v in report.items() if k not in ignored} == {
+        k: v for k, v in reference_report.items() if k not in ignored}
+    assert json.loads((folder / "report.json").read_text())["n_train"] == TINY.max_train_points
+
+
+def test_streamed_reconstruct_in_tiny_chunks_equals_the_in_memory_one(in_memory_run, tmp_path):
+    path, whole, whole_report = in_memory_run
+    report = reconstruct(path, tmp_path / "out", TINY, MeshOptions(subdivisions=2), preview=False, chunk_size=37)
+    assert report["streamed"] and report["n_points"] == 700 and report["n_dropped_nonfinite"] == 3
+    assert_same_reconstruction(tmp_path / "out", report, whole, whole_report)
+
+
+def test_reconstruct_streams_when_little_memory_is_available(in_memory_run, tmp_path, monkeypatch):
+    path, whole, whole_report = in_memory_run
+    monkeypatch.setattr(stream, "available_memory", lambda: in_memory_bytes(path))  # less than twice the need
+    report = reconstruct(path, tmp_path / "out", TINY, MeshOptions(subdivisions=2), preview=False)
+    assert report["streamed"]
+    assert_same_reconstruction(tmp_path / "out", report, whole, whole_report)
 
 
 def test_quick_scale_benchmark_prints_sane_numbers(tmp_path):

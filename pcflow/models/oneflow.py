@@ -47,7 +47,8 @@ class OneFlow(FlowDetector):
         offset_: threshold of `score_samples`, -radius_, so that ``decision_function = score_samples - offset_``.
         volume_, volume_stderr_: region volume in input units and its Monte-Carlo standard error (0 when exact).
         constant_jacobian_: whether the region volume is in closed form.
-        history_: dict of per-epoch lists ``loss``, ``radius`` (mean Bernstein radius), ``lr`` and ``time``.
+        history_: dict of per-epoch lists ``loss``, ``radius`` (mean Bernstein radius) and ``lr`` (no wall-clock
+            times, which would differ run by run: the fit's time is logged).
         n_iter_: epochs run. n_features_in_: D. n_samples_fit_: N. seed_: the seed used. feature_names_in_: the
             column names, when fit was given a data frame with string column names (not kept by `save`).
 

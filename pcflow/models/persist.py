@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+import sys
 from pathlib import Path
 
 import torch
@@ -24,13 +25,30 @@ _UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, UnicodeD
 
 
 def write_state(path, state: dict) -> None:
-    """Writes `state` (tensors and plain values) to `path` atomically, with the format fields first."""
+    """Writes `state` (tensors and plain values) to `path` atomically, with the format fields first.
+
+    Equal states give the same bytes: torch.save is handed an open file, not the temporary path, since it names
+    the archive's records after a path (a random name here) but ``archive/`` for a file object; and the state is
+    `_canonical`.
+    """
     from ..io import atomic_output
 
-    # through a file object: a full device is then Python's OSError, not torch's RuntimeError, and the archive's
-    # folder is torch's fixed "archive" instead of the random name of the temporary file
+    # through a file object: a full device is then Python's OSError, not torch's RuntimeError
     with atomic_output(path) as tmp, open(tmp, "wb") as file:
-        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, file)
+        torch.save(_canonical({"format": FORMAT, "format_version": FORMAT_VERSION, **state}), file)
+
+
+def _canonical(value):
+    """`value` with its strings interned and its dicts, lists and tuples rebuilt, so that equal values share objects
+    alike: pickle writes a reference for an object it has written before, so a string equal to another but not the
+    same object (one a worker process unpickled, say) would change the bytes."""
+    if isinstance(value, str):
+        return sys.intern(str(value))
+    if isinstance(value, dict):
+        return type(value)((_canonical(k), _canonical(v)) for k, v in value.items())
+    if type(value) in (list, tuple):
+        return type(value)(map(_canonical, value))
+    return value
 
 
 def read_state(path) -> dict:

@@ -19,6 +19,10 @@ from .timing import Timer
 RECONSTRUCT_OUTPUTS = ("inliers.ply", "outliers.ply", "mesh.ply", "mesh.obj", "model.pt", "report.json")
 #: The file `reconstruct(..., classify=True)` adds: every point, outliers marked ASPRS class 7 (noise).
 CLASSIFIED_OUTPUT = "classified.ply"
+#: The entries of report.json that differ run by run (wall-clock seconds). Every other entry, and every file written
+#: but preview.png (not compared), comes out byte for byte the same for the same command and seed on the same machine
+#: and library versions, in a batch too, at any --jobs.
+PER_RUN_REPORT_KEYS = ("timings",)
 
 
 def extract_mesh(model: OneFlow, options: MeshOptions, timer: Timer | None = None):
@@ -83,9 +87,10 @@ def reconstruct(input_path, outdir, fit_options: FitOptions, mesh_options: MeshO
         overwrite: replace outputs already in `outdir`.
         preview: also render preview.png when a headless renderer is available.
         chunk_size: read, score and write the cloud this many points at a time (bounded memory); None does so with
-            `pcflow.pipeline.stream.DEFAULT_CHUNK_SIZE` for clouds of `pcflow.pipeline.stream.STREAM_MIN_POINTS` or more points and
-            reads smaller clouds whole. The results are the same either way; a streamed preview shows the
-            training subset.
+            `pcflow.pipeline.stream.DEFAULT_CHUNK_SIZE` where `pcflow.pipeline.stream.should_stream` says (clouds of
+            `pcflow.pipeline.stream.STREAM_MIN_POINTS` or more points, or whose run in memory would need more than
+            half the memory available) and reads other clouds whole. The files and report are the same either way
+            (but for the report's ``streamed`` and ``timings``); a streamed preview shows the training subset.
         classify: also write classified.ply: every point, outliers marked as noise, ASPRS class 7
             (`pcflow.pipeline.stream.classified_cloud`).
         scores: add the float32 field `outlier_score` (minus the decision function, > 0 for outliers) to the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from contextlib import ExitStack
@@ -13,15 +14,25 @@ import numpy as np
 from ..errors import PcflowError
 from ..io import (CloudWriter, ChunkLayoutError, PointCloud, coordinates, existing_file, has_fields,
                  iter_cloud_chunks, read_cloud, read_las_header, write_cloud)
+from ..io.ply import PLY_TYPES
 from .fit import fit_cloud, points_3d, training_rows
 from .options import FitOptions
 from .timing import Timer
 
 #: Rows read, scored and written at a time.
 DEFAULT_CHUNK_SIZE = 1_000_000
-#: Clouds with at least this many points (as their header or size suggests) are streamed by `should_stream`.
+#: Clouds with at least this many points (as their header or size suggests) are streamed by `should_stream`...
 STREAM_MIN_POINTS = 2_000_000
+#: ...and so are smaller ones whose in-memory run (`in_memory_bytes`) would take more than this share of the memory
+#: available (`available_memory`).
+MEMORY_SHARE = 0.5
 _BYTES_PER_POINT = 24  # for files without a count in their header: a binary xyz float64 row, or a short text row
+# An in-memory reconstruct's peak, per point: copies of its records (the cloud read, a subset written) and the
+# float64 coordinates and scores of the scoring pass. Measured above a 2,000-point run, 1M-point binary PLYs of 15 and
+# 104 record bytes took 133 and 416 bytes a point (about 3.2 copies + 85); the estimate takes 4 copies + 100 (160 and
+# 516), and `should_stream` only half the memory available.
+_RECORD_COPIES = 4
+_SCORE_BYTES_PER_POINT = 100
 #: ASPRS class that `classified_cloud` gives outliers (LAS "low point (noise)", as PDAL's filters.outlier)...
 NOISE_CLASS = 7
 #: ...and inliers of a cloud without a classification field ("unclassified").
@@ -51,23 +62,103 @@ class StreamFit:
 
 
 def point_count_hint(path) -> int:
-    """Points in a cloud file: the header's count for PLY and PCD, else an estimate from the file size."""
+    """Points in a cloud file: the header's count for PLY, PCD and LAS/LAZ, else an estimate from the file size."""
+    return _size_hint(path)[0]
+
+
+def _size_hint(path) -> tuple[int, int]:
+    """(points, bytes of one point's record) of a cloud file, from its header where it has them, else estimated
+    from the file size (24 bytes a point, and the file's bytes per point)."""
     path = existing_file(path)
     suffix = path.suffix.lower()
+    if suffix in _LAS_SUFFIXES:
+        header = read_las_header(path)
+        return int(header.point_count), int(header.point_format.size)
     with open(path, "rb") as f:
         head = f.read(1 << 16).decode("latin-1")
+    count, record, in_vertex, pcd = None, 0, False, {}
     for line in head.splitlines():
         words = line.split()
-        if suffix == ".ply" and words[:2] == ["element", "vertex"] and len(words) == 3 and words[2].isdigit():
-            return int(words[2])
-        if suffix == ".pcd" and words[:1] == ["POINTS"] and len(words) == 2 and words[1].isdigit():
-            return int(words[1])
-    return path.stat().st_size // _BYTES_PER_POINT
+        if words[:1] in (["end_header"], ["DATA"]):
+            break
+        if suffix == ".ply" and words[:1] == ["element"]:
+            in_vertex = words[1:2] == ["vertex"] and len(words) == 3 and words[2].isdigit()
+            count = int(words[2]) if in_vertex else count
+        elif suffix == ".ply" and in_vertex and words[:1] == ["property"] and len(words) == 3:
+            record += np.dtype(PLY_TYPES.get(words[1], "f8")).itemsize
+        elif suffix == ".pcd" and words[:1] == ["POINTS"] and len(words) == 2 and words[1].isdigit():
+            count = int(words[1])
+        elif suffix == ".pcd" and words[:1] in (["SIZE"], ["COUNT"]) and all(w.isdigit() for w in words[1:]):
+            pcd[words[0]] = [int(w) for w in words[1:]]
+    if "SIZE" in pcd:
+        record = sum(size * n for size, n in zip(pcd["SIZE"], pcd.get("COUNT", [1] * len(pcd["SIZE"]))))
+    size = path.stat().st_size
+    if count is None:
+        count = size // _BYTES_PER_POINT
+    return count, record or size // max(count, 1)
 
 
-def should_stream(path, min_points: int = STREAM_MIN_POINTS) -> bool:
-    """Whether a cloud is large enough (at least `min_points`, see `point_count_hint`) to be streamed."""
-    return point_count_hint(path) >= min_points
+def in_memory_bytes(path) -> int:
+    """Bytes a reconstruct of the cloud file read whole would hold at its peak, estimated from its header (or size):
+    four copies of every point's record and 100 bytes a point for scoring (measured: 3.2 copies and 85 bytes)."""
+    count, record = _size_hint(path)
+    return count * (_RECORD_COPIES * record + _SCORE_BYTES_PER_POINT)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory a new allocation can take: the kernel's MemAvailable (/proc/meminfo; else the free pages of
+    `os.sysconf`), lowered to what a cgroup memory limit (a container's; v2 or v1) leaves. None where unknown."""
+    figures = []
+    try:
+        with open("/proc/meminfo") as f:
+            figures += [int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")]
+    except (OSError, ValueError, IndexError):
+        pass
+    if not figures:
+        try:
+            figures.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, OSError, ValueError):  # not on every platform
+            pass
+    left = _cgroup_left()
+    if left is not None:
+        figures.append(left)
+    return min(figures) if figures else None
+
+
+def _cgroup_left() -> int | None:
+    """Bytes a cgroup memory limit leaves (limit - usage, reclaimable file cache not counted), None without one."""
+    root = Path("/sys/fs/cgroup")
+    for limit_file, usage_file, stat_key in (("memory.max", "memory.current", "inactive_file"),
+                                             ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes",
+                                              "total_inactive_file")):
+        try:
+            limit = (root / limit_file).read_text().strip()
+            if limit == "max" or int(limit) >= 1 << 60:  # no limit (v1 writes a huge number)
+                return None
+            usage = int((root / usage_file).read_text())
+            stats = (root / limit_file).with_name("memory.stat").read_text().split()
+        except (OSError, ValueError):
+            continue
+        cache = dict(zip(stats[::2], stats[1::2])).get(stat_key, "0")
+        return max(0, int(limit) - usage + int(cache))
+    return None
+
+
+def should_stream(path, min_points: int = STREAM_MIN_POINTS, *, available: int | None = None) -> bool:
+    """Whether to stream a cloud file rather than read it whole: when it has at least `min_points` points (see
+    `point_count_hint`), or when a run in memory (`in_memory_bytes`) would need more than `MEMORY_SHARE` of the
+    memory available.
+
+    Args:
+        path: a cloud file.
+        min_points: stream from this many points on, whatever the memory.
+        available: bytes of memory available; None measures them (`available_memory`; where that is unknown, only
+            the point count decides).
+    """
+    if point_count_hint(path) >= min_points:
+        return True
+    available = available_memory() if available is None else available
+    return available is not None and in_memory_bytes(path) > MEMORY_SHARE * available
 
 
 def fit_file(path, options: FitOptions = FitOptions(), *, chunk_size: int = DEFAULT_CHUNK_SIZE,

@@ -108,3 +108,22 @@ def test_a_file_of_a_newer_format_names_both_versions(models, tmp_path):
     torch.save(state, tmp_path / "unknown.pt")
     with pytest.raises(PcflowError, match="class TorusFlow, which this version of pcflow does not know"):
         load(tmp_path / "unknown.pt")
+
+
+@pytest.mark.parametrize("objective", ["volume", "likelihood", "surface"])
+def test_the_same_fit_saves_the_same_bytes_under_any_name(models, cloud, tmp_path, objective):
+    model = models[objective]
+    refit = type(model)(**model.get_params()).fit(cloud)  # the same seed: the same fit, at another wall-clock time
+    model.save(tmp_path / "model.pt")
+    refit.save(tmp_path / "again.pt")
+    model.save(tmp_path / "other name.pt")
+    # an equal string that is another object, as a worker process unpickles it, is written alike
+    refit.set_params(device="".join(["c", "pu"]))
+    refit.save(tmp_path / "unpickled.pt")
+    data = (tmp_path / "model.pt").read_bytes()
+    for name in ("again.pt", "other name.pt", "unpickled.pt"):
+        assert (tmp_path / name).read_bytes() == data, name
+    loaded = load(tmp_path / "model.pt")
+    assert loaded.history_.keys() == model.history_.keys()
+    for name, values in loaded.history_.items():
+        np.testing.assert_array_equal(values, model.history_[name])  # NaN radii of LLFlow compare equal here
