@@ -147,7 +147,8 @@ def test_model_files_of_format_1_still_load(tmp_path):
     check_is_fitted(loaded)
     # what save writes today holds the same entries
     model.save(tmp_path / "now.pt")
-    assert set(torch.load(tmp_path / "now.pt", weights_only=True)) == set(state) | {"model"}  # and the class name
+    now = set(torch.load(tmp_path / "now.pt", weights_only=True))
+    assert now == set(state) | {"model", "pcflow_version"}  # and the class name and the pcflow version
 
 
 @pytest.mark.parametrize(

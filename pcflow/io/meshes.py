@@ -14,12 +14,15 @@ from .base import one_line
 
 #: What trimesh's loaders raise on damaged OBJ, OFF, STL, PLY and GLB files (found by truncating and corrupting
 #: files that pcflow writes): ValueError (JSONDecodeError and UnicodeDecodeError included), KeyError and IndexError
-#: (missing keys, face indices past the vertices), OverflowError, NotImplementedError (GLB versions), OSError.
-_TRIMESH_ERRORS = (ValueError, KeyError, IndexError, OverflowError, NotImplementedError, OSError)
+#: (missing keys, face indices past the vertices), OverflowError, NotImplementedError (GLB versions), OSError, and
+#: UnboundLocalError (trimesh 4's GLB loader on an accessor whose buffer view is damaged, found by fuzzing).
+_TRIMESH_ERRORS = (ValueError, KeyError, IndexError, OverflowError, NotImplementedError, OSError, UnboundLocalError)
 
 
 def load_trimesh(path: Path) -> trimesh.Trimesh:
     """The file's geometry as one mesh, vertices welded (texture seams, STL triangle soup); no faces for points."""
+    if path.suffix.lower() == ".glb":
+        _check_glb(path)
     try:
         loaded = trimesh.load(str(path), process=False)
         if isinstance(loaded, trimesh.Scene):
@@ -36,6 +39,31 @@ def load_trimesh(path: Path) -> trimesh.Trimesh:
         raise
     except _TRIMESH_ERRORS as e:
         raise PcflowError(f"{path}: corrupt or unreadable mesh file: {one_line(e)}") from e
+
+
+def _check_glb(path: Path) -> None:
+    """Raises a PcflowError when a GLB file's header or chunk lengths claim more bytes than the file holds.
+
+    Checked before trimesh reads it, which reads (and allocates) each chunk by its declared length first.
+    """
+    import struct
+
+    data_size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"glTF":
+            raise PcflowError(f"{path}: corrupt GLB file: no glTF binary header")
+        at = 12
+        while at < data_size:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                raise PcflowError(f"{path}: corrupt or truncated GLB file: a cut chunk header at byte {at}")
+            (length, _) = struct.unpack("<II", chunk)
+            if length > data_size - at - 8:
+                raise PcflowError(f"{path}: corrupt or truncated GLB file: a chunk of {length} bytes declared at byte "
+                                  f"{at}, {data_size - at - 8} bytes left")
+            at += 8 + length
+            f.seek(at)
 
 
 def read_mesh_vertices(path: Path) -> tuple[np.ndarray, dict]:

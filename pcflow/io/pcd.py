@@ -17,6 +17,7 @@ _TYPES = {("F", 4): "<f4", ("F", 8): "<f8", ("I", 1): "i1", ("I", 2): "<i2", ("I
           ("U", 1): "u1", ("U", 2): "<u2", ("U", 4): "<u4", ("U", 8): "<u8"}
 _HEADER_KEYS = ("VERSION", "FIELDS", "COLUMNS", "SIZE", "TYPE", "COUNT", "WIDTH", "HEIGHT", "VIEWPOINT", "POINTS")
 _MAX_HEADER_LINES = 64
+_MAX_COUNT = 2 ** 31 - 1  # bytes per point: numpy's limit for the dtype of a row
 
 
 def lzf_decompress(data: bytes, size: int) -> bytes:
@@ -132,6 +133,10 @@ def _layout(header: dict, path: Path) -> tuple[list[tuple[str, str, int]], int, 
         width = n_points
     if min(width, height, n_points) < 0 or any(count < 1 for _, _, count in fields):
         raise PcflowError(f"{path}: corrupt PCD header: negative or zero counts")
+    if len({name for name, _, _ in fields if name != "_"}) < sum(name != "_" for name, _, _ in fields):
+        raise PcflowError(f"{path}: corrupt PCD header: a field name occurs twice in FIELDS {' '.join(names)}")
+    if sum(np.dtype(kind).itemsize * count for _, kind, count in fields) > _MAX_COUNT:
+        raise PcflowError(f"{path}: corrupt PCD header: SIZE x COUNT make points of more than {_MAX_COUNT} bytes")
     if width * height != n_points:
         raise PcflowError(f"{path}: PCD header says WIDTH x HEIGHT = {width} x {height} but POINTS {n_points}")
     return fields, n_points, width, height

@@ -28,6 +28,7 @@ def load_ply(path: Path):
     """The parsed PLY file (binary elements memory-mapped), or a PcflowError; it must have a vertex element."""
     from plyfile import PlyData, PlyParseError
 
+    _check_sizes(path)
     try:
         ply = PlyData.read(str(path))  # memory-mapped: a header that lies about its counts fails without allocating
     except (PlyParseError, ValueError, OverflowError, OSError) as e:  # what plyfile raises on damaged files
@@ -38,6 +39,39 @@ def load_ply(path: Path):
     if "vertex" not in names:
         raise PcflowError(f"{path}: PLY file has no vertex element (elements: {', '.join(names) or 'none'})")
     return ply
+
+
+def _check_sizes(path: Path) -> None:
+    """Raises a PcflowError when the header declares more element rows than the bytes after it can hold.
+
+    Checked before plyfile reads the file, which sizes its ASCII arrays by the declared counts. A row takes at least
+    its scalars' (and list lengths') bytes in binary and two characters a value in ASCII. Headers that cannot be
+    parsed here are left to plyfile's own errors.
+    """
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    end = head.find(b"end_header")
+    stop = head.find(b"\n", end)
+    if end < 0 or stop < 0:
+        return
+    lines = [line.split() for line in head[:end].decode("ascii", errors="replace").splitlines()]
+    if len(lines) < 2 or lines[1][:1] != ["format"] or len(lines[1]) < 2:
+        return
+    ascii = lines[1][1] == "ascii"
+    elements = []  # [name, count, least bytes of a row]
+    for words in lines[2:]:
+        if words[:1] == ["element"]:  # a count that is not a number is plyfile's to report
+            elements.append([" ".join(words[1:2]), int(words[2]) if len(words) == 3 and words[2].isdigit() else 0, 0])
+        elif words[:1] == ["property"] and elements:
+            kind = words[2] if words[1:2] == ["list"] and len(words) > 2 else words[1] if len(words) > 1 else ""
+            elements[-1][2] += 2 if ascii else np.dtype(PLY_TYPES.get(kind, "u1")).itemsize
+    available = path.stat().st_size - stop - 1
+    need = 0
+    for name, count, row in elements:
+        need += count * row
+        if need > available:
+            raise PcflowError(f"{path}: corrupt or truncated PLY file: the header declares {count} {name} rows (at "
+                              f"least {need} bytes in all), the file holds {available} bytes after its header")
 
 
 def read_ply(path: Path) -> tuple[np.ndarray, dict]:

@@ -547,10 +547,7 @@ class FlowDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         params = state["params"]
         if state["format_version"] < 2:  # format 1 saved every parameter of the one class: keep the target's
             params = target._legacy_params({k: v for k, v in params.items() if k in target._get_param_names()})
-        model = target(**{**params, "device": device})
-        persist.restore(model, state, resolve_device(device))
-        model._load_extra(state)
-        return model
+        return persist.rebuilt(target, params, state, device, resolve_device(device), path)
 
     @classmethod
     def _legacy_params(cls, params: dict) -> dict:

@@ -43,3 +43,18 @@ def pcd_text(n_declared, rows, kind="ascii"):
     header = (f"VERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH {n_declared}\nHEIGHT 1\n"
               f"POINTS {n_declared}\nDATA {kind}\n")
     return header.encode() + rows
+
+
+def traced_peak(function, *args):
+    """(what `function(*args)` returned or raised, its peak traced memory in bytes: Python objects, numpy buffers)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        outcome = function(*args)
+    except Exception as error:  # the callers check which
+        outcome = error
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return outcome, peak

@@ -75,3 +75,22 @@ def test_mesh_file_as_cloud_and_describe(tmp_path):
     write_mesh(tmp_path / "box.ply", mesh)
     assert read_cloud(tmp_path / "box.ply").points.shape == (8, 3)
     assert describe(tmp_path / "box.ply")["n_faces"] == 12
+
+
+def test_a_glb_chunk_length_beyond_the_file_is_refused_before_allocating(tmp_path):
+    import struct
+
+    from iosamples import traced_peak
+
+    write_mesh(tmp_path / "ok.glb", trimesh.creation.icosphere(subdivisions=1))
+    data = (tmp_path / "ok.glb").read_bytes()
+    assert len(read_cloud(tmp_path / "ok.glb").points) == 42
+    json_length = struct.unpack_from("<I", data, 12)[0]
+    for at in (12, 20 + json_length):  # the JSON chunk's length, then the binary chunk's
+        (tmp_path / "big.glb").write_bytes(data[:at] + struct.pack("<I", 2 ** 31) + data[at + 4:])
+        error, peak = traced_peak(read_cloud, tmp_path / "big.glb")
+        assert isinstance(error, PcflowError) and "a chunk of 2147483648 bytes declared" in str(error), error
+        assert peak < 1 << 20
+    (tmp_path / "other.glb").write_bytes(b"GLTF" + data[4:])
+    with pytest.raises(PcflowError, match="no glTF binary header"):
+        read_cloud(tmp_path / "other.glb")

@@ -5,10 +5,11 @@ import struct
 import numpy as np
 import pytest
 
+from pcflow.errors import PcflowError
 from pcflow.io import PointCloud, describe, read_cloud, write_cloud
 from pcflow.io.pcd import lzf_decompress
 
-from iosamples import lzf_literals
+from iosamples import lzf_literals, pcd_text, traced_peak
 
 
 @pytest.mark.parametrize("ascii", [False, True])
@@ -134,3 +135,36 @@ def test_real_binary_compressed_scans(name, finite, shared_data):
     assert cloud.colors.shape == (finite, 3) and cloud.colors.dtype == np.uint8
     info = describe(path)
     assert info["organized"] == (640, 480) and info["format"] == "PCD binary_compressed"
+
+
+@pytest.mark.parametrize("line, message", [
+    (b"COUNT 1 1 1", None),
+    (b"COUNT 1000000000000 1 1", "SIZE x COUNT make points of more than"),
+    (b"COUNT 536870912 1 1", "SIZE x COUNT make points of more than"),  # 2 GiB rows: numpy's dtype limit
+    (b"COUNT 1000000 1 1", "truncated PCD binary data"),
+])
+def test_a_count_beyond_the_file_is_refused_before_allocating(tmp_path, line, message):
+    body = pcd_text(2, np.arange(6, dtype="<f4").tobytes(), kind="binary").replace(b"COUNT 1 1 1", line)
+    (tmp_path / "c.pcd").write_bytes(body)
+    if message is None:
+        assert read_cloud(tmp_path / "c.pcd").points.tolist() == [[0, 1, 2], [3, 4, 5]]
+        return
+    error, peak = traced_peak(read_cloud, tmp_path / "c.pcd")
+    assert isinstance(error, PcflowError) and message in str(error) and peak < 1 << 20, error
+
+
+@pytest.mark.parametrize("kind", ["ascii", "binary", "binary_compressed"])
+def test_a_points_count_beyond_the_file_and_repeated_fields_are_refused(tmp_path, kind):
+    rows = {"ascii": b"0 1 2\n3 4 5\n", "binary": np.arange(6, dtype="<f4").tobytes()}.get(kind)
+    if rows is None:
+        data = np.array([0, 3, 1, 4, 2, 5], dtype="<f4").tobytes()  # x x y y z z
+        packed = lzf_literals(data)
+        rows = struct.pack("<II", len(packed), len(data)) + packed
+    (tmp_path / "ok.pcd").write_bytes(pcd_text(2, rows, kind))
+    assert read_cloud(tmp_path / "ok.pcd").points.tolist() == [[0, 1, 2], [3, 4, 5]]
+    (tmp_path / "big.pcd").write_bytes(pcd_text(10 ** 12, rows, kind))
+    error, peak = traced_peak(read_cloud, tmp_path / "big.pcd")
+    assert isinstance(error, PcflowError) and "10000000000" in str(error) and peak < 1 << 20, error
+    (tmp_path / "twice.pcd").write_bytes(pcd_text(2, rows, kind).replace(b"FIELDS x y z", b"FIELDS x y x"))
+    with pytest.raises(PcflowError, match="a field name occurs twice in FIELDS x y x"):
+        read_cloud(tmp_path / "twice.pcd")

@@ -1,10 +1,17 @@
-"""Tests of model files: each estimator's round trip, files of format 1 (one class for every model), bad files."""
+"""Tests of model files: each estimator's round trip, files of format 1 (one class for every model), bad and
+malicious files, in the library and on the command line."""
+
+import pickle
+import re
+import time
 
 import numpy as np
 import pytest
 import torch
 
-from pcflow import LLFlow, OneFlow, PcflowError, SurfaceFlow
+from pcflow import LLFlow, OneFlow, PcflowError, SurfaceFlow, __version__
+from pcflow.cli import main
+from pcflow.io import PointCloud, write_cloud
 from pcflow.models import FORMAT_VERSION, load
 
 #: The one estimator class of format 1: its parameters and their defaults, in its signature's order.
@@ -77,7 +84,7 @@ def test_format_1_files_load_into_the_class_of_their_objective(models, cloud, tm
     # what save writes today holds the same entries, and the class's name
     model.save(tmp_path / "now.pt")
     assert set(torch.load(tmp_path / "now.pt", weights_only=True)) == set(torch.load(path, weights_only=True)) | {
-        "model"}
+        "model", "pcflow_version"}
 
 
 def test_a_class_loads_only_its_own_kind(models, tmp_path):
@@ -101,8 +108,11 @@ def test_a_file_of_a_newer_format_names_both_versions(models, tmp_path):
     state = torch.load(tmp_path / "model.pt", weights_only=True)
     state["format_version"] = FORMAT_VERSION + 1
     torch.save(state, tmp_path / "newer.pt")
-    with pytest.raises(PcflowError, match=rf"newer pcflow \(model format {FORMAT_VERSION + 1}; this version reads "
-                                          rf"formats up to {FORMAT_VERSION}\)"):
+    state["pcflow_version"] = "9.1.0"
+    torch.save(state, tmp_path / "newer.pt")
+    with pytest.raises(PcflowError, match=rf"newer.pt was written by pcflow 9\.1\.0 \(model format "
+                                          rf"{FORMAT_VERSION + 1}\); this pcflow {re.escape(__version__)} reads "
+                                          rf"formats up to {FORMAT_VERSION}$"):
         load(tmp_path / "newer.pt")
     state["format_version"], state["model"] = FORMAT_VERSION, "TorusFlow"
     torch.save(state, tmp_path / "unknown.pt")
@@ -127,3 +137,110 @@ def test_the_same_fit_saves_the_same_bytes_under_any_name(models, cloud, tmp_pat
     assert loaded.history_.keys() == model.history_.keys()
     for name, values in loaded.history_.items():
         np.testing.assert_array_equal(values, model.history_[name])  # NaN radii of LLFlow compare equal here
+
+
+class _Opens:
+    """Unpickled, it would create the file `path` (what a malicious model file does with a shell command)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def _one_line_cli_error(capsys, argv) -> str:
+    """The CLI's message for `argv`, checked to be one `pcflow: error:` line after exit code 1."""
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("pcflow: error: ") and "Traceback" not in err, err
+    return err
+
+
+def test_a_file_of_objects_is_refused_unrun_and_without_torch_advice(tmp_path, capsys):
+    marker = tmp_path / "ran"
+    torch.save({"format": "pcflow.OneFlow", "format_version": 2, "model": "OneFlow", "hook": _Opens(marker)},
+               tmp_path / "evil.pt")
+    (tmp_path / "evil.pkl.pt").write_bytes(pickle.dumps(_Opens(marker)))  # a bare pickle, not a torch archive
+    for path in (tmp_path / "evil.pt", tmp_path / "evil.pkl.pt"):
+        with pytest.raises(PcflowError) as info:
+            load(path)
+        message = str(info.value)
+        assert "weights_only" not in message and "\n" not in message
+        messages = [message] + [_one_line_cli_error(capsys, argv) for argv in (
+            ["info", str(path)], ["mesh", str(path), "-o", str(tmp_path / "m.ply")])]
+        assert not any("weights_only" in m or "torch.load" in m for m in messages)
+    with pytest.raises(PcflowError, match=r"evil.pt is not a pcflow model, or is from a newer pcflow: it holds the "
+                                          r"Python object (io|builtins)\.open, which pcflow never loads$"):
+        load(tmp_path / "evil.pt")
+    assert not marker.exists() and not (tmp_path / "m.ply").exists()
+
+
+def test_the_pcflow_version_is_saved_and_files_without_it_still_load(models, cloud, tmp_path):
+    model = models["volume"]
+    model.save(tmp_path / "model.pt")
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert state["pcflow_version"] == __version__ and state["format_version"] == FORMAT_VERSION
+    del state["pcflow_version"]  # as format 2 was written before the version was saved
+    torch.save(state, tmp_path / "old.pt")
+    np.testing.assert_array_equal(load(tmp_path / "old.pt").score_samples(cloud), model.score_samples(cloud))
+    state["format_version"] = FORMAT_VERSION + 1
+    torch.save(state, tmp_path / "newer.pt")
+    with pytest.raises(PcflowError, match=rf"written by a newer pcflow \(model format {FORMAT_VERSION + 1}\); this "
+                                          rf"pcflow {re.escape(__version__)} reads formats up to {FORMAT_VERSION}$"):
+        load(tmp_path / "newer.pt")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s["params"].update(hidden_features=10 ** 12), "setting hidden_features=1000000000000 does not fit"),
+    (lambda s: s["params"].update(n_couplings=10 ** 12), "setting n_couplings=1000000000000 does not fit"),
+    (lambda s: s["params"].update(hidden_features=40), r"need at least \d+ weights, its flow holds \d+"),
+    (lambda s: s.update(n_features_in=4), "4 features, but center and scale of shapes"),
+    (lambda s: s.pop("center"), "entry 'center' is missing"),
+    (lambda s: s.update(radius="x"), "entry 'radius' is 'x', not a number"),
+    (lambda s: s.update(format_version="2"), "its format version is '2'"),
+    (lambda s: s.update(model="Evil\nClass"), "holds a model of class Evil Class, which"),
+    (lambda s: s["params"].update(depth=3), "unexpected keyword argument 'depth'"),
+    (lambda s: s["params"].update(flow="torus"), "flow must be one of"),
+    (lambda s: s["flow_state"].update({next(iter(s["flow_state"])): torch.zeros(2, 5)}), "size mismatch"),
+])
+def test_damaged_entries_are_one_line_errors_before_anything_is_built(models, tmp_path, change, message):
+    models["volume"].save(tmp_path / "model.pt")
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    change(state)
+    torch.save(state, tmp_path / "bad.pt")
+    start = time.perf_counter()
+    with pytest.raises(PcflowError, match=message) as info:
+        load(tmp_path / "bad.pt")
+    assert "\n" not in str(info.value) and str(info.value).startswith(str(tmp_path / "bad.pt"))
+    assert time.perf_counter() - start < 2
+
+
+def test_truncated_random_and_empty_files_are_one_line_errors(models, tmp_path, capsys):
+    models["volume"].save(tmp_path / "model.pt")
+    data = (tmp_path / "model.pt").read_bytes()
+    rng = np.random.default_rng(0)
+    files = {"empty.pt": b"", "random.pt": rng.bytes(5000), "text.pt": b"not a model\n"}
+    files.update({f"cut{n}.pt": data[:n] for n in (10, len(data) // 3, len(data) - 10)})
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(PcflowError, match=f"{name} is not a readable pcflow model") as info:
+            load(tmp_path / name)
+        assert "\n" not in str(info.value) and "weights_only" not in str(info.value)
+        assert name in _one_line_cli_error(capsys, ["info", str(tmp_path / name)])
+
+
+def test_a_2d_model_on_3d_data_is_a_one_line_error(cloud, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    model = OneFlow(**TINY).fit(rng.normal(size=(200, 2)))
+    model.save(tmp_path / "flat.pt")
+    for method in (model.predict, model.score_samples, load(tmp_path / "flat.pt").predict):
+        with pytest.raises(PcflowError, match="X has 3 features, but OneFlow is expecting 2 features"):
+            method(cloud)
+    write_cloud(tmp_path / "scan.ply", PointCloud(cloud))
+    err = _one_line_cli_error(capsys, ["denoise", str(tmp_path / "scan.ply"), "-o", str(tmp_path / "clean.ply"),
+                                       "--model", str(tmp_path / "flat.pt"), "-q"])
+    assert "X has 3 features, but OneFlow is expecting 2 features" in err
+    err = _one_line_cli_error(capsys, ["mesh", str(tmp_path / "flat.pt"), "-o", str(tmp_path / "mesh.ply"), "-q"])
+    assert "a mesh needs a 3-D model, this one has 2 features" in err
+    assert not (tmp_path / "clean.ply").exists() and not (tmp_path / "mesh.ply").exists()
