@@ -113,7 +113,10 @@ def _check_layout(path: Path) -> None:
             return
         if laszip is None:
             return
-
+        (compressor,) = _unpack("<H", laszip, 0)
+        if compressor not in (2, 3):  # what LASzip 2 and later write; lazrs misreads a chunk-less file as chunks
+            raise fail(f"LAZ compressor {compressor}; pcflow reads the chunked ones (2 and 3) that LASzip 2 and "
+                       "later write")
         f.seek(offset)
         chunks = lazrs.read_chunk_table(f, lazrs.LazVlr(laszip))  # (points, bytes) per chunk
         if sum(size for _, size in chunks) > table - offset - 8:

@@ -15,8 +15,10 @@ from .base import one_line
 #: What trimesh's loaders raise on damaged OBJ, OFF, STL, PLY and GLB files (found by truncating and corrupting
 #: files that pcflow writes): ValueError (JSONDecodeError and UnicodeDecodeError included), KeyError and IndexError
 #: (missing keys, face indices past the vertices), OverflowError, NotImplementedError (GLB versions), OSError, and
-#: UnboundLocalError (trimesh 4's GLB loader on an accessor whose buffer view is damaged, found by fuzzing).
-_TRIMESH_ERRORS = (ValueError, KeyError, IndexError, OverflowError, NotImplementedError, OSError, UnboundLocalError)
+#: what scripts/fuzz_readers.py found: UnboundLocalError (trimesh 4's GLB loader on an accessor whose buffer view is
+#: damaged) and TypeError (its OFF loader multiplying strings on a damaged count line).
+_TRIMESH_ERRORS = (ValueError, KeyError, IndexError, OverflowError, NotImplementedError, OSError, UnboundLocalError,
+                   TypeError)
 
 
 def load_trimesh(path: Path) -> trimesh.Trimesh:

@@ -22,10 +22,11 @@ LEGACY_KINDS = {"volume": "OneFlow", "likelihood": "LLFlow", "surface": "Surface
 
 # what torch.load raised on 600 truncated, byte-flipped and random model files and on an empty one (UnpicklingError,
 # RuntimeError, OSError, UnicodeDecodeError, IndexError, KeyError, EOFError), on a short non-archive file
-# (struct.error) and, in scripts/fuzz_readers.py, on a damaged record size (ValueError): a file that is not an
-# archive of plain values; nothing else is caught
+# (struct.error) and, in scripts/fuzz_readers.py, on a damaged record size (ValueError) and a damaged tensor
+# record (TypeError from torch's _rebuild_tensor_v2): a file that is not an archive of plain values; nothing else
+# is caught
 _UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, UnicodeDecodeError, KeyError, IndexError,
-               struct.error, ValueError)
+               struct.error, ValueError, TypeError)
 
 
 def write_state(path, state: dict) -> None:
