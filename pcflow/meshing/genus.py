@@ -74,8 +74,8 @@ def estimate_genus(points, *, scales=SCALES, max_cells: int = MAX_CELLS) -> Genu
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3 or len(points) < 10 or not np.all(np.isfinite(points)):
         raise PcflowError(f"estimate_genus needs at least 10 finite 3-D points, got an array of shape {points.shape}")
-    spacing = _spacing(points)
-    points = points[_neighbor_distance(points) <= ISOLATED_SPACINGS * spacing]
+    nearest = _neighbor_distance(points)
+    points = points[nearest <= ISOLATED_SPACINGS * np.median(nearest)]
     spacing = _spacing(points)
     if spacing <= 0.0:
         return GenusEstimate(0, False, tuple(0 for _ in scales), spacing)
