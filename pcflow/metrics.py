@@ -1,4 +1,4 @@
-"""Outlier-removal and reconstruction metrics exactly as defined in docs/evaluation.md."""
+"""Outlier-removal, reconstruction and scene-segmentation metrics exactly as defined in docs/evaluation.md."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from scipy.spatial import cKDTree
 
 from pcflow.errors import PcflowError
 from pcflow.meshing.checks import validity
+from pcflow.scene import NONFINITE, OUTLIER, PLANE, is_object, is_plane
 
 
 def outlier_scores(labels: np.ndarray, keep_mask: np.ndarray | None = None,
@@ -161,6 +162,143 @@ def chamfer_metrics(pred_mesh: trimesh.Trimesh, gt_mesh: trimesh.Trimesh, *, n_s
     }
 
 
+def point_chamfer(pred_points: np.ndarray, gt_points: np.ndarray, *, tau: float = 0.01) -> dict:
+    """`chamfer_metrics`' distances between two point samples: for surfaces known only by points, such as the part
+    of an object a one-view scan sees (`pcflow.synthetic.SyntheticScene.visible_truth`).
+
+    Args:
+        pred_points: (P, 3) float array, samples of the prediction.
+        gt_points: (G, 3) float array, samples of the ground truth.
+        tau: distance threshold of the F-score.
+
+    Returns:
+        A dict of floats: `accuracy`, `completeness`, `cd_l1`, `precision`, `recall`, `fscore` and `hausdorff`, as in
+        `chamfer_metrics`, plus `tau`.
+
+    Example:
+        >>> r = point_chamfer(np.zeros((1, 3)), np.array([[0.0, 0.0, 0.02], [0.0, 0.0, 0.0]]))
+        >>> r["accuracy"], r["completeness"], r["precision"], r["recall"]
+        (0.0, 0.01, 1.0, 0.5)
+    """
+    if not (np.isfinite(tau) and tau > 0):
+        raise PcflowError(f"tau is {tau!r}; expected a positive number")
+    pred, gt = (_points(p, name) for p, name in ((pred_points, "pred_points"), (gt_points, "gt_points")))
+    dist_pred, _ = cKDTree(gt).query(pred)
+    dist_gt, _ = cKDTree(pred).query(gt)
+    precision, recall = float(np.mean(dist_pred <= tau)), float(np.mean(dist_gt <= tau))
+    accuracy, completeness = float(dist_pred.mean()), float(dist_gt.mean())
+    return {
+        "accuracy": accuracy,
+        "completeness": completeness,
+        "cd_l1": (accuracy + completeness) / 2.0,
+        "precision": precision,
+        "recall": recall,
+        "fscore": 2.0 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0,
+        "hausdorff": float(max(dist_pred.max(), dist_gt.max())),
+        "tau": float(tau),
+    }
+
+
+#: Class of a point that `scene_scores` gives a predicted object matched to no true object.
+UNMATCHED = -3
+
+
+def match_objects(true_labels: np.ndarray, pred_labels: np.ndarray) -> dict:
+    """Match a scene segmentation's objects to the true ones by majority of labels.
+
+    Each predicted object goes to the true label most of its points carry, if that is an object; where several go to
+    the same true object, the one holding most of its points keeps it and the others stay unmatched.
+
+    Args:
+        true_labels: (N,) int array in the `pcflow.scene` convention.
+        pred_labels: (N,) int array in the same convention, for the same points.
+
+    Returns:
+        {predicted object: true object} for the matched ones.
+
+    Example:
+        >>> match_objects(np.array([0, 0, 1, 1, 1000]), np.array([1, 1, 0, 2, 2]))
+        {0: 1, 1: 0}
+    """
+    true_labels, pred_labels = _scene_labels(true_labels, pred_labels)
+    claims = {}  # true object -> (points of it, predicted object)
+    for j in np.unique(pred_labels[is_object(pred_labels)]):
+        values, counts = np.unique(true_labels[pred_labels == j], return_counts=True)
+        k = int(values[np.argmax(counts)])
+        if is_object(np.array(k)) and counts.max() > claims.get(k, (0, None))[0]:
+            claims[k] = (int(counts.max()), int(j))
+    return {j: k for k, (_, j) in sorted(claims.items(), key=lambda item: item[1][1])}
+
+
+def scene_scores(true_labels: np.ndarray, pred_labels: np.ndarray, *, min_points: int = 100) -> dict:
+    """Score a scene segmentation against the true labels (`pcflow.scene` convention, `NONFINITE` read as outlier).
+
+    Objects are matched by `match_objects`. Each point's class is outlier, plane (any plane: planes are not told
+    apart) or the true object it belongs to; a predicted object's points get the class of the true object it is
+    matched to, or `UNMATCHED`.
+
+    Args:
+        true_labels: (N,) int array, the truth.
+        pred_labels: (N,) int array, the prediction for the same points.
+        min_points: a true object with fewer points than this is not counted as present (a sliver a scan barely
+            saw); it is still matched and scored point by point.
+
+    Returns:
+        A dict: `n_present` (true objects with `min_points` points or more), `n_found` (of those, how many a
+        predicted object was matched to), `n_predicted` (predicted objects), `matches` ({predicted: true}),
+        `label_accuracy` (share of points whose predicted class is their true class), `outlier_precision`,
+        `outlier_recall`, `outlier_f1` (positive class outlier, as `outlier_scores`) and `object_iou`
+        ({true object: intersection over union of its points and its match's}, 0 when unmatched).
+    """
+    true_labels, pred_labels = _scene_labels(true_labels, pred_labels)
+    matches = match_objects(true_labels, pred_labels)
+    true_objects, sizes = np.unique(true_labels[is_object(true_labels)], return_counts=True)
+    present = {int(k) for k, n in zip(true_objects, sizes, strict=True) if n >= min_points}
+    truth, pred = _classes(true_labels), _classes(pred_labels)
+    pred[is_object(pred_labels)] = UNMATCHED
+    for j, k in matches.items():
+        pred[pred_labels == j] = k
+    removal = outlier_scores(truth == OUTLIER, keep_mask=pred != OUTLIER)
+    iou = {}
+    for k in true_objects.tolist():
+        mine, theirs = truth == k, pred == k
+        iou[k] = float(np.count_nonzero(mine & theirs) / np.count_nonzero(mine | theirs))
+    return {
+        "n_present": len(present),
+        "n_found": len(present & set(matches.values())),
+        "n_predicted": int(len(np.unique(pred_labels[is_object(pred_labels)]))),
+        "matches": matches,
+        "label_accuracy": float(np.mean(pred == truth)),
+        "outlier_precision": removal["precision"],
+        "outlier_recall": removal["recall"],
+        "outlier_f1": removal["f1"],
+        "object_iou": iou,
+    }
+
+
+def _classes(labels: np.ndarray) -> np.ndarray:
+    """Labels with every plane as `PLANE` and `NONFINITE` as `OUTLIER`."""
+    classes = labels.copy()
+    classes[is_plane(labels)] = PLANE
+    classes[labels == NONFINITE] = OUTLIER
+    return classes
+
+
+def _scene_labels(true_labels, pred_labels) -> tuple[np.ndarray, np.ndarray]:
+    """Two (N,) int64 label arrays of the same length, checked."""
+    arrays = []
+    for values, name in ((true_labels, "true_labels"), (pred_labels, "pred_labels")):
+        values = np.asarray(values)
+        if values.ndim != 1 or len(values) == 0 or not np.issubdtype(values.dtype, np.integer):
+            raise PcflowError(f"{name} has shape {values.shape} and dtype {values.dtype}; expected (N,) integers")
+        if np.any(values < NONFINITE):
+            raise PcflowError(f"{name} holds {int(values.min())}; expected pcflow.scene labels, {NONFINITE} or more")
+        arrays.append(values.astype(np.int64))
+    if len(arrays[0]) != len(arrays[1]):
+        raise PcflowError(f"pred_labels has {len(arrays[1])} labels, true_labels {len(arrays[0])}; expected as many")
+    return arrays[0], arrays[1]
+
+
 def mesh_validity(mesh: trimesh.Trimesh) -> dict:
     """Validity report of a mesh: `pcflow.meshing.validity`, self-intersecting triangle pairs counted.
 
@@ -215,3 +353,11 @@ def _labels(labels: np.ndarray) -> np.ndarray:
         raise PcflowError("labels holds values other than 0 and 1; expected 1 = outlier, 0 = inlier")
     return values.astype(bool)
 
+
+
+def _points(points, name: str) -> np.ndarray:
+    """(M, 3) float64 array of finite points, M >= 1."""
+    values = np.asarray(points, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != 3 or len(values) == 0 or not np.all(np.isfinite(values)):
+        raise PcflowError(f"{name} has shape {values.shape}; expected (M, 3) finite points, M >= 1")
+    return values

@@ -7,8 +7,9 @@ from sklearn import metrics as skm
 
 from pcflow.errors import PcflowError
 from pcflow.meshing import validity
-from pcflow.metrics import (average_precision, chamfer_metrics, light_validity, mesh_validity,
-                            outlier_scores, roc_auc)
+from pcflow.metrics import (UNMATCHED, average_precision, chamfer_metrics, light_validity, match_objects,
+                            mesh_validity, outlier_scores, point_chamfer, roc_auc, scene_scores)
+from pcflow.scene import NONFINITE, OUTLIER, PLANE
 
 
 # ---------------------------------------------------------------- outlier scores
@@ -266,3 +267,84 @@ def test_mesh_validity_agrees_with_light_report_on_shared_fields():
     assert set(light) <= set(full)
     for key in light:
         assert full[key] == pytest.approx(light[key])
+
+
+# ---------------------------------------------------------------- point samples and scenes
+
+def test_point_chamfer_agrees_with_brute_force_distances():
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(-0.5, 0.5, size=(300, 3))
+    pred = np.concatenate([gt[:200] + rng.normal(0, 0.01, size=(200, 3)), rng.uniform(-0.5, 0.5, size=(50, 3))])
+    d = cdist(pred, gt)
+    r = point_chamfer(pred, gt, tau=0.02)
+    assert r["accuracy"] == pytest.approx(d.min(axis=1).mean())
+    assert r["completeness"] == pytest.approx(d.min(axis=0).mean())
+    assert r["precision"] == pytest.approx(np.mean(d.min(axis=1) <= 0.02))
+    assert r["recall"] == pytest.approx(np.mean(d.min(axis=0) <= 0.02))
+    assert r["hausdorff"] == pytest.approx(max(d.min(axis=1).max(), d.min(axis=0).max()))
+    same = point_chamfer(gt, gt)
+    assert same["cd_l1"] == 0.0 and same["fscore"] == 1.0
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"pred_points": np.zeros((0, 3))}, "pred_points"),
+    ({"gt_points": np.zeros((4, 2))}, "gt_points"),
+    ({"gt_points": np.full((4, 3), np.nan)}, "gt_points"),
+    ({"tau": 0.0}, "tau"),
+])
+def test_bad_point_chamfer_inputs_raise(kwargs, match):
+    with pytest.raises(PcflowError, match=match):
+        point_chamfer(**{"pred_points": np.zeros((4, 3)), "gt_points": np.ones((4, 3)), **kwargs})
+
+
+def scene_truth():
+    """200 points each of objects 0 and 1, 300 of object 2, 500 table, 100 wall, 50 outliers."""
+    return np.repeat([0, 1, 2, PLANE, PLANE + 1, OUTLIER], [200, 200, 300, 500, 100, 50])
+
+
+def test_scene_scores_of_the_truth_with_other_numbers():
+    truth = scene_truth()
+    renamed = np.select([truth == 0, truth == 1, truth == 2, truth == PLANE, truth == PLANE + 1],
+                        [5, 3, 0, PLANE + 1, PLANE], default=NONFINITE)  # other ids; planes swapped
+    r = scene_scores(truth, renamed)
+    assert r["matches"] == {0: 2, 3: 1, 5: 0} and r["n_found"] == r["n_present"] == r["n_predicted"] == 3
+    assert r["label_accuracy"] == 1.0 and r["outlier_f1"] == 1.0
+    assert r["object_iou"] == {0: 1.0, 1: 1.0, 2: 1.0}
+
+
+def test_scene_scores_of_merged_split_and_missed_objects():
+    truth = scene_truth()
+    pred = truth.copy()
+    pred[truth == 1] = 0  # objects 0 and 1 merged: 200 points of each, the tie goes to the lower label, 0
+    pred[np.flatnonzero(truth == 2)[:100]] = 7  # a third of object 2 split off
+    pred[np.flatnonzero(truth == PLANE)[:40]] = OUTLIER  # 40 table points flagged
+    pred[np.flatnonzero(truth == OUTLIER)[:10]] = PLANE  # 10 outliers taken for the table
+    r = scene_scores(truth, pred)
+    assert match_objects(truth, pred) == r["matches"] == {0: 0, 2: 2}  # piece 7 is smaller than piece 2
+    assert (r["n_present"], r["n_found"], r["n_predicted"]) == (3, 2, 3)
+    wrong = 200 + 100 + 40 + 10  # object 1's points, the split piece, the table points, the outliers
+    assert r["label_accuracy"] == pytest.approx(1 - wrong / len(truth))
+    assert r["outlier_precision"] == pytest.approx(40 / 80) and r["outlier_recall"] == pytest.approx(40 / 50)
+    assert r["object_iou"] == {0: pytest.approx(200 / 400), 1: 0.0, 2: pytest.approx(200 / 300)}
+    assert scene_scores(truth, pred, min_points=250)["n_present"] == 1  # only object 2 has 250 points
+
+
+def test_a_predicted_object_of_plane_points_matches_nothing():
+    truth = scene_truth()
+    pred = np.where(truth == PLANE, 9, truth)  # the table taken for an object
+    r = scene_scores(truth, pred)
+    assert r["matches"] == {0: 0, 1: 1, 2: 2} and r["n_predicted"] == 4
+    assert r["label_accuracy"] == pytest.approx(1 - 500 / len(truth))
+    assert UNMATCHED not in truth
+
+
+@pytest.mark.parametrize("pred, match", [
+    (np.zeros(5, dtype=int), "has 5 labels"),
+    (np.zeros(1350), "dtype float64"),
+    (np.full(1350, -7), "holds -7"),
+])
+def test_bad_scene_labels_raise(pred, match):
+    with pytest.raises(PcflowError, match=match):
+        scene_scores(scene_truth(), pred)
