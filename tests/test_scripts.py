@@ -186,6 +186,35 @@ def test_benchmark_scans_quick(tmp_path, shared_data):
     assert "| OneFlow |" in text and "CD-L1" in text
 
 
+def test_benchmark_scenes_quick(tmp_path, shared_data):
+    data = shared_data("meshes", "sphere.ply").parents[1]
+    shared_data("scans", "table_scene_mug_stereo_textured.pcd")
+    pytest.importorskip("open3d")
+    scenes = load_script("benchmark_scenes")
+    assert scenes.main(["--quick", "--data", str(data), "--out", str(tmp_path)]) == 0
+    rows = read_csv(tmp_path / "scenes.csv")
+    assert [r["method"] for r in rows] == list(scenes.METHODS)
+    for row in rows:
+        assert row["n_present"] == "2" and 0 <= int(row["n_found"]) <= 2
+        assert in_unit(row["label_accuracy"]) and in_unit(row["outlier_f1"]) and float(row["time_vs_open3d"]) > 0
+    recipe = rows[1]
+    assert float(recipe["time_vs_open3d"]) == 1.0
+    assert recipe["n_found"] == "2" and float(recipe["label_accuracy"]) > 0.9  # an easy scene for the recipe
+    objects = read_csv(tmp_path / "objects.csv")
+    assert [(r["method"], r["object"]) for r in objects] == [(m, k) for m in scenes.METHODS for k in "01"]
+    for row in objects:
+        if row["found"] == "True":
+            assert 0 < float(row["cd_l1"]) < 0.05 and in_unit(row["fscore"]) and in_unit(row["iou"])
+            if row["method"] == "pcflow":
+                assert row["watertight"] == "True"  # one closed surface per object
+    real = read_csv(tmp_path / "real_scans.csv")
+    assert len(real) == 1 and real[0]["n_points"] == "5000" and int(real[0]["Open3D_planes"]) >= 1
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["scenes"][0]["points_per_object"] == [int(r["n_points"]) for r in objects[:2]]
+    text = (tmp_path / "summary.md").read_text()
+    assert "| 2 all around | pcflow |" in text and "time / Open3D" in text
+
+
 def test_genus_benchmark_quick_run_names_every_genus(capsys):
     assert load_script("benchmark_genus").main(["--quick"]) == 0
     lines = capsys.readouterr().out.splitlines()
