@@ -396,3 +396,133 @@ def test_default_up_follows_the_file_type():
     assert viz.default_up("scene.PCD") == "-y"
     assert viz.default_up("spot.ply") == "y"
     assert viz.default_up("") == "y"
+
+
+def hue(rgb):
+    """Hue in degrees of (..., 3) colours; shading (a factor) and blending with white or grey (adding the same to
+    each channel) leave it unchanged."""
+    rgb = np.asarray(rgb, dtype=float)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return np.degrees(np.arctan2(np.sqrt(3.0) * (g - b), 2.0 * r - g - b)) % 360.0
+
+
+def hue_mask(image, color, tolerance=12.0):
+    """Pixels of a colour's hue, shaded or seen through a translucent surface (saturated enough to have a hue)."""
+    image = image.astype(int)
+    chroma = image.max(axis=-1) - image.min(axis=-1)
+    difference = np.abs((hue(image) - hue(color) + 180.0) % 360.0 - 180.0)
+    return (chroma > 25) & (difference < tolerance)
+
+
+def grey_mask(image):
+    """Pixels drawn grey: no hue, darker than the background."""
+    image = image.astype(int)
+    return (image.max(axis=-1) - image.min(axis=-1) < 12) & (image.max(axis=-1) < 225)
+
+
+def labelled_scene():
+    """Object 0 upper left, object 1 upper right, a plane along the bottom, outliers in the middle (x right, y up),
+    with a sphere per object and a thin box for the plane."""
+    rng = np.random.default_rng(2)
+    centres = np.array([[-2.5, 2.0, 0.0], [2.5, 2.0, 0.0]])
+    objects = [rng.normal(size=(80, 3)) * 0.25 + centre for centre in centres]
+    plane = np.c_[rng.uniform(-3.5, 3.5, 300), rng.normal(scale=0.02, size=300) - 2.5, rng.uniform(-1, 1, 300)]
+    outliers = rng.normal(size=(30, 3)) * 0.2
+    points = np.vstack([*objects, plane, outliers])
+    labels = np.r_[np.zeros(80), np.ones(80), np.full(300, 1000), np.full(30, -1)].astype(np.int64)
+    meshes = [trimesh.creation.icosphere(subdivisions=2, radius=0.7).apply_translation(c) for c in centres]
+    plane_mesh = trimesh.creation.box(extents=(7.0, 0.05, 2.0)).apply_translation([0.0, -2.5, 0.0])
+    return PointCloud(points, source="scene.ply"), labels, meshes, [plane_mesh]
+
+
+def test_render_scene_colours_objects_planes_and_outliers(pv, tmp_path):
+    cloud, labels, meshes, planes = labelled_scene()
+    path = tmp_path / "scene.png"
+    viz.render_scene(path, cloud=cloud, labels=labels, object_meshes=meshes, plane_meshes=planes, views=("front",),
+                     size=(320, 320), up="y")
+    image = read_image(path)
+    upper_left, upper_right, bottom = image[40:130, :130], image[40:130, 190:], image[220:, :]  # text above
+    first, second = viz.OBJECT_PALETTE[:2]
+    assert hue_mask(upper_left, first).sum() > 500 and not hue_mask(upper_right, first).any()
+    assert hue_mask(upper_right, second).sum() > 500 and not hue_mask(upper_left, second).any()
+    for color in (first, second):
+        assert not hue_mask(bottom, color).any()
+    assert grey_mask(bottom).sum() > 500 and grey_mask(upper_left).sum() < 20
+    assert red_mask(image[120:200, 120:200]).sum() > 20
+    assert not red_mask(upper_left).any() and not red_mask(bottom).any()
+    assert not hue_mask(image, viz.SURFACE_COLOR, tolerance=8).any()  # not the plain surface colour
+
+
+def test_scene_surfaces_share_their_objects_colours(pv):
+    cloud, labels, meshes, planes = labelled_scene()
+    plotter = pv.Plotter(off_screen=True, window_size=(64, 64))
+    try:
+        scene = viz.build_scene(plotter, cloud=cloud, labels=labels, object_meshes=meshes, plane_meshes=planes,
+                                interactive=True)
+        assert set(scene.actors) == {"inliers", "outliers", "objects", "planes", "text"}
+        assert set(scene.checkboxes) == {"inliers", "outliers", "objects", "planes"}
+        np.testing.assert_array_equal(scene.layers["inliers"].point_data["rgb"], viz.label_colors(labels))
+        colors = scene.layers["inliers"].point_data["rgb"]
+        np.testing.assert_array_equal(colors[:80], np.tile(viz.OBJECT_PALETTE[0], (80, 1)))
+        np.testing.assert_array_equal(colors[160:460], np.tile(viz.PLANE_COLOR, (300, 1)))
+        surfaces = scene.layers["objects"].point_data["rgb"]
+        n = len(meshes[0].vertices)
+        np.testing.assert_array_equal(surfaces, np.repeat(np.array(viz.OBJECT_PALETTE[:2], np.uint8), n, axis=0))
+        assert scene.actors["planes"].prop.opacity == pytest.approx(viz.PLANE_OPACITY)
+        assert scene.actors["objects"].prop.opacity == pytest.approx(0.35)
+        assert (scene.n_inliers, scene.n_outliers) == (460, 30)
+        assert scene.layers["outliers"].n_verts == 30
+        assert scene.summary() == "inliers 460   outliers 30   of 490\nobjects 2   planes 1"
+        scene.set_visible("planes", False)
+        assert not scene.actors["planes"].GetVisibility()
+    finally:
+        plotter.close()
+
+
+def test_object_colours_cycle_and_meshes_follow_their_index(pv):
+    labels = np.array([0, 7, 8, 1003, -1])
+    colors = viz.label_colors(labels)
+    np.testing.assert_array_equal(colors, [viz.OBJECT_PALETTE[0], viz.OBJECT_PALETTE[0], viz.OBJECT_PALETTE[1],
+                                           viz.PLANE_COLOR, viz.OUTLIER_COLOR])
+    assert len(set(viz.OBJECT_PALETTE)) == 7 and viz.OUTLIER_COLOR not in viz.OBJECT_PALETTE
+    box = trimesh.creation.box()
+    plotter = pv.Plotter(off_screen=True, window_size=(64, 64))
+    try:
+        scene = viz.build_scene(plotter, cloud=PointCloud(ball_cloud(5)), labels=labels,
+                                object_meshes={2: box, 5: None})
+        np.testing.assert_array_equal(scene.layers["objects"].point_data["rgb"],
+                                      np.tile(viz.object_color(2), (len(box.vertices), 1)))
+        assert "planes" not in scene.actors
+    finally:
+        plotter.close()
+
+
+def test_render_without_labels_is_the_plain_picture(pv, tmp_path):
+    cloud, inside, mesh = corner_scene()
+    plain, empty = tmp_path / "plain.png", tmp_path / "empty.png"
+    viz.render_scene(plain, cloud=cloud, inside=inside, mesh=mesh, views=("front", "iso"), size=(240, 120))
+    viz.render_scene(empty, cloud=cloud, inside=inside, mesh=mesh, labels=None, object_meshes=(), plane_meshes=None,
+                     views=("front", "iso"), size=(240, 120))
+    np.testing.assert_array_equal(read_image(plain), read_image(empty))
+    assert blue_mask(read_image(plain)).sum() > 20  # the plain colours: default blue inliers
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"labels": np.zeros(3, dtype=int)}, r"labels has shape \(3,\); expected \(20,\)"),
+        ({"labels": np.full(20, 0.5)}, "expected integer labels"),
+        ({"labels": np.full(20, -2)}, "labels holds -2"),
+        ({"labels": np.zeros(20, dtype=int), "inside": np.ones(20, dtype=bool)}, "without a model or an inside"),
+        ({"object_meshes": ["box"]}, r"object_meshes\[0\] is a str"),
+        ({"plane_meshes": {"a": None, "b": trimesh.creation.box()}}, "plane_meshes has the key 'b'"),
+        ({"plane_opacity": 2.0}, "plane_opacity=2.0"),
+    ],
+)
+def test_scene_rejects_bad_labels_and_meshes(pv, kwargs, match):
+    plotter = pv.Plotter(off_screen=True, window_size=(64, 64))
+    try:
+        with pytest.raises(PcflowError, match=match):
+            viz.build_scene(plotter, cloud=PointCloud(ball_cloud(20)), **kwargs)
+    finally:
+        plotter.close()

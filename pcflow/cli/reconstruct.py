@@ -19,8 +19,11 @@ def register(subparsers) -> None:
         description="Fit OneFlow to a point cloud; write inliers.ply, outliers.ply, mesh.ply and mesh.obj "
                     "(watertight, with vertex normals), model.pt, report.json and preview.png into OUTDIR (with --uv "
                     "also mesh_uv.obj, texture coordinates for texturing). The default auto mode meshes the scanned "
-                    "surface, or for an open scene (a table top and a wall, say) the smallest region holding "
-                    "1 - alpha of the points, which --mode envelope always meshes (faster).",
+                    "surface. A scene (a table or floor, walls, several objects) is split: its planes into "
+                    "planes/plane_KK/, one closed mesh per object into objects/object_KK/, all objects in "
+                    "scene_mesh.ply and .obj, a label per point in labels.npy. An open surface that is no scene "
+                    "gets the smallest region holding 1 - alpha of the points, which --mode envelope always meshes "
+                    "(faster).",
         epilog="example:\n  pcflow reconstruct scan.pcd -o out/ --alpha 0.05 --format stl glb\n"
                "  pcflow reconstruct scan.pcd -o out/ --fast   # about half the fit time, a coarser surface\n"
                "  pcflow reconstruct scan.pcd -o out/ --mode envelope   # bounding region, in seconds\n"
@@ -28,15 +31,17 @@ def register(subparsers) -> None:
                "  pcflow reconstruct scans/ -o out/ --resume      # after a crash: skip the files already done\n"
                "  pcflow reconstruct scans/ -o out/ --scheduler tcp://host:8786   # one task per file on Dask\n"
                "  pcflow reconstruct 'scans/**/*.ply' -o out/\n"
-               "  pcflow reconstruct scan.las -o out/ --classify --scores   # + classified.ply, outlier_score",
+               "  pcflow reconstruct scan.las -o out/ --classify --scores   # + classified.ply, outlier_score\n"
+               "  pcflow reconstruct table.pcd -o out/ --scene --trim   # planes apart, one mesh per object, cut",
     )
     p.add_argument("input", nargs="+",
                    help="point cloud (PLY, PCD, XYZ/TXT/CSV/PTS, LAS/LAZ) or mesh (OBJ, STL, OFF, PLY); several "
                         "files, a folder or a quoted glob pattern make a batch: one sub-folder of OUTDIR per file "
                         "and OUTDIR/batch_report.json")
     p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
-    p.add_argument("-j", "--jobs", type=int, default=1,
-                   help="batch: files reconstructed at once, in separate processes (default 1; 0: one per CPU)")
+    p.add_argument("-j", "--jobs", type=int, default=None,
+                   help="batch: files reconstructed at once, in separate processes (default 1; 0: one per CPU); "
+                        "one scene: objects fitted at once (default and 0: one per CPU)")
     p.add_argument("--resume", action="store_true",
                    help="keep the outputs of inputs already complete in OUTDIR (their report.json, written last, "
                         "is there), whatever settings made them, and redo the others, replacing what an unfinished "
@@ -45,6 +50,18 @@ def register(subparsers) -> None:
                    help="batch: run each file as one task on the Dask distributed scheduler at ADDRESS "
                         "(tcp://host:8786; pip install 'pcflow[cluster]'), whose workers see the inputs and OUTDIR "
                         "at the same paths; --jobs is then unused")
+    scene = p.add_argument_group("scenes (a table or floor, walls, several objects)")
+    choice = scene.add_mutually_exclusive_group()
+    choice.add_argument("--scene", dest="scene", action="store_const", const=True, default=None,
+                        help="reconstruct the cloud as a scene: supporting planes apart, one closed mesh per object "
+                             "(default in auto mode when a plane or several objects are found)")
+    choice.add_argument("--no-scene", dest="scene", action="store_const", const=False,
+                        help="reconstruct the cloud as one object, whatever it holds")
+    scene.add_argument("--trim", action="store_true",
+                       help="scene: cut each object's mesh to the faces near its points (open where the scanner did "
+                            "not see; the closed mesh is kept as mesh_closed.ply)")
+    scene.add_argument("--plane-meshes", action="store_true",
+                       help="scene: also write each plane's convex polygon, planes/plane_KK/mesh.ply")
     add_reconstruct_arguments(p)
     add_cloud_output_arguments(p, denoise=False)
     p.set_defaults(func=cmd_reconstruct)
@@ -74,25 +91,33 @@ def cmd_reconstruct(args) -> int:
         if args.resume and completed(args.output, args.input[0]) is not None:
             say(args, f"{args.output} already holds a complete reconstruct of {args.input[0]}; nothing to do")
             return 0
+        if args.jobs is not None and args.jobs < 0:
+            raise PcflowError(f"--jobs must be 0 or more, got {args.jobs}")
         options = fit_options(args, args.quiet)
         with stages(options, _reconstruct_plan(args)) as timer:
             report = reconstruct(
                 args.input[0], args.output, options, mesh_options(args),
                 overwrite=args.overwrite, preview=not args.no_preview, classify=args.classify, scores=args.scores,
-                clear=args.resume, timer=timer,
+                clear=args.resume, timer=timer, jobs=args.jobs, **_scene_options(args),
             )
         say(args, _summary(report, Path(args.output)))
         _warn(args, report)
         return 0
     report = run_batch(
-        args.input, args.output, fit_options(args, True), mesh_options(args), jobs=args.jobs,
-        overwrite=args.overwrite, resume=args.resume, scheduler=args.scheduler, preview=not args.no_preview,
-        classify=args.classify, scores=args.scores, progress=lambda entry: _batch_line(args, entry),
+        args.input, args.output, fit_options(args, True), mesh_options(args),
+        jobs=1 if args.jobs is None else args.jobs, overwrite=args.overwrite, resume=args.resume,
+        scheduler=args.scheduler, preview=not args.no_preview, classify=args.classify, scores=args.scores,
+        scene=_scene_options(args), progress=lambda entry: _batch_line(args, entry),
     )
     skipped = f" ({report['n_skipped']} skipped as complete)" if report["n_skipped"] else ""
     say(args, f"{report['n_ok']} of {report['n_files']} files reconstructed{skipped} in {report['seconds']:.1f} s; "
               f"report in {Path(args.output) / BATCH_REPORT}")
     return 0 if report["n_failed"] == 0 else EXIT_FAILURE
+
+
+def _scene_options(args) -> dict:
+    """`pipeline.reconstruct`'s scene settings from the command line."""
+    return {"scene": args.scene, "trim": args.trim, "plane_meshes": args.plane_meshes}
 
 
 def _warn(args, report: dict) -> None:
@@ -106,7 +131,12 @@ def _reconstruct_plan(args) -> tuple[str, ...]:
     """The stages a single-file reconstruct or demo runs (`pcflow.pipeline.RECONSTRUCT_STAGES`)."""
     from ..pipeline import RECONSTRUCT_STAGES
 
-    return RECONSTRUCT_STAGES if not args.no_preview else tuple(s for s in RECONSTRUCT_STAGES if s != "preview")
+    scene = getattr(args, "scene", None)
+    skipped = {"preview"} if args.no_preview else set()
+    one_object = args.mode != "auto" or getattr(args, "classify", False) or getattr(args, "scores", False)
+    if scene is False or (scene is None and one_object):
+        skipped.add("segment")  # one object: no search for planes and objects
+    return tuple(stage for stage in RECONSTRUCT_STAGES if stage not in skipped)
 
 
 def _batch_line(args, entry: dict) -> None:
@@ -120,8 +150,31 @@ def _batch_line(args, entry: dict) -> None:
         print(f"pcflow: error: {entry['error']}", file=sys.stderr)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _scene_summary(report: dict, outdir: Path) -> str:
+    """What `reconstruct` prints for a scene: counts, planes, and a line per object."""
+    lines = [
+        f"{report['input']}: {report['n_finite']} points ({report['n_dropped_nonfinite']} non-finite dropped); "
+        f"a scene: {_count(report['n_planes'], 'plane')}, {_count(report['n_objects'], 'object')}, "
+        f"{_count(report['n_outliers'], 'outlier')}",
+    ]
+    for entry in report["objects"]:
+        mesh = entry["mesh"]
+        trimmed = entry.get("trimmed")
+        cut = f", trimmed: {trimmed['boundary_loops']} boundary loops" if trimmed else ""
+        lines.append(f"object {entry['index']}: {entry['n_points']} points, {entry['mesh_file']}: watertight "
+                     f"{mesh['watertight']}, components {mesh['n_components']}, euler {mesh['euler']}{cut}")
+    lines.append(f"time: {report['timings']['total']:.1f} s; outputs in {outdir} (labels.npy: one label per point)")
+    return "\n".join(lines)
+
+
 def _summary(report: dict, outdir: Path) -> str:
     """What `reconstruct` and `demo` print: counts, mode, mesh checks, volumes, time, and a note on open scenes."""
+    if report["mode"] == "scene":
+        return _scene_summary(report, outdir)
     mesh = report["mesh"]
     lines = [
         f"{report['input']}: {report['n_finite']} points ({report['n_dropped_nonfinite']} non-finite dropped), "

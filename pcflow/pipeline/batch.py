@@ -5,26 +5,21 @@ from __future__ import annotations
 
 import glob
 import json
-import multiprocessing
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import replace
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from ..errors import PcflowError
 from .options import FitOptions, MeshOptions
 from .outputs import claimed_outdir, write_json
 from .reconstruct import reconstruct
+from .tasks import SCHEDULER_TIMEOUT, connect, run_tasks  # noqa: F401 - re-exported
 
 #: Name of the summary `run_batch` writes into its output folder.
 BATCH_REPORT = "batch_report.json"
 _GLOB_CHARACTERS = "*?["
-#: Seconds `connect` waits for a Dask scheduler to answer.
-SCHEDULER_TIMEOUT = 10
 
 
 def is_batch(specs) -> bool:
@@ -91,7 +86,8 @@ def output_names(paths) -> list[str]:
 
 def run_batch(specs, outdir, fit_options: FitOptions, mesh_options: MeshOptions, *, jobs: int = 1,
               overwrite: bool = False, resume: bool = False, scheduler: str | None = None, preview: bool = True,
-              classify: bool = False, scores: bool = False, progress: Callable[[dict], None] | None = None) -> dict:
+              classify: bool = False, scores: bool = False, scene: dict | None = None,
+              progress: Callable[[dict], None] | None = None) -> dict:
     """Runs `pipeline.reconstruct` on every input into `outdir/<stem>/` and writes `outdir/batch_report.json`.
 
     The batch holds the lock of `outdir` (`pcflow.io.output_lock`) while it runs, each file the lock of its own
@@ -113,6 +109,8 @@ def run_batch(specs, outdir, fit_options: FitOptions, mesh_options: MeshOptions,
         preview: also render each preview.png.
         classify: also write each classified.ply (see `pipeline.reconstruct`).
         scores: add the field `outlier_score` to each written cloud (see `pipeline.reconstruct`).
+        scene: `pipeline.reconstruct`'s scene settings for every file (``scene``, ``trim``, ``plane_meshes``); a
+            scene's objects are fitted one after another in its file's worker.
         progress: called with each file's entry as it finishes (in finishing order; skipped files first).
 
     Returns:
@@ -135,7 +133,7 @@ def run_batch(specs, outdir, fit_options: FitOptions, mesh_options: MeshOptions,
         if jobs > 1 or scheduler is not None:
             fit_options = replace(fit_options, progress=False)
         outputs = {"overwrite": overwrite, "preview": preview, "classify": classify, "scores": scores,
-                   "clear": resume}
+                   "clear": resume, **(scene or {}), "jobs": 1}
         threads = max(1, cpus // jobs) if jobs > 1 and scheduler is None else None
         entries, tasks, slots, given = [], [], [], {}
         for path, name in zip(paths, output_names(paths)):
@@ -195,92 +193,6 @@ def completed(output, source) -> dict | None:
     if not all(isinstance(name, str) and (output / name).is_file() for name in report.get("files", [])):
         return None
     return report
-
-
-def run_tasks(function: Callable, tasks: list[tuple], *, jobs: int = 1, scheduler: str | None = None,
-              progress: Callable | None = None, failed: Callable | None = None) -> list:
-    """Calls ``function(*task)`` for every task: here (`jobs` 1), in `jobs` local processes, or on a Dask cluster.
-
-    The local pool and the cluster run the same code through a `concurrent.futures` executor (the cluster's from
-    `distributed.Client.get_executor`), so a task is a module-level function of plain, picklable values that returns
-    its result and reports its own failures in it (as `reconstruct_task` does) rather than raising.
-
-    Args:
-        function: a module-level function (it is pickled by name to the workers).
-        tasks: the argument tuples, one per call.
-        jobs: local worker processes (started with spawn, fresh interpreters); unused with `scheduler`.
-        scheduler: address of a Dask distributed scheduler (see `connect`), or None.
-        progress: called with each result as it comes (in finishing order).
-        failed: ``failed(task, message)`` gives the result of a task whose worker died or that the cluster lost;
-            None raises PcflowError instead.
-
-    Returns:
-        The results, in task order.
-    """
-    if not tasks:
-        return []
-    if scheduler is None and jobs == 1:
-        results = []
-        for task in tasks:
-            results.append(function(*task))
-            if progress:
-                progress(results[-1])
-        return results
-    results: list = [None] * len(tasks)
-    with _executor(jobs, scheduler) as pool:
-        futures = {pool.submit(function, *task): k for k, task in enumerate(tasks)}
-        for future in as_completed(futures):
-            k = futures[future]
-            try:
-                results[k] = future.result()
-            except BrokenProcessPool:
-                results[k] = _lost(failed, tasks[k], "its worker process died (out of memory?)")
-            except Exception as error:  # noqa: BLE001 - the cluster lost this task (a worker died, ...): reported
-                reason = " ".join(str(error).split())
-                results[k] = _lost(failed, tasks[k], f"the cluster lost the task: {type(error).__name__}: {reason}")
-            if progress:
-                progress(results[k])
-    return results
-
-
-def connect(address: str, timeout: float | None = None):
-    """A `distributed.Client` of the Dask scheduler at `address` (``tcp://host:8786``).
-
-    Raises:
-        PcflowError: Dask distributed is not installed, the address is malformed, or no scheduler answers within
-            `timeout` seconds (default `SCHEDULER_TIMEOUT`).
-    """
-    try:
-        from distributed import Client
-    except ImportError:
-        raise PcflowError("a scheduler needs Dask distributed: pip install 'pcflow[cluster]'") from None
-    try:
-        return Client(address, timeout=timeout or SCHEDULER_TIMEOUT, set_as_default=False)
-    except (OSError, ValueError, TypeError) as error:
-        reason = " ".join(str(error).split())
-        raise PcflowError(f"cannot connect to the Dask scheduler at {address}: {reason}") from None
-
-
-@contextmanager
-def _executor(jobs: int, scheduler: str | None) -> Iterator:
-    """A local process pool of `jobs` workers, or the executor of the Dask cluster at `scheduler`."""
-    if scheduler is None:
-        # spawn: fresh interpreters, so no torch or OpenMP state is forked from this process
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            yield pool
-        return
-    client = connect(scheduler)
-    try:
-        with client.get_executor(pure=False) as pool:  # pure=False: a rerun computes again, never reuses results
-            yield pool
-    finally:
-        client.close()
-
-
-def _lost(failed, task, message: str):
-    if failed is None:
-        raise PcflowError(message)
-    return failed(task, message)
 
 
 def reconstruct_task(source: str, output: str, fit_options: FitOptions, mesh_options: MeshOptions, outputs: dict,

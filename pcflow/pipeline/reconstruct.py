@@ -11,6 +11,7 @@ from ..errors import PcflowError
 from ..io import PointCloud, read_cloud
 from . import stream
 from .fit import fit_cloud, fitted_mode, points_3d
+from .meshes import extract_mesh, write_meshes
 from .options import FitOptions, MeshOptions
 from .outputs import claimed_outdir, prepare_outdir, versions, write_json
 from .timing import Timer
@@ -25,55 +26,10 @@ CLASSIFIED_OUTPUT = "classified.ply"
 PER_RUN_REPORT_KEYS = ("timings",)
 
 
-def extract_mesh(model: OneFlow, options: MeshOptions, timer: Timer | None = None):
-    """The boundary mesh of a fitted 3D model and its validity checks: (BoundaryMesh, validity dict)."""
-    from ..meshing import boundary_mesh, validity
-
-    timer = timer or Timer()
-    if model.n_features_in_ != 3:
-        raise PcflowError(f"a mesh needs a 3-D model, this one has {model.n_features_in_} features")
-    with timer("mesh"):
-        boundary = boundary_mesh(
-            model,
-            coverage=options.coverage,
-            subdivisions=options.subdivisions,
-            tolerance=options.tolerance,
-            max_faces=options.max_faces,
-            snap=options.snap,
-        )
-    with timer("mesh_checks"):
-        checks = validity(boundary.mesh, check_intersections=False)
-    # boundary_mesh already counted the self-intersections of the final triangulation
-    checks["self_intersections"] = boundary.info["self_intersections"]
-    return boundary, checks
-
-
-def write_meshes(boundary, outdir: Path, stem: str, formats, *, uv: bool = False) -> list[str]:
-    """Writes the boundary mesh into `outdir`; returns the names written.
-
-    `stem`.ply and `stem`.obj always, `stem`.<fmt> for each extra format, without texture coordinates, so that
-    Open3D, trimesh and meshio open them watertight (see `pcflow.io.write_mesh` for each format's normals and
-    readers). With `uv` also `stem`_uv.obj, the same vertices with the sphere chart's texture coordinates per face
-    corner (`BoundaryMesh.face_uv`), for texturing: trimesh and Open3D split its vertices at the chart's seam, and
-    meshio cannot read texture coordinates per corner.
-    """
-    from ..io import write_mesh
-
-    names = []
-    for suffix in dict.fromkeys(("ply", "obj", *formats)):
-        path = outdir / f"{stem}.{suffix}"
-        write_mesh(path, boundary.mesh)
-        names.append(path.name)
-    if uv:
-        path = outdir / f"{stem}_uv.obj"
-        write_mesh(path, boundary.mesh, uv=boundary.face_uv)
-        names.append(path.name)
-    return names
-
-
 def reconstruct(input_path, outdir, fit_options: FitOptions, mesh_options: MeshOptions, *, overwrite: bool = False,
                 preview: bool = True, chunk_size: int | None = None, classify: bool = False, scores: bool = False,
-                clear: bool = False, timer: Timer | None = None) -> dict:
+                clear: bool = False, scene: bool | None = None, trim: bool = False, plane_meshes: bool = False,
+                jobs: int | None = None, scheduler: str | None = None, timer: Timer | None = None) -> dict:
     """Reads a cloud, fits OneFlow, writes inliers, outliers, boundary meshes, the model and report.json.
 
     The job holds the lock of `outdir` from start to end (`pipeline.claimed_outdir`): a second job into the same
@@ -97,6 +53,13 @@ def reconstruct(input_path, outdir, fit_options: FitOptions, mesh_options: MeshO
             point clouds written.
         clear: first remove what an earlier, unfinished run left in `outdir` (every file name this job may write);
             implies `overwrite`.
+        scene: True reconstructs the cloud as a scene (`pcflow.pipeline.scene.reconstruct_scene`: planes apart, one
+            mesh per object), False as one object; None (the default) decides in ``auto`` mode without `classify`
+            and `scores`: a cloud read whole in which `pcflow.scene.segment.segment_scene` finds objects apart from
+            planes (`Segmentation.is_scene`) is a scene. A cloud of one object and no plane comes out exactly as
+            with False.
+        trim, plane_meshes, jobs, scheduler: a scene's trimmed object meshes, plane polygons, and where its objects
+            are fitted (`pcflow.pipeline.scene.reconstruct_scene`).
         timer: collects the stage times (`RECONSTRUCT_STAGES`) and shows their progress; None: a new `Timer`.
 
     Returns:
@@ -106,23 +69,41 @@ def reconstruct(input_path, outdir, fit_options: FitOptions, mesh_options: MeshO
         PcflowError: a bad input or settings, an output folder that cannot be written, outputs already there
             (without `overwrite`), or another process writing into `outdir`.
     """
+    from .scene import scene_names
+
+    if scene and chunk_size is not None:
+        raise PcflowError("a scene is read whole: --scene takes no --chunk-size")
+    if scene and (classify or scores):
+        raise PcflowError("--classify and --scores are for one object; a scene's labels.npy labels every point")
     names = _output_names(mesh_options, classify)
+    if scene is not False:
+        names += [name for name in scene_names(mesh_options) if name not in names]
     with claimed_outdir(outdir, names, overwrite=overwrite or clear, inputs=(input_path,), clear=clear):
-        return _reconstruct(input_path, outdir, fit_options, mesh_options, overwrite=overwrite or clear,
-                            preview=preview, chunk_size=chunk_size, classify=classify, scores=scores, timer=timer)
+        return _reconstruct(input_path, outdir, fit_options, mesh_options, names=names, overwrite=overwrite or clear,
+                            preview=preview, chunk_size=chunk_size, classify=classify, scores=scores,
+                            scene=dict(scene=scene, trim=trim, plane_meshes=plane_meshes, jobs=jobs,
+                                       scheduler=scheduler), timer=timer)
 
 
-def _reconstruct(input_path, outdir, fit_options: FitOptions, mesh_options: MeshOptions, *, overwrite: bool,
-                 preview: bool, chunk_size: int | None, classify: bool, scores: bool, timer: Timer | None) -> dict:
+def _reconstruct(input_path, outdir, fit_options: FitOptions, mesh_options: MeshOptions, *, names, overwrite: bool,
+                 preview: bool, chunk_size: int | None, classify: bool, scores: bool, scene: dict,
+                 timer: Timer | None) -> dict:
     """`reconstruct` in its locked output folder."""
     timer = timer or Timer()
     start = time.perf_counter()
     input_path = Path(input_path)
-    streamed = chunk_size is not None or stream.should_stream(input_path)
+    streamed = not scene["scene"] and (chunk_size is not None or stream.should_stream(input_path))
     chunk_size = chunk_size or stream.DEFAULT_CHUNK_SIZE
-    outputs = partial(prepare_outdir, outdir, _output_names(mesh_options, classify), overwrite=overwrite,
-                      inputs=(input_path,))
-    model, cloud = _fit(input_path, fit_options, outputs, streamed=streamed, chunk_size=chunk_size, timer=timer)
+    outputs = partial(prepare_outdir, outdir, names, overwrite=overwrite, inputs=(input_path,))
+    cloud = None
+    if not streamed:
+        cloud = _read(input_path, outputs, timer)
+        segmentation = _segment(cloud, fit_options, scene["scene"], classify or scores, timer)
+        if segmentation is not None:
+            return _scene(input_path, cloud, segmentation, outputs(), fit_options, mesh_options, preview=preview,
+                          overwrite=overwrite, start=start, timer=timer, **scene)
+    model, cloud = _fit(input_path, cloud, fit_options, outputs, streamed=streamed, chunk_size=chunk_size,
+                        timer=timer)
     outdir = outputs()
     classified = outdir / CLASSIFIED_OUTPUT if classify else None
     if streamed:
@@ -162,18 +143,84 @@ def _output_names(mesh_options: MeshOptions, classify: bool) -> list[str]:
             *(["mesh_uv.obj"] if mesh_options.uv else []), *([CLASSIFIED_OUTPUT] if classify else []), "preview.png"]
 
 
-def _fit(input_path: Path, options: FitOptions, outputs, *, streamed: bool, chunk_size: int, timer: Timer):
-    """Reads (or streams) the cloud and fits it, checking the output folder (`outputs(create=False)`) before the
-    fit: (model, the cloud read whole, or a streamed file's training subset)."""
-    if streamed:
-        outputs(create=False)
-        fitted = stream.fit_file(input_path, options, chunk_size=chunk_size, timer=timer)
-        return fitted.model, PointCloud(fitted.train, source=str(input_path))
+def _read(input_path: Path, outputs, timer: Timer) -> PointCloud:
+    """Reads the cloud whole, checking it and the output folder (`outputs(create=False)`) before any fit."""
     with timer("read"):
         cloud = read_cloud(input_path)
     points_3d(cloud)  # a bad cloud fails before the output folder is made
     outputs(create=False)
+    return cloud
+
+
+def _fit(input_path: Path, cloud, options: FitOptions, outputs, *, streamed: bool, chunk_size: int, timer: Timer):
+    """Fits the cloud read whole (`cloud`) or streams the file and fits it, checking the output folder
+    (`outputs(create=False)`) before the fit: (model, the cloud read whole, or a streamed file's training subset)."""
+    if streamed:
+        outputs(create=False)
+        fitted = stream.fit_file(input_path, options, chunk_size=chunk_size, timer=timer)
+        return fitted.model, PointCloud(fitted.train, source=str(input_path))
     return fit_cloud(cloud, options, timer), cloud
+
+
+def _segment(cloud: PointCloud, options: FitOptions, scene: bool | None, one_object: bool, timer: Timer):
+    """The cloud's planes and objects where it is to be reconstructed as a scene, else None (see `reconstruct`);
+    `one_object` (outputs of one object asked for: --classify, --scores) keeps ``auto`` from looking for a scene."""
+    from ..scene.segment import OBJECT_MIN_POINTS, segment_scene
+
+    if scene is None:
+        scene = None if options.mode == "auto" and not one_object and len(cloud) >= OBJECT_MIN_POINTS else False
+    if scene is False:
+        return None
+    with timer("segment"):
+        try:
+            segmentation = segment_scene(cloud.points, seed=options.seed)
+        except PcflowError:
+            if scene:
+                raise
+            return None  # no scene in a degenerate cloud: the fit names what is wrong with it
+    return segmentation if scene or segmentation.is_scene else None
+
+
+def _scene(input_path: Path, cloud, segmentation, outdir: Path, fit_options: FitOptions, mesh_options: MeshOptions,
+           *, preview: bool, overwrite: bool, start: float, timer: Timer, scene, **options) -> dict:
+    """The scene job (`pcflow.pipeline.scene.reconstruct_scene`) and its report.json."""
+    import shutil
+
+    from .scene import OBJECTS, PLANES, reconstruct_scene
+    from .timing import SCENE_STAGES
+
+    timer.plan = tuple(stage for stage in SCENE_STAGES if preview or stage != "preview")
+    if overwrite:  # an earlier scene's object and plane folders go: the new scene may have fewer
+        for name in (OBJECTS, PLANES):
+            if (outdir / name).is_dir():
+                shutil.rmtree(outdir / name)
+    facts = reconstruct_scene(cloud, _finite_rows(input_path, cloud), segmentation, outdir, fit_options,
+                              mesh_options, preview=preview, timer=timer, **options)
+    report = {
+        "input": str(input_path), "n_points": len(cloud) + cloud.n_dropped_nonfinite,
+        "n_dropped_nonfinite": cloud.n_dropped_nonfinite, "n_finite": len(cloud), "streamed": False,
+        "alpha": fit_options.alpha, "requested_mode": fit_options.mode, "fast": fit_options.fast, **facts,
+        "n_objects": len(facts["objects"]), "n_planes": len(facts["planes"]), "warnings": [],
+    }
+    report.update(files=report["files"] + ["report.json"], seed=fit_options.seed, device=fit_options.device,
+                  versions=versions())
+    report["timings"] = {k: round(v, 4) for k, v in timer.stages.items()}
+    report["timings"]["total"] = round(time.perf_counter() - start, 4)
+    write_json(outdir / "report.json", report)
+    return report
+
+
+def _finite_rows(input_path: Path, cloud):
+    """Which rows of the input file the cloud holds (None: all), for a label per input row."""
+    if cloud.n_dropped_nonfinite == 0:
+        return None
+    import numpy as np
+
+    from ..io.records import coordinates
+    from ..io.registry import read_records
+
+    records, _ = read_records(input_path)
+    return np.isfinite(coordinates(records, input_path)[1]).all(axis=1)
 
 
 def _topology(inliers, mesh, seed: int) -> dict:

@@ -8,12 +8,15 @@ import time
 from dataclasses import dataclass, field
 
 #: The `Timer` stages of `pcflow.pipeline.reconstruct`, in order (``preview`` only when asked for).
-RECONSTRUCT_STAGES = ("read", "fit", "score", "write_clouds", "mesh", "mesh_checks", "genus", "write_mesh",
-                      "preview")
+RECONSTRUCT_STAGES = ("read", "segment", "fit", "score", "write_clouds", "mesh", "mesh_checks", "genus",
+                      "write_mesh", "preview")
+#: The stages of a scene's reconstruct (`pcflow.pipeline.scene.reconstruct_scene`), in order.
+SCENE_STAGES = ("read", "segment", "fit", "score", "write_clouds", "objects", "write_mesh", "preview")
 #: What a progress line calls each stage.
-STAGE_LABELS = {"read": "reading", "fit": "fitting", "score": "scoring", "write_clouds": "writing the clouds",
-                "mesh": "meshing", "mesh_checks": "checking the mesh", "genus": "estimating the genus",
-                "write_mesh": "writing the meshes and model", "preview": "rendering the preview"}
+STAGE_LABELS = {"read": "reading", "segment": "finding planes and objects", "fit": "fitting", "score": "scoring",
+                "write_clouds": "writing the clouds", "mesh": "meshing", "mesh_checks": "checking the mesh",
+                "genus": "estimating the genus", "write_mesh": "writing the meshes and model",
+                "objects": "fitting the objects", "preview": "rendering the preview"}
 
 _log = logging.getLogger(__name__)
 

@@ -15,13 +15,14 @@ from .scene import BACKGROUND_COLOR, _points, _rgb, build_scene, model_surface, 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-def render_scene(path, *, cloud, inside=None, mesh=None, model=None, views=("iso", "front", "side"), size=(1500, 500),
-                 up: str | None = None, coverage: float | None = None, point_size: float | None = None) -> None:
+def render_scene(path, *, cloud, inside=None, mesh=None, model=None, labels=None, object_meshes=(), plane_meshes=(),
+                 views=("iso", "front", "side"), size=(1500, 500), up: str | None = None,
+                 coverage: float | None = None, point_size: float | None = None) -> None:
     """Draws the scene off-screen from several views side by side and writes the picture (atomically).
 
     Args:
         path: output image, .png or .jpg.
-        cloud, inside, mesh, model, coverage: as in `build_scene`.
+        cloud, inside, mesh, model, labels, object_meshes, plane_meshes, coverage: as in `build_scene`.
         views: view names from `VIEWS` (relative to `up`) or 3-vector directions from the scene to the camera,
             one panel each, left to right.
         size: (width, height) of the whole picture in pixels.
@@ -53,8 +54,9 @@ def render_scene(path, *, cloud, inside=None, mesh=None, model=None, views=("iso
         for column, view in enumerate(views):
             plotter.subplot(0, column)
             build_scene(
-                plotter, cloud=cloud, inside=inside, mesh=mesh, model=model, coverage=coverage,
-                point_size=point_size, radii=radii, text=column == 0,
+                plotter, cloud=cloud, inside=inside, mesh=mesh, model=model, labels=labels,
+                object_meshes=object_meshes, plane_meshes=plane_meshes, coverage=coverage, point_size=point_size,
+                radii=radii, text=column == 0,
             )
             if isinstance(view, str):
                 plotter.add_text(view, position="lower_right", font_size=8, color="grey")
@@ -65,14 +67,14 @@ def render_scene(path, *, cloud, inside=None, mesh=None, model=None, views=("iso
     _write_image(path, image)
 
 
-def render_turntable(path, *, cloud, inside=None, mesh=None, model=None, n_frames: int = 30, size=(400, 400),
-                     up: str | None = None, coverage: float | None = None, point_size: float | None = None,
-                     seconds: float = 3.0) -> None:
+def render_turntable(path, *, cloud, inside=None, mesh=None, model=None, labels=None, object_meshes=(),
+                     plane_meshes=(), n_frames: int = 30, size=(400, 400), up: str | None = None,
+                     coverage: float | None = None, point_size: float | None = None, seconds: float = 3.0) -> None:
     """Writes a looping GIF of the scene turning once around its up axis (atomically).
 
     Args:
         path: output .gif.
-        cloud, inside, mesh, model, coverage: as in `build_scene`.
+        cloud, inside, mesh, model, labels, object_meshes, plane_meshes, coverage: as in `build_scene`.
         n_frames: frames per turn.
         size: (width, height) in pixels.
         up, point_size: as in `render_scene`.
@@ -93,8 +95,8 @@ def render_turntable(path, *, cloud, inside=None, mesh=None, model=None, n_frame
     frames = []
     try:
         plotter.set_background(_rgb(BACKGROUND_COLOR))
-        build_scene(plotter, cloud=cloud, inside=inside, mesh=mesh, model=model, coverage=coverage,
-                    point_size=point_size)
+        build_scene(plotter, cloud=cloud, inside=inside, mesh=mesh, model=model, labels=labels,
+                    object_meshes=object_meshes, plane_meshes=plane_meshes, coverage=coverage, point_size=point_size)
         set_view(plotter, "iso", up, zoom=1.1)
         for _ in range(int(n_frames)):
             plotter.render()

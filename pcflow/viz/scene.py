@@ -1,4 +1,5 @@
-"""The drawn scene: a cloud, its outliers and the region's boundary surface as pyvista actors, with their widgets."""
+"""The drawn scene: a cloud, its outliers and the region's boundary surface (or a scene's objects and planes, each
+with its surface) as pyvista actors, with their widgets."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import PcflowError
+from ..scene import OUTLIER, PLANE, is_object, is_plane
 from .gl import _pyvista
 
 #: Colour of points when the cloud has none of its own, as (r, g, b) uint8.
@@ -17,6 +19,15 @@ OUTLIER_COLOR = (230, 20, 20)
 SURFACE_COLOR = (70, 175, 165)
 #: Colour behind the scene.
 BACKGROUND_COLOR = (255, 255, 255)
+#: Colours of a scene's objects, object k in ``OBJECT_PALETTE[k % 7]``, its points and its surface alike: the Tableau
+#: 10 qualitative palette less its red (the outliers'), brown (near that red) and grey (the planes').
+OBJECT_PALETTE = (
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (148, 103, 189), (227, 119, 194), (188, 189, 34), (23, 190, 207),
+)
+#: Colour of a scene's plane points and plane surfaces.
+PLANE_COLOR = (150, 150, 150)
+#: Opacity of the plane surfaces: the objects stand out through them.
+PLANE_OPACITY = 0.3
 
 #: Icosphere level of the surface the coverage slider redraws (5120 faces, no refinement: fast enough to follow).
 _LIVE_SUBDIVISIONS = 4
@@ -58,12 +69,14 @@ class Scene:
         radii: (N,) float array of the points' outlyingness (`outlyingness`: latent radii, or a surface model's
             distances; computed once), or None without a model.
         inside: (N,) bool array, True for points drawn as inliers (all True when outliers are unknown).
+        labels: (N,) int64 array of the points' scene labels (`pcflow.scene`: -1 outlier, k object k, PLANE + k
+            plane k), or None.
         model: the fitted model, or None.
         coverage: coverage the surface and colours show, or None without a model.
         radius: latent radius of that coverage, or None.
         volume: region volume at that radius (`model.region_volume`, input units), or None without a model.
         mesh_volume: volume enclosed by the drawn surface when it is watertight, else None.
-        actors: layer name ("inliers", "outliers", "surface", "text") -> actor.
+        actors: layer name ("inliers", "outliers", "surface", "objects", "planes", "text") -> actor.
         layers: layer name -> PolyData drawn by that actor (points layers hold every point; their vertex cells
             select the layer's points).
         checkboxes: layer name -> checkbox widget (interactive scenes only).
@@ -75,6 +88,7 @@ class Scene:
     radii: np.ndarray | None
     inside: np.ndarray
     model: object = None
+    labels: np.ndarray | None = None
     coverage: float | None = None
     radius: float | None = None
     volume: float | None = None
@@ -132,7 +146,7 @@ class Scene:
             _select(self.layers["outliers"], np.flatnonzero(~self.inside))
 
     def set_visible(self, name: str, visible: bool) -> None:
-        """Shows or hides one layer ("inliers", "outliers", "surface")."""
+        """Shows or hides one layer ("inliers", "outliers", "surface", "objects", "planes")."""
         if name not in self.actors:
             raise PcflowError(f"no layer {name!r} in this scene; it has {', '.join(self.actors)}")
         self.actors[name].SetVisibility(bool(visible))
@@ -145,6 +159,9 @@ class Scene:
             lines = [f"inliers {self.n_inliers:,}   outliers {self.n_outliers:,}   of {n:,}"]
         else:
             lines = [f"{n:,} points"]
+        if self.labels is not None:
+            objects, planes = _label_counts(self.labels)
+            lines.append(f"objects {objects}   planes {planes}")
         if self.coverage is not None:
             lines.insert(0, f"coverage {self.coverage:.3f}   latent radius {self.radius:.3g}")
         if self.volume is not None:
@@ -158,15 +175,21 @@ class Scene:
             self.actors["text"].input = self.summary()
 
 
-def build_scene(plotter, *, cloud, inside=None, mesh=None, model=None, interactive: bool = False,
-                coverage: float | None = None, point_size: float = 4.0, surface_opacity: float = 0.35,
-                radii: np.ndarray | None = None, text: bool = True, font_size: int = 7) -> Scene:
-    """Adds the cloud, its outliers and the boundary surface to a plotter (its active subplot).
+def build_scene(plotter, *, cloud, inside=None, mesh=None, model=None, labels=None, object_meshes=(),
+                plane_meshes=(), interactive: bool = False, coverage: float | None = None, point_size: float = 4.0,
+                surface_opacity: float = 0.35, plane_opacity: float = PLANE_OPACITY, radii: np.ndarray | None = None,
+                text: bool = True, font_size: int = 7) -> Scene:
+    """Adds the cloud, its outliers and the boundary surface (or a scene's objects and planes) to a plotter (its
+    active subplot).
 
     With a model the points' latent radii are computed once and the outliers are the points whose radius
     exceeds the radius of `coverage` (for a surface model: whose distance exceeds the one of `coverage`, see
     `outlyingness`); without a model `inside` (if given) splits them, else all are drawn alike. Without a mesh but
     with a model, the surface is the model's boundary at `coverage` (a surface model's own surface).
+
+    A scene's `labels` colour the points instead: object k in ``OBJECT_PALETTE[k % 7]`` (its surface in
+    `object_meshes` the same), plane points in `PLANE_COLOR` (plane surfaces translucent, `plane_opacity`),
+    outliers in `OUTLIER_COLOR`. Without labels, `object_meshes` and `plane_meshes` the scene is drawn as before.
 
     Args:
         plotter: a `pyvista.Plotter`.
@@ -175,10 +198,16 @@ def build_scene(plotter, *, cloud, inside=None, mesh=None, model=None, interacti
         mesh: the boundary surface as a `trimesh.Trimesh`, or None.
         model: a fitted 3-D OneFlow (or any object with `latent_radius`, `radius_at`, `inverse_transform`,
             `region_volume`, `alpha`), or None.
+        labels: (N,) int array of scene labels (`pcflow.scene`: -1 outlier, k >= 0 object k, PLANE + k plane k), or
+            None; not with `inside` or a model.
+        object_meshes: object k's surface (a trimesh) at index (or key) k of a sequence (or mapping); None entries
+            are skipped.
+        plane_meshes: plane k's surface, likewise.
         interactive: also add checkbox widgets toggling each layer and, with a model, a coverage slider.
         coverage: share of the training points inside the drawn region, default `1 - model.alpha`.
         point_size: point diameter in pixels (outliers are drawn 1.5 times larger).
-        surface_opacity: opacity of the surface, in [0, 1].
+        surface_opacity: opacity of the surface and of the object surfaces, in [0, 1].
+        plane_opacity: opacity of the plane surfaces, in [0, 1].
         radii: (N,) outlyingness of the points (`outlyingness`) when already computed (saves a pass through the flow).
         text: show the counts and volume in the upper left corner.
         font_size: size of that text (pyvista font size; 7 draws 14 px letters).
@@ -187,11 +216,17 @@ def build_scene(plotter, *, cloud, inside=None, mesh=None, model=None, interacti
         The `Scene`.
 
     Raises:
-        PcflowError: points not 3-D, mask or radii of the wrong length, a model that is not 3-D, bad coverage.
+        PcflowError: points not 3-D, mask, radii or labels of the wrong length, labels below -1 or with a mask or a
+            model, a model that is not 3-D, bad coverage.
     """
     points = _points(cloud)
-    if not 0.0 <= surface_opacity <= 1.0:
-        raise PcflowError(f"surface_opacity={surface_opacity} is invalid; expected a number in [0, 1]")
+    for name, opacity in (("surface_opacity", surface_opacity), ("plane_opacity", plane_opacity)):
+        if not 0.0 <= opacity <= 1.0:
+            raise PcflowError(f"{name}={opacity} is invalid; expected a number in [0, 1]")
+    object_meshes, plane_meshes = _indexed(object_meshes, "object_meshes"), _indexed(plane_meshes, "plane_meshes")
+    if labels is not None:
+        labels = _check_labels(labels, len(points), inside=inside, model=model)
+        inside = labels != OUTLIER
     if model is not None:
         coverage, radii = _model_levels(model, points, coverage, radii)
         inside = None
@@ -201,12 +236,16 @@ def build_scene(plotter, *, cloud, inside=None, mesh=None, model=None, interacti
             raise PcflowError(f"inside has shape {inside.shape}; expected ({len(points)},), one flag per point")
 
     pv = _pyvista()
-    scene = Scene(plotter, points, radii, np.ones(len(points), dtype=bool), model=model)
+    scene = Scene(plotter, points, radii, np.ones(len(points), dtype=bool), model=model, labels=labels)
     _add_points(pv, scene, cloud, point_size, outliers=model is not None or inside is not None)
     if mesh is None and model is not None:
         mesh = model_surface(model, coverage)
     if mesh is not None:
         _add_surface(scene, mesh, surface_opacity)
+    if object_meshes:
+        _add_group(scene, "objects", object_meshes, object_color, surface_opacity)
+    if plane_meshes:
+        _add_group(scene, "planes", plane_meshes, lambda k: PLANE_COLOR, plane_opacity)
     _split_points(scene, coverage, inside)
     if text:
         scene.actors["text"] = plotter.add_text(
@@ -262,10 +301,13 @@ def _model_levels(model, points: np.ndarray, coverage: float | None, radii) -> t
 
 def _add_points(pv, scene: Scene, cloud, point_size: float, *, outliers: bool) -> None:
     """Adds the layer of inliers (in the cloud's colours, else `INLIER_COLOR`) and, with `outliers`, the layer of
-    outliers (`OUTLIER_COLOR`, 1.5 times larger); both hold every point until `Scene.set_inside` selects theirs."""
+    outliers (`OUTLIER_COLOR`, 1.5 times larger); both hold every point until `Scene.set_inside` selects theirs.
+    A scene's labels colour the inliers by `label_colors`."""
     points, plotter = scene.points, scene.plotter
     colors = cloud.colors if getattr(cloud, "colors", None) is not None else None
-    if colors is None:
+    if scene.labels is not None:
+        colors = label_colors(scene.labels)
+    elif colors is None:
         colors = np.tile(np.asarray(INLIER_COLOR, dtype=np.uint8), (len(points), 1))
     inliers = pv.PolyData(points)
     inliers.point_data["rgb"] = np.ascontiguousarray(colors, dtype=np.uint8)
@@ -292,6 +334,81 @@ def _add_surface(scene: Scene, mesh, opacity: float) -> None:
     )
     if mesh.is_watertight:
         scene.mesh_volume = abs(float(mesh.volume))
+
+
+def object_color(k: int) -> tuple[int, int, int]:
+    """The colour of object k: ``OBJECT_PALETTE[k % 7]``."""
+    return OBJECT_PALETTE[int(k) % len(OBJECT_PALETTE)]
+
+
+def label_colors(labels: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8 colours of labelled points: object k `object_color(k)`, planes `PLANE_COLOR`, outliers
+    `OUTLIER_COLOR`."""
+    labels = np.asarray(labels)
+    colors = np.tile(np.asarray(OUTLIER_COLOR, dtype=np.uint8), (len(labels), 1))
+    objects = is_object(labels)
+    colors[objects] = np.asarray(OBJECT_PALETTE, dtype=np.uint8)[labels[objects] % len(OBJECT_PALETTE)]
+    colors[is_plane(labels)] = PLANE_COLOR
+    return colors
+
+
+def _check_labels(labels, n: int, *, inside, model) -> np.ndarray:
+    """The labels as an (n,) int64 array, or a PcflowError."""
+    if model is not None or inside is not None:
+        raise PcflowError("labels split the points into objects, planes and outliers; pass labels without a model "
+                          "or an inside mask")
+    array = np.asarray(labels)
+    if array.shape != (n,):
+        raise PcflowError(f"labels has shape {array.shape}; expected ({n},), one label per point")
+    if array.dtype.kind not in "iu":
+        if array.dtype.kind != "f" or not np.array_equal(array, np.round(array)):
+            raise PcflowError(f"labels has dtype {array.dtype}; expected integer labels")
+    array = array.astype(np.int64)
+    if n and array.min() < OUTLIER:
+        raise PcflowError(f"labels holds {array.min()}; expected -1 (outlier), k (object k) or {PLANE} + k "
+                          "(plane k) for points with finite coordinates")
+    return array
+
+
+def _label_counts(labels: np.ndarray) -> tuple[int, int]:
+    """(number of objects, number of planes) with points among `labels`."""
+    return len(np.unique(labels[is_object(labels)])), len(np.unique(labels[is_plane(labels)]))
+
+
+def _indexed(meshes, name: str) -> dict:
+    """Index -> mesh of a sequence or mapping of meshes (None entries dropped), sorted by index."""
+    if meshes is None:
+        return {}
+    items = meshes.items() if hasattr(meshes, "items") else enumerate(meshes)
+    out = {}
+    for key, mesh in items:
+        if mesh is None:
+            continue
+        if not isinstance(key, (int, np.integer)) or key < 0:
+            raise PcflowError(f"{name} has the key {key!r}; expected indices 0, 1, ...")
+        if not hasattr(mesh, "faces") or not hasattr(mesh, "vertices"):
+            raise PcflowError(f"{name}[{key}] is a {type(mesh).__name__}; expected a trimesh.Trimesh")
+        out[int(key)] = mesh
+    return dict(sorted(out.items()))
+
+
+def _add_group(scene: Scene, name: str, meshes: dict, color_of, opacity: float) -> None:
+    """Adds several surfaces as one layer, surface k in `color_of(k)` (the same colour over each surface)."""
+    import pyvista as pv
+
+    vertices, faces, colors, offset = [], [], [], 0
+    for k, mesh in meshes.items():
+        vertices.append(np.asarray(mesh.vertices, dtype=np.float64))
+        faces.append(np.asarray(mesh.faces, dtype=np.int64).reshape(-1, 3) + offset)
+        colors.append(np.tile(np.asarray(color_of(k), dtype=np.uint8), (len(mesh.vertices), 1)))
+        offset += len(mesh.vertices)
+    surface = pv.PolyData.from_regular_faces(np.concatenate(vertices), np.concatenate(faces))
+    surface = surface.compute_normals(cell_normals=False, split_vertices=False, auto_orient_normals=False)
+    surface.point_data["rgb"] = np.concatenate(colors)
+    scene.layers[name] = surface
+    scene.actors[name] = scene.plotter.add_mesh(
+        surface, scalars="rgb", rgb=True, opacity=opacity, specular=0.3, show_scalar_bar=False, reset_camera=False,
+    )
 
 
 def _points(cloud) -> np.ndarray:
@@ -322,9 +439,10 @@ def _add_widgets(plotter, scene: Scene) -> None:
     """Checkboxes for each layer (lower left, labelled) and, with a model, the coverage slider."""
     size, gap = 26, 8
     labels = {"inliers": "points" if not scene.outliers_known() else "inliers", "outliers": "outliers",
-              "surface": "surface"}
-    colors = {"inliers": INLIER_COLOR, "outliers": OUTLIER_COLOR, "surface": SURFACE_COLOR}
-    names = [name for name in ("inliers", "outliers", "surface") if name in scene.actors]
+              "surface": "surface", "objects": "objects", "planes": "planes"}
+    colors = {"inliers": INLIER_COLOR if scene.labels is None else OBJECT_PALETTE[0], "outliers": OUTLIER_COLOR,
+              "surface": SURFACE_COLOR, "objects": OBJECT_PALETTE[0], "planes": PLANE_COLOR}
+    names = [name for name in ("inliers", "outliers", "surface", "objects", "planes") if name in scene.actors]
     for row, name in enumerate(names):
         y = gap + row * (size + gap)
 
