@@ -124,10 +124,10 @@ def open3d_scene(points: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
 
 def pcflow_scene(path: Path, out: Path, fit: FitOptions) -> tuple[np.ndarray, dict, dict]:
     """`pcflow.pipeline.reconstruct(..., scene=True)` on a cloud file. Returns ((N,) labels, {object label: trimesh},
-    the report); object k of the report is label k."""
+    the report); the report's object entry with index k is label k."""
     report = reconstruct(path, out, fit, MeshOptions(), scene=True, preview=False)
     labels = np.load(out / "labels.npy")
-    meshes = {entry.get("label", k): read_mesh(out / entry["mesh_file"]) if entry.get("mesh_file") else None
+    meshes = {entry.get("index", k): read_mesh(out / entry["mesh_file"]) if entry.get("mesh_file") else None
               for k, entry in enumerate(report["objects"])}
     return labels, meshes, report
 
