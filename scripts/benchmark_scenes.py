@@ -260,14 +260,14 @@ def summary_markdown(scenes, scene_rows, object_rows, real_rows, args) -> str:
              f"Synthetic scenes of {args.n} points, noise {args.noise}, "
              f"{100 * args.outliers:g}% outliers, seed {args.seed}; CD-L1 and F-score (tau 0.01) in the scene's "
              f"frame (diagonal 1), {args.chamfer_samples} samples a surface; fit settings {fit_text(args.fit)}.", "",
-             "## Scenes", "", markdown_table(scene_rows, SCENE_COLUMNS, SCENE_HEADERS), ""]
+             "## Scenes", "", markdown_table(scene_rows, SCENE_COLUMNS, SCENE_HEADERS, digits=4), ""]
     if scene_rows:
         lines += ["Medians over the scenes, pcflow / Open3D: " + ", ".join(
             f"{label} {np.nanmedian([r[key] for r in scene_rows if r['method'] == 'pcflow']):.2f}"
             for label, key in (("time", "time_vs_open3d"), ("CD-L1", "cd_vs_open3d"))), ""]
     lines += ["## Objects", "", markdown_table(object_rows, OBJECT_COLUMNS,
                                                 ["scene", "shape", "points", "method", "point IoU", "CD-L1", "F@1%",
-                                                 "watertight"]), ""]
+                                                 "watertight"], digits=4), ""]
     if real_rows:
         lines += ["## Real scans", "", markdown_table(real_rows, REAL_COLUMNS,
                                                       ["scan", "points", "pcflow planes", "pcflow objects",
