@@ -33,16 +33,19 @@ from pcflow.pipeline import FitOptions, MeshOptions, reconstruct  # noqa: E402
 from pcflow.scene import OUTLIER, PLANE, is_object, is_plane  # noqa: E402
 from pcflow.synthetic import builtin_shape, synthetic_scene  # noqa: E402
 
-#: The scenes of a full run: name -> (shapes, wall, view, size). 'gen-' names are `builtin_shape`s, the others files
-#: of data/meshes (turned from y up to z up). A view is the direction from the scene's centre to the camera; size is
-#: each object's bounding-box diagonal in scene diagonals (five objects fit only up to about 0.23).
+#: The scenes of a full run: name -> (shapes, wall, view). 'gen-' names are `builtin_shape`s, the others files of
+#: data/meshes (turned from y up to z up). A view is the direction from the scene's centre to the camera.
 SCENES = {
-    "3 all around": (("spot", "sphere", "gen-capsule"), False, None, 0.25),
-    "4 all around, wall": (("bob_tri", "nut", "gen-rounded_box", "gen-sphere"), True, None, 0.25),
-    "2 one view, wall": (("spot", "gen-capsule"), True, (0.3, -1.0, 0.8), 0.25),
-    "5 one view": (("sphere", "nut", "bob_tri", "gen-rounded_box", "gen-capsule"), False, (-0.2, -1.0, 0.9), 0.2),
+    "3 all around": (("spot", "sphere", "gen-capsule"), False, None),
+    "4 all around, wall": (("bob_tri", "nut", "gen-rounded_box", "gen-sphere"), True, None),
+    "2 one view, wall": (("spot", "gen-capsule"), True, (0.3, -1.0, 0.8)),
+    "5 one view": (("sphere", "nut", "bob_tri", "gen-rounded_box", "gen-capsule"), False, (-0.2, -1.0, 0.9)),
 }
-QUICK_SCENES = {"2 all around": (("sphere", "gen-capsule"), False, None, 0.3)}
+QUICK_SCENES = {"2 all around": (("sphere", "gen-capsule"), False, None)}
+#: Each object's bounding-box diagonal, in scene diagonals: `synthetic_scene`'s default, which fits five objects.
+SIZE = 0.2
+#: Object sizes of the segmentation sweep (the sizes at which a scene's objects fit on the table).
+SWEEP_SIZES = (0.15, 0.18, 0.2, 0.22, 0.25)
 QUICK_FIT = {"epochs": 2, "surface_steps": 5, "n_couplings": 2, "hidden_features": 16}  # --quick: a smoke run
 METHODS = ("pcflow", "Open3D")
 REAL_SCANS = ("table_scene_mug_stereo_textured.pcd", "milk_cartoon_all_small_clorox.pcd")
@@ -86,10 +89,27 @@ def o3d_cloud(points: np.ndarray):
 
 
 def open3d_scene(points: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
-    """The Open3D recipe: statistical outlier removal, planes by RANSAC while one holds 10% of the points, DBSCAN
-    clusters, one Poisson surface per cluster cropped to its box. Returns ((N,) labels, {object label: trimesh})."""
+    """The Open3D recipe: `open3d_segment`, then one Poisson surface per object cropped to its box. Returns ((N,)
+    labels, {object label: trimesh})."""
     import open3d as o3d
     import trimesh
+
+    labels = open3d_segment(points, seed)
+    cloud, meshes = o3d_cloud(points), {}
+    for label in range(int(labels[is_object(labels)].max(initial=-1)) + 1):
+        part = cloud.select_by_index(np.flatnonzero(labels == label))
+        part.estimate_normals()
+        part.orient_normals_consistent_tangent_plane(15)
+        surface, _ = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(part, depth=8)
+        surface = surface.crop(part.get_axis_aligned_bounding_box())
+        meshes[label] = trimesh.Trimesh(np.asarray(surface.vertices), np.asarray(surface.triangles))
+    return labels, meshes
+
+
+def open3d_segment(points: np.ndarray, seed: int) -> np.ndarray:
+    """The Open3D recipe's labels: statistical outlier removal, planes by RANSAC while one holds 10% of the points,
+    DBSCAN clusters of the rest, clusters under 1% of the points or 100 points outliers. (N,) int32 labels."""
+    import open3d as o3d
 
     o3d.utility.random.seed(seed)
     cloud = o3d_cloud(points)
@@ -106,20 +126,13 @@ def open3d_scene(points: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
         labels[rest[inliers]] = PLANE + n_planes
         rest, n_planes = np.delete(rest, inliers), n_planes + 1
     clusters = np.asarray(cloud.select_by_index(rest).cluster_dbscan(eps=CLUSTER_EPS * spacing, min_points=10))
-    meshes = {}
+    n_objects = 0
     for c in range(int(clusters.max(initial=-1)) + 1):
         members = rest[clusters == c]
-        if len(members) < max(MIN_CLUSTER[0] * len(points), MIN_CLUSTER[1]):
-            continue
-        label = len(meshes)
-        labels[members] = label
-        part = cloud.select_by_index(members)
-        part.estimate_normals()
-        part.orient_normals_consistent_tangent_plane(15)
-        surface, _ = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(part, depth=8)
-        surface = surface.crop(part.get_axis_aligned_bounding_box())
-        meshes[label] = trimesh.Trimesh(np.asarray(surface.vertices), np.asarray(surface.triangles))
-    return labels, meshes
+        if len(members) >= max(MIN_CLUSTER[0] * len(points), MIN_CLUSTER[1]):
+            labels[members] = n_objects
+            n_objects += 1
+    return labels
 
 
 def pcflow_scene(path: Path, out: Path, fit: FitOptions) -> tuple[np.ndarray, dict, dict]:
@@ -157,7 +170,8 @@ def object_row(scene, k: int, mesh, n_samples: int) -> dict:
 
 def benchmark_scene(name: str, meshes: dict, spec, args, work: Path) -> tuple[dict, list[dict], list[dict]]:
     """Both methods on one synthetic scene. Returns (the scene's description, scene rows, object rows)."""
-    shapes, wall, view, size = spec
+    shapes, wall, view = spec
+    size = args.size
     scene = synthetic_scene([meshes[s] for s in shapes], n_points=args.n, size=size, wall=wall, view=view,
                             noise=args.noise, outlier_ratio=args.outliers, seed=args.seed)
     path = work / f"{slug(name)}.ply"
@@ -199,6 +213,30 @@ def benchmark_scene(name: str, meshes: dict, spec, args, work: Path) -> tuple[di
         row["cd_vs_open3d"] = row["cd_l1"] / reference["cd_l1"] if reference["cd_l1"] > 0 else float("nan")
     described["surface_gaps"] = [entry.get("surface_gap") for entry in report.get("objects", [])]
     return described, scene_rows, object_rows
+
+
+def segmentation_sweep(meshes: dict, scenes: dict, args) -> list[dict]:
+    """The segmentation stage alone (no fit, no mesh) of every scene at every object size of `args.sweep`:
+    `pcflow.scene.segment.segment_scene` against the Open3D recipe's `open3d_segment`."""
+    from pcflow.errors import PcflowError
+    from pcflow.scene.segment import segment_scene
+
+    rows = []
+    for name, (shapes, wall, view) in scenes.items():
+        for size in args.sweep:
+            try:
+                scene = synthetic_scene([meshes[s] for s in shapes], n_points=args.n, size=size, wall=wall,
+                                        view=view, noise=args.noise, outlier_ratio=args.outliers, seed=args.seed)
+            except PcflowError:  # the objects do not fit on a table at this size
+                continue
+            for method, labels in (("pcflow", segment_scene(scene.points, seed=args.seed).labels),
+                                   ("Open3D", open3d_segment(scene.points, args.seed))):
+                scores = scene_scores(scene.labels, labels)
+                rows.append({"scene": name, "size": size, "method": method, "n_found": scores["n_found"],
+                             "n_present": scores["n_present"], "n_predicted": scores["n_predicted"],
+                             "n_planes": int(len(np.unique(labels[is_plane(labels)]))),
+                             "label_accuracy": scores["label_accuracy"]})
+    return rows
 
 
 def real_scans(data: Path, args, work: Path) -> list[dict]:
@@ -255,7 +293,7 @@ REAL_COLUMNS = ["scan", "n_points", "pcflow_planes", "pcflow_objects", "Open3D_p
                 "pcflow_watertight", "Open3D_watertight", "pcflow_time_s", "Open3D_time_s", "time_vs_open3d"]
 
 
-def summary_markdown(scenes, scene_rows, object_rows, real_rows, args) -> str:
+def summary_markdown(scenes, scene_rows, object_rows, real_rows, sweep_rows, args) -> str:
     lines = ["# Scene benchmark", "",
              f"Synthetic scenes of {args.n} points, noise {args.noise}, "
              f"{100 * args.outliers:g}% outliers, seed {args.seed}; CD-L1 and F-score (tau 0.01) in the scene's "
@@ -274,11 +312,30 @@ def summary_markdown(scenes, scene_rows, object_rows, real_rows, args) -> str:
                                                        "Open3D planes", "Open3D objects", "pcflow watertight",
                                                        "Open3D watertight", "pcflow (s)", "Open3D (s)",
                                                        "time / Open3D"]), ""]
+    if sweep_rows:
+        lines += ["## Segmentation against object size", "",
+                  "The segmentation stage alone (pcflow: `segment_scene`; Open3D: the recipe up to its clusters) of "
+                  "each scene with its objects at other sizes (in scene diagonals); each cell: objects found / "
+                  "present, planes, point-label accuracy.", "", sweep_markdown(sweep_rows), ""]
     lines += ["## Scenes measured", "", markdown_table(
         [{**s, "shapes": ", ".join(s["shapes"]), "view": "all around" if s["view"] is None else str(s["view"]),
           "points_per_object": " ".join(map(str, s["points_per_object"]))} for s in scenes],
         ["scene", "shapes", "wall", "view", "size", "n_points", "n_outliers", "points_per_object"],
         ["scene", "shapes", "wall", "view", "object size", "points", "outliers", "points per object"]), ""]
+    return "\n".join(lines)
+
+
+def sweep_markdown(rows) -> str:
+    sizes = sorted({r["size"] for r in rows})
+    lines = ["| scene | method | " + " | ".join(f"size {s:g}" for s in sizes) + " |", "|---|---|" + "---|" * len(sizes)]
+    for name in dict.fromkeys(r["scene"] for r in rows):
+        for method in METHODS:
+            cells = []
+            for size in sizes:
+                row = next((r for r in rows if (r["scene"], r["method"], r["size"]) == (name, method, size)), None)
+                cells.append("-" if row is None else f"{row['n_found']}/{row['n_present']}, {row['n_planes']}, "
+                                                     f"{row['label_accuracy']:.3f}")
+            lines.append(f"| {name} | {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -297,10 +354,15 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=20_000, help="points sampled per synthetic scene")
     parser.add_argument("--noise", type=float, default=0.002)
     parser.add_argument("--outliers", type=float, default=0.05)
+    parser.add_argument("--size", type=float, default=SIZE, help="each object's diagonal, in scene diagonals")
+    parser.add_argument("--sweep", type=float, nargs="*", default=list(SWEEP_SIZES),
+                        help="object sizes of the segmentation sweep (none: no sweep)")
     parser.add_argument("--chamfer-samples", type=int, default=100_000)
     parser.add_argument("--real-points", type=int, default=None,
                         help="run the real scans on a seeded subset of this many points (default: every point)")
     parser.add_argument("--no-real", action="store_true", help="skip the real scans")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep pcflow's output folders here (default: a temporary folder, removed)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     args = parser.parse_args(argv)
@@ -315,22 +377,29 @@ def main(argv=None) -> int:
     args.fit = FitOptions(seed=args.seed, **(QUICK_FIT if args.quick else {}))
     if args.quick:
         args.n, args.chamfer_samples, args.real_points = 3000, 5000, args.real_points or 5000
+        args.size, args.sweep = 0.3, [0.3]
     out = outdir(args.out)
     warnings.filterwarnings("ignore", category=UserWarning)
     meshes = load_meshes(args.data, sorted({s for spec in scenes.values() for s in spec[0]}))
     open3d_scene(synthetic_scene([builtin_shape("sphere")], n_points=500, seed=args.seed).points, args.seed)  # warm
 
+    sweep_rows = segmentation_sweep(meshes, scenes, args)
+    for row in sweep_rows:
+        print(f"segmentation, {row['scene']}, size {row['size']}: {row['method']} found {row['n_found']}/"
+              f"{row['n_present']}, {row['n_planes']} planes, label acc. {row['label_accuracy']:.3f}", flush=True)
+    write_csv(out / "sweep.csv", sweep_rows)
     described, scene_rows, object_rows = [], [], []
     with tempfile.TemporaryDirectory(prefix="pcflow_scenes_") as tmp:
+        work = outdir(args.work) if args.work else Path(tmp)
         for name, spec in scenes.items():
-            scene, rows, objects = benchmark_scene(name, meshes, spec, args, Path(tmp))
+            scene, rows, objects = benchmark_scene(name, meshes, spec, args, work)
             described.append(scene)
             scene_rows += rows
             object_rows += objects
             print(f"{name}: " + "; ".join(f"{r['method']} found {r['n_found']}/{r['n_present']}, label acc. "
                                          f"{r['label_accuracy']:.3f}, CD-L1 {r['cd_l1']:.4f}, {r['time_s']:.1f} s "
                                          f"({r['time_vs_open3d']:.2f} x Open3D)" for r in rows), flush=True)
-        real_rows = [] if args.no_real else real_scans(args.data, args, Path(tmp))
+        real_rows = [] if args.no_real else real_scans(args.data, args, work)
     for row in real_rows:
         print(f"{row['scan']}: pcflow {row['pcflow_objects']} objects in {row['pcflow_time_s']:.1f} s, Open3D "
               f"{row['Open3D_objects']} in {row['Open3D_time_s']:.1f} s ({row['time_vs_open3d']:.2f} x)", flush=True)
@@ -342,8 +411,10 @@ def main(argv=None) -> int:
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "fit"}
     config["fit"] = vars(args.fit)
     write_json(out / "results.json", {"config": config, "machine": machine(), "scenes": described,
-                                      "scene_rows": scene_rows, "objects": object_rows, "real_scans": real_rows})
-    (out / "summary.md").write_text(summary_markdown(described, scene_rows, object_rows, real_rows, args))
+                                      "scene_rows": scene_rows, "objects": object_rows, "real_scans": real_rows,
+                                      "sweep": sweep_rows})
+    (out / "summary.md").write_text(summary_markdown(described, scene_rows, object_rows, real_rows, sweep_rows,
+                                                     args))
     print(f"wrote {out}/summary.md")
     return 0
 

@@ -209,6 +209,8 @@ def test_benchmark_scenes_quick(tmp_path, shared_data):
                 assert row["watertight"] == "True"  # one closed surface per object
     real = read_csv(tmp_path / "real_scans.csv")
     assert len(real) == 1 and real[0]["n_points"] == "5000" and int(real[0]["Open3D_planes"]) >= 1
+    sweep = read_csv(tmp_path / "sweep.csv")
+    assert [r["method"] for r in sweep] == list(scenes.METHODS) and all(in_unit(r["label_accuracy"]) for r in sweep)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["scenes"][0]["points_per_object"] == [int(r["n_points"]) for r in objects[:2]]
     text = (tmp_path / "summary.md").read_text()
