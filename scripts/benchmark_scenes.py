@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, RESULTS, machine, markdown_table, outdir, set_threads, timed, write_csv, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    DATA, RESULTS, cpu_timed, machine, markdown_table, outdir, set_threads, write_csv, write_json,
+)
 
 from pcflow.io import PointCloud, read_cloud, read_mesh, write_cloud  # noqa: E402
 from pcflow.meshing import validity  # noqa: E402
@@ -181,9 +183,10 @@ def benchmark_scene(name: str, meshes: dict, spec, args, work: Path) -> tuple[di
                  "n_outliers": int(np.count_nonzero(scene.labels == OUTLIER)),
                  "points_per_object": [int(np.count_nonzero(scene.labels == k)) for k in range(len(shapes))],
                  "spacing": scene.spacing}
-    predictions, seconds = {}, {}
-    predictions["Open3D"], seconds["Open3D"] = timed(open3d_scene, scene.points, args.seed)
-    (labels, flow_meshes, report), seconds["pcflow"] = timed(pcflow_scene, path, work / slug(name), args.fit)
+    predictions, seconds, cpu = {}, {}, {}
+    predictions["Open3D"], seconds["Open3D"], cpu["Open3D"] = cpu_timed(open3d_scene, scene.points, args.seed)
+    (labels, flow_meshes, report), seconds["pcflow"], cpu["pcflow"] = cpu_timed(pcflow_scene, path,
+                                                                               work / slug(name), args.fit)
     predictions["pcflow"] = (labels, flow_meshes)
 
     scene_rows, object_rows = [], []
@@ -205,11 +208,13 @@ def benchmark_scene(name: str, meshes: dict, spec, args, work: Path) -> tuple[di
             "label_accuracy": scores["label_accuracy"], "outlier_f1": scores["outlier_f1"],
             "cd_l1": mean([r["cd_l1"] for r in found]), "fscore": mean([r["fscore"] for r in found]),
             "watertight": f"{sum(r['watertight'] for r in found)}/{len(found)}", "time_s": seconds[method],
+            "cpu_s": cpu[method],
         })
         object_rows += rows
     reference = next(r for r in scene_rows if r["method"] == "Open3D")
     for row in scene_rows:
         row["time_vs_open3d"] = row["time_s"] / reference["time_s"]
+        row["cpu_vs_open3d"] = row["cpu_s"] / reference["cpu_s"]
         row["cd_vs_open3d"] = row["cd_l1"] / reference["cd_l1"] if reference["cd_l1"] > 0 else float("nan")
     described["surface_gaps"] = [entry.get("surface_gap") for entry in report.get("objects", [])]
     return described, scene_rows, object_rows
@@ -255,17 +260,19 @@ def real_scans(data: Path, args, work: Path) -> list[dict]:
             cloud = PointCloud(cloud.points[np.sort(keep)])
             path = work / f"{Path(name).stem}_subset.ply"
             write_cloud(path, cloud)
-        (labels, meshes), t_o3d = timed(open3d_scene, cloud.points, args.seed)
-        (flow_labels, flow_meshes, report), t_flow = timed(pcflow_scene, path, work / Path(name).stem, args.fit)
+        (labels, meshes), t_o3d, cpu_o3d = cpu_timed(open3d_scene, cloud.points, args.seed)
+        (flow_labels, flow_meshes, report), t_flow, cpu_flow = cpu_timed(pcflow_scene, path, work / Path(name).stem,
+                                                                         args.fit)
         row = {"scan": name, "n_points": len(cloud.points)}
-        for method, lab, by_label, seconds in (("pcflow", flow_labels, flow_meshes, t_flow),
-                                               ("Open3D", labels, meshes, t_o3d)):
+        for method, lab, by_label, seconds, cpu in (("pcflow", flow_labels, flow_meshes, t_flow, cpu_flow),
+                                                    ("Open3D", labels, meshes, t_o3d, cpu_o3d)):
             closed = [validity(m, check_intersections=False)["watertight"] for m in by_label.values() if m is not None]
             row.update({f"{method}_objects": int(len(np.unique(lab[is_object(lab)]))),
                         f"{method}_planes": int(len(np.unique(lab[is_plane(lab)]))),
                         f"{method}_outliers": int(np.count_nonzero(lab < 0)),
-                        f"{method}_watertight": f"{sum(closed)}/{len(closed)}", f"{method}_time_s": seconds})
-        row["time_vs_open3d"] = t_flow / t_o3d
+                        f"{method}_watertight": f"{sum(closed)}/{len(closed)}", f"{method}_time_s": seconds,
+                        f"{method}_cpu_s": cpu})
+        row["time_vs_open3d"], row["cpu_vs_open3d"] = t_flow / t_o3d, cpu_flow / cpu_o3d
         row["pcflow_object_points"] = [entry.get("n_points") for entry in report.get("objects", [])]
         rows.append(row)
     return rows
@@ -285,12 +292,13 @@ def slug(name: str) -> str:
 
 
 SCENE_COLUMNS = ["scene", "method", "n_found", "n_present", "n_predicted", "n_planes", "label_accuracy",
-                 "outlier_f1", "cd_l1", "fscore", "watertight", "time_s", "time_vs_open3d"]
+                 "outlier_f1", "cd_l1", "fscore", "watertight", "time_s", "time_vs_open3d", "cpu_s", "cpu_vs_open3d"]
 SCENE_HEADERS = ["scene", "method", "found", "present", "objects", "planes", "label acc.", "outlier F1", "CD-L1",
-                 "F@1%", "watertight", "time (s)", "time / Open3D"]
+                 "F@1%", "watertight", "time (s)", "time / Open3D", "CPU (s)", "CPU / Open3D"]
 OBJECT_COLUMNS = ["scene", "shape", "n_points", "method", "iou", "cd_l1", "fscore", "watertight"]
 REAL_COLUMNS = ["scan", "n_points", "pcflow_planes", "pcflow_objects", "Open3D_planes", "Open3D_objects",
-                "pcflow_watertight", "Open3D_watertight", "pcflow_time_s", "Open3D_time_s", "time_vs_open3d"]
+                "pcflow_watertight", "Open3D_watertight", "pcflow_time_s", "Open3D_time_s", "time_vs_open3d",
+                "pcflow_cpu_s", "Open3D_cpu_s", "cpu_vs_open3d"]
 
 
 def summary_markdown(scenes, scene_rows, object_rows, real_rows, sweep_rows, args) -> str:
@@ -302,7 +310,8 @@ def summary_markdown(scenes, scene_rows, object_rows, real_rows, sweep_rows, arg
     if scene_rows:
         lines += ["Medians over the scenes, pcflow / Open3D: " + ", ".join(
             f"{label} {np.nanmedian([r[key] for r in scene_rows if r['method'] == 'pcflow']):.2f}"
-            for label, key in (("time", "time_vs_open3d"), ("CD-L1", "cd_vs_open3d"))), ""]
+            for label, key in (("time", "time_vs_open3d"), ("CPU time", "cpu_vs_open3d"),
+                               ("CD-L1", "cd_vs_open3d"))), ""]
     lines += ["## Objects", "", markdown_table(object_rows, OBJECT_COLUMNS,
                                                 ["scene", "shape", "points", "method", "point IoU", "CD-L1", "F@1%",
                                                  "watertight"], digits=4), ""]
@@ -311,7 +320,8 @@ def summary_markdown(scenes, scene_rows, object_rows, real_rows, sweep_rows, arg
                                                       ["scan", "points", "pcflow planes", "pcflow objects",
                                                        "Open3D planes", "Open3D objects", "pcflow watertight",
                                                        "Open3D watertight", "pcflow (s)", "Open3D (s)",
-                                                       "time / Open3D"]), ""]
+                                                       "time / Open3D", "pcflow CPU (s)", "Open3D CPU (s)",
+                                                       "CPU / Open3D"]), ""]
     if sweep_rows:
         lines += ["## Segmentation against object size", "",
                   "The segmentation stage alone (pcflow: `segment_scene`; Open3D: the recipe up to its clusters) of "
@@ -398,7 +408,8 @@ def main(argv=None) -> int:
             object_rows += objects
             print(f"{name}: " + "; ".join(f"{r['method']} found {r['n_found']}/{r['n_present']}, label acc. "
                                          f"{r['label_accuracy']:.3f}, CD-L1 {r['cd_l1']:.4f}, {r['time_s']:.1f} s "
-                                         f"({r['time_vs_open3d']:.2f} x Open3D)" for r in rows), flush=True)
+                                         f"({r['time_vs_open3d']:.2f} x Open3D), CPU {r['cpu_s']:.1f} s "
+                                         f"({r['cpu_vs_open3d']:.2f} x)" for r in rows), flush=True)
         real_rows = [] if args.no_real else real_scans(args.data, args, work)
     for row in real_rows:
         print(f"{row['scan']}: pcflow {row['pcflow_objects']} objects in {row['pcflow_time_s']:.1f} s, Open3D "

@@ -55,6 +55,15 @@ def test_write_json_turns_nan_into_null(tmp_path):
     assert json.loads((tmp_path / "x.json").read_text()) == {"v": [1.5, None, 2.0], "n": 3}
 
 
+def test_cpu_timed_counts_threads_and_child_processes():
+    common = load_script("_common")
+    busy = "import time\nstart = time.process_time()\nwhile time.process_time() - start < 0.3: pass\n"
+    result, wall, cpu = common.cpu_timed(subprocess.run, [sys.executable, "-c", busy], check=True)
+    assert result.returncode == 0 and cpu >= 0.3 and wall >= 0.3
+    _, wall, cpu = common.cpu_timed(__import__("time").sleep, 0.2)
+    assert wall >= 0.2 and cpu < 0.1  # waiting is no work
+
+
 def test_mean_std_ignores_nan():
     common = load_script("_common")
     mean, std = common.mean_std([1.0, 3.0, float("nan")])
