@@ -36,6 +36,9 @@ FLAT_DISTANCE = 2 * PLANE_MERGE_DISTANCE
 #: A cluster of `PLANE_MIN_SHARE` of the points whose thinnest principal spread is under this share of the next
 #: one is a plane (a wall too far and noisy for RANSAC's threshold), not an object.
 FLAT_RATIO = 0.05
+#: Points in no plane and no cluster within this many times a plane's slab thickness of it (over its cells) are
+#: the tail of its noise: the plane's.
+FRINGE = 2.0
 #: At most this many planes are taken out of one scene.
 MAX_PLANES = 4
 #: Objects are the clusters of points closer than this many spacings (DBSCAN's eps) ...
@@ -123,6 +126,7 @@ def segment_scene(points: np.ndarray, *, spacing: float | None = None, seed: int
         labels[plane.indices] = PLANE + k
     rest = np.flatnonzero(labels == OUTLIER)
     objects = find_objects(points[rest], spacing, n_total=len(points))
+    _rejoin_fringes(points, labels, rest[objects == OUTLIER], planes, spacing)
     n_objects = int(objects.max(initial=-1)) + 1
     kept = 0
     centre = points.mean(axis=0)
@@ -140,6 +144,21 @@ def segment_scene(points: np.ndarray, *, spacing: float | None = None, seed: int
             labels[members] = kept
             kept += 1
     return Segmentation(labels=labels, planes=planes, n_objects=kept, spacing=spacing)
+
+
+def _rejoin_fringes(points: np.ndarray, labels: np.ndarray, loose: np.ndarray, planes: list[Plane],
+                    spacing: float) -> None:
+    """Gives the `loose` points (in no plane and no cluster) within `FRINGE` times a plane's slab thickness of it,
+    over its own cells, to the plane: the tail of a noisy plane's points (in `labels`, and in `Plane.indices`)."""
+    for k, plane in enumerate(planes):
+        thickness = np.abs(points[plane.indices] @ plane.normal + plane.offset).max()
+        near = loose[np.abs(points[loose] @ plane.normal + plane.offset) <= FRINGE * thickness]
+        cells = _cells(points[plane.indices], plane.normal, spacing)
+        over = np.array([cell in cells for cell in _cell_keys(points[near], plane.normal, spacing)], dtype=bool)
+        joined = near[over] if len(near) else near
+        labels[joined] = PLANE + k
+        plane.indices = np.union1d(plane.indices, joined)
+        loose = np.setdiff1d(loose, joined, assume_unique=True)
 
 
 def _flat_cluster(points: np.ndarray, indices: np.ndarray, centre: np.ndarray) -> Plane | None:
@@ -268,14 +287,19 @@ def _supporting_plane(points, equation, inliers, remaining, spacing) -> Plane | 
 
 def _cells(points: np.ndarray, normal: np.ndarray, spacing: float) -> set:
     """The cells of `PLANE_CELL` spacings that `points` cover, projected onto the plane of `normal`."""
+    return set(_cell_keys(points, normal, spacing))
+
+
+def _cell_keys(points: np.ndarray, normal: np.ndarray, spacing: float) -> list[tuple]:
+    """The cell of `PLANE_CELL` spacings of each point, projected onto the plane of `normal`."""
     if len(points) == 0:
-        return set()
+        return []
     helper = np.eye(3)[int(np.argmin(np.abs(normal)))]
     u = np.cross(normal, helper)
     u /= np.linalg.norm(u)
     v = np.cross(normal, u)
     cells = np.floor(np.column_stack([points @ u, points @ v]) / (PLANE_CELL * spacing)).astype(np.int64)
-    return set(map(tuple, np.unique(cells, axis=0)))
+    return list(map(tuple, cells))
 
 
 def find_objects(points: np.ndarray, spacing: float, *, n_total: int | None = None) -> np.ndarray:
