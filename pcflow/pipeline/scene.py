@@ -66,8 +66,7 @@ def reconstruct_scene(cloud: PointCloud, finite_rows, segmentation: Segmentation
     """
     timer = timer or Timer()
     points = cloud.points
-    labels = _drop_small_objects(segmentation.labels)
-    n_objects = int(labels[(labels >= 0) & (labels < PLANE)].max(initial=-1)) + 1
+    labels, n_objects = segmentation.labels.copy(), segmentation.n_objects
     if n_objects == 0:
         raise PcflowError(f"{cloud.source}: no object found in the scene (only planes and outliers); "
                           "--no-scene fits the whole cloud")
@@ -180,23 +179,6 @@ def _write_trimmed(mesh, folder: Path, formats) -> list[str]:
         write_mesh(folder / f"mesh.{suffix}", mesh)
         names.append(f"mesh.{suffix}")
     return names
-
-
-def _drop_small_objects(labels: np.ndarray) -> np.ndarray:
-    """Objects left with fewer than `OBJECT_MIN_POINTS` points become outliers; the rest renumbered 0, 1, ... in
-    order."""
-    from ..scene.segment import OBJECT_MIN_POINTS
-
-    labels = labels.copy()
-    kept = 0
-    for k in range(int(labels[(labels >= 0) & (labels < PLANE)].max(initial=-1)) + 1):
-        members = labels == k
-        if np.count_nonzero(members) < OBJECT_MIN_POINTS:
-            labels[members] = OUTLIER
-        else:
-            labels[members] = kept
-            kept += 1
-    return labels
 
 
 def _write_labels(path: Path, labels: np.ndarray, finite_rows) -> None:
