@@ -164,7 +164,8 @@ def _scene_summary(report: dict, outdir: Path) -> str:
     for entry in report["objects"]:
         mesh = entry["mesh"]
         trimmed = entry.get("trimmed")
-        cut = f", trimmed: {trimmed['boundary_loops']} boundary loops" if trimmed else ""
+        cut = f", trimmed to {trimmed['area_share']:.0%} of it: {_count(trimmed['boundary_loops'], 'boundary loop')}" \
+            if trimmed else ""
         lines.append(f"object {entry['index']}: {entry['n_points']} points, {entry['mesh_file']}: watertight "
                      f"{mesh['watertight']}, components {mesh['n_components']}, euler {mesh['euler']}{cut}")
     lines.append(f"time: {report['timings']['total']:.1f} s; outputs in {outdir} (labels.npy: one label per point)")

@@ -1,5 +1,5 @@
-"""A scene's supporting planes (Open3D's RANSAC `segment_plane`) and its objects (Open3D's `cluster_dbscan`), with
-every scale taken from the point spacing."""
+"""A scene's supporting planes (seeded RANSAC) and its objects (Open3D's `cluster_dbscan`), with every scale taken
+from the point spacing."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ from . import OUTLIER, PLANE
 
 #: A plane's inliers lie within this many point spacings of it (RANSAC's distance threshold).
 PLANE_DISTANCE = 1.5
+#: RANSAC draws this many planes, each through three points of a subset of `RANSAC_SAMPLE` points.
+RANSAC_ITERATIONS = 500
+RANSAC_SAMPLE = 20_000
+#: A plane's slab is doubled in thickness while the band beyond it holds from `SLAB_DENSITY` to `SLAB_SOLID` of the
+#: slab's point density, up to `SLAB_MAX` times the threshold.
+SLAB_DENSITY, SLAB_SOLID, SLAB_MAX = 0.25, 0.8, 8
 #: A plane holds at least this share of the scene's points ...
 PLANE_MIN_SHARE = 0.10
 #: ... covers at least this many cells of `PLANE_CELL` spacings square ...
@@ -30,6 +36,9 @@ FLAT_DISTANCE = 2 * PLANE_MERGE_DISTANCE
 #: A cluster of `PLANE_MIN_SHARE` of the points whose thinnest principal spread is under this share of the next
 #: one is a plane (a wall too far and noisy for RANSAC's threshold), not an object.
 FLAT_RATIO = 0.05
+#: Points in no plane and no cluster within this many times a plane's slab thickness of it (over its cells) are
+#: the tail of its noise: the plane's.
+FRINGE = 2.0
 #: At most this many planes are taken out of one scene.
 MAX_PLANES = 4
 #: Objects are the clusters of points closer than this many spacings (DBSCAN's eps) ...
@@ -117,6 +126,7 @@ def segment_scene(points: np.ndarray, *, spacing: float | None = None, seed: int
         labels[plane.indices] = PLANE + k
     rest = np.flatnonzero(labels == OUTLIER)
     objects = find_objects(points[rest], spacing, n_total=len(points))
+    _rejoin_fringes(points, labels, rest[objects == OUTLIER], planes, spacing)
     n_objects = int(objects.max(initial=-1)) + 1
     kept = 0
     centre = points.mean(axis=0)
@@ -134,6 +144,21 @@ def segment_scene(points: np.ndarray, *, spacing: float | None = None, seed: int
             labels[members] = kept
             kept += 1
     return Segmentation(labels=labels, planes=planes, n_objects=kept, spacing=spacing)
+
+
+def _rejoin_fringes(points: np.ndarray, labels: np.ndarray, loose: np.ndarray, planes: list[Plane],
+                    spacing: float) -> None:
+    """Gives the `loose` points (in no plane and no cluster) within `FRINGE` times a plane's slab thickness of it,
+    over its own cells, to the plane: the tail of a noisy plane's points (in `labels`, and in `Plane.indices`)."""
+    for k, plane in enumerate(planes):
+        thickness = np.abs(points[plane.indices] @ plane.normal + plane.offset).max()
+        near = loose[np.abs(points[loose] @ plane.normal + plane.offset) <= FRINGE * thickness]
+        cells = _cells(points[plane.indices], plane.normal, spacing)
+        over = np.array([cell in cells for cell in _cell_keys(points[near], plane.normal, spacing)], dtype=bool)
+        joined = near[over] if len(near) else near
+        labels[joined] = PLANE + k
+        plane.indices = np.union1d(plane.indices, joined)
+        loose = np.setdiff1d(loose, joined, assume_unique=True)
 
 
 def _flat_cluster(points: np.ndarray, indices: np.ndarray, centre: np.ndarray) -> Plane | None:
@@ -157,24 +182,21 @@ def _flat_on(planes: list[Plane], points: np.ndarray, spacing: float) -> int | N
 
 
 def find_planes(points: np.ndarray, spacing: float, *, seed: int = 0, max_planes: int = MAX_PLANES) -> list[Plane]:
-    """The supporting planes of a scene, largest first: RANSAC planes (threshold `PLANE_DISTANCE` spacings) taken out
-    one by one while each holds `PLANE_MIN_SHARE` of the points, covers `PLANE_MIN_CELLS` cells, has at most
-    `PLANE_MIN_SUPPORT` times the area of what stands on it (on either side). A plane found again a little off an
-    earlier one (`PLANE_MERGE_ANGLE`, `PLANE_MERGE_DISTANCE`) adds its points to it."""
-    import open3d as o3d
-
-    o3d.utility.random.seed(seed)
+    """The supporting planes of a scene, largest first: RANSAC planes (`ransac_plane`, threshold `PLANE_DISTANCE`
+    spacings, widened to the plane's own noise) taken out one by one while each holds `PLANE_MIN_SHARE` of the
+    points, covers `PLANE_MIN_CELLS` cells and `PLANE_MIN_SUPPORT` times the area of what stands on it (on either
+    side). A plane found again a little off an earlier one (`PLANE_MERGE_ANGLE`, `PLANE_MERGE_DISTANCE`) adds its
+    points to it."""
+    rng = np.random.default_rng(seed)
     remaining = np.arange(len(points))
     planes: list[Plane] = []
     for _ in range(max_planes):
-        if len(remaining) < PLANE_MIN_SHARE * len(points) or len(remaining) < 3:
+        if len(remaining) < max(PLANE_MIN_SHARE * len(points), 3):
             break
-        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points[remaining]))
-        equation, inliers = cloud.segment_plane(PLANE_DISTANCE * spacing, 3, 1000)
-        inliers = remaining[np.asarray(inliers, dtype=np.int64)]
+        equation, inliers = ransac_plane(points[remaining], PLANE_DISTANCE * spacing, rng)
+        inliers = remaining[inliers]
         if len(inliers) < PLANE_MIN_SHARE * len(points):
             break
-        equation = np.asarray(equation, dtype=np.float64)
         same = _same_plane(planes, equation, spacing)
         if same is not None:
             same.indices = np.union1d(same.indices, inliers)
@@ -185,6 +207,50 @@ def find_planes(points: np.ndarray, spacing: float, *, seed: int = 0, max_planes
             planes.append(plane)
         remaining = np.setdiff1d(remaining, inliers, assume_unique=True)
     return planes
+
+
+def ransac_plane(points: np.ndarray, threshold: float, rng: np.random.Generator, *,
+                 iterations: int = RANSAC_ITERATIONS, sample: int = RANSAC_SAMPLE) -> tuple[np.ndarray, np.ndarray]:
+    """The plane through most of `points`: (a, b, c, d) with unit normal (a, b, c), and the indices of its points.
+
+    Seeded RANSAC (the same plane for the same `rng` state, at any thread count): `iterations` planes through three
+    points drawn from a subset of `sample` points, the one with most of the subset within `threshold` refined by
+    least squares on them. Its points are then those of the whole cloud within the slab's thickness: `threshold`,
+    doubled (up to `SLAB_MAX` times) while the next band out holds from `SLAB_DENSITY` to `SLAB_SOLID` of the
+    slab's point density (a plane noisier than the threshold, a stereo scan's far wall, is taken whole; a slice
+    through a solid is not widened).
+    """
+    subset = points if len(points) <= sample else points[rng.choice(len(points), sample, replace=False)]
+    triples = subset[rng.integers(0, len(subset), (iterations, 3))]
+    normals = np.cross(triples[:, 1] - triples[:, 0], triples[:, 2] - triples[:, 0])
+    lengths = np.linalg.norm(normals, axis=1)
+    good = lengths > 0
+    normals, triples = normals[good] / lengths[good, None], triples[good]
+    offsets = -np.einsum("ij,ij->i", normals, triples[:, 0])
+    counts = np.concatenate([(np.abs(subset @ normals[k:k + 64].T + offsets[k:k + 64]) <= threshold).sum(axis=0)
+                             for k in range(0, len(normals), 64)])
+    best = int(np.argmax(counts))
+    normal, offset = _refined(subset[np.abs(subset @ normals[best] + offsets[best]) <= threshold])
+    distances = np.abs(points @ normal + offset)
+    normal, offset = _refined(points[distances <= threshold])
+    distances = np.abs(points @ normal + offset)
+    thickness = threshold
+    while thickness < SLAB_MAX * threshold:
+        inner = np.count_nonzero(distances <= thickness)
+        band = np.count_nonzero((distances > thickness) & (distances <= 2 * thickness))
+        # the band is as thick as the slab, so band / inner is its relative density: a noisy plane's thins out
+        # (about 0.5 where the threshold is one noise deviation), a solid's cut through stays about 1
+        if not SLAB_DENSITY * inner <= band < SLAB_SOLID * inner:
+            break
+        thickness *= 2
+    return np.append(normal, offset), np.flatnonzero(distances <= thickness)
+
+
+def _refined(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """The least-squares plane of `points`: (unit normal, offset)."""
+    mean = points.mean(axis=0)
+    normal = np.linalg.svd(points - mean, full_matrices=False)[2][-1]
+    return normal, float(-normal @ mean)
 
 
 def _same_plane(planes: list[Plane], equation: np.ndarray, spacing: float) -> Plane | None:
@@ -221,14 +287,19 @@ def _supporting_plane(points, equation, inliers, remaining, spacing) -> Plane | 
 
 def _cells(points: np.ndarray, normal: np.ndarray, spacing: float) -> set:
     """The cells of `PLANE_CELL` spacings that `points` cover, projected onto the plane of `normal`."""
+    return set(_cell_keys(points, normal, spacing))
+
+
+def _cell_keys(points: np.ndarray, normal: np.ndarray, spacing: float) -> list[tuple]:
+    """The cell of `PLANE_CELL` spacings of each point, projected onto the plane of `normal`."""
     if len(points) == 0:
-        return set()
+        return []
     helper = np.eye(3)[int(np.argmin(np.abs(normal)))]
     u = np.cross(normal, helper)
     u /= np.linalg.norm(u)
     v = np.cross(normal, u)
     cells = np.floor(np.column_stack([points @ u, points @ v]) / (PLANE_CELL * spacing)).astype(np.int64)
-    return set(map(tuple, np.unique(cells, axis=0)))
+    return list(map(tuple, cells))
 
 
 def find_objects(points: np.ndarray, spacing: float, *, n_total: int | None = None) -> np.ndarray:
