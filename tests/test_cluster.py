@@ -76,3 +76,21 @@ def test_a_bad_scheduler_address_is_one_line(scans, tmp_path, capsys, monkeypatc
     assert not (tmp_path / "out").exists()
     assert main(["reconstruct", str(scans / "a.ply"), "-o", str(tmp_path / "one"), "--scheduler", "tcp://x:1"]) == 1
     assert capsys.readouterr().err.startswith("pcflow: error: --scheduler runs batches")
+
+
+def test_a_scenes_objects_fit_on_the_cluster_as_here(cluster, tmp_path, monkeypatch):
+    from pcflow.io import PointCloud
+    from pcflow.pipeline import reconstruct
+    from scene.scenes import table_scene
+
+    points, _, _ = table_scene(2, n_points=4000, seed=3)
+    write_cloud(tmp_path / "table.ply", PointCloud(points))
+    monkeypatch.chdir(tmp_path)  # relative output folders: the workers get absolute ones
+    here = reconstruct("table.ply", "here", TINY, MESH, preview=False, scene=True, jobs=1)
+    there = reconstruct("table.ply", "there", TINY, MESH, preview=False, scene=True,
+                        scheduler=cluster.scheduler_address)
+    assert here["n_objects"] == there["n_objects"] == 2
+    assert here["files"] == there["files"]
+    for name in here["files"]:
+        if name != "report.json":
+            assert (tmp_path / "here" / name).read_bytes() == (tmp_path / "there" / name).read_bytes(), name

@@ -72,7 +72,8 @@ def reconstruct_scene(cloud: PointCloud, finite_rows, segmentation: Segmentation
                           "--no-scene fits the whole cloud")
     object_options = fit_options if fit_options.mode != "auto" else replace(fit_options, mode="surface")
     members = [np.flatnonzero(labels == k) for k in range(n_objects)]
-    tasks = [(k, points[rows], str(outdir / OBJECTS / f"object_{k:02d}"), object_options, mesh_options,
+    # absolute folders: a cluster's workers may run elsewhere than here
+    tasks = [(k, points[rows], str((outdir / OBJECTS / f"object_{k:02d}").absolute()), object_options, mesh_options,
               trim, TRIM_SPACINGS * segmentation.spacing, _threads(jobs, n_objects, scheduler))
              for k, rows in enumerate(members)]
     with timer("objects"):

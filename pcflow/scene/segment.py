@@ -15,9 +15,10 @@ PLANE_DISTANCE = 1.5
 #: RANSAC draws this many planes, each through three points of a subset of `RANSAC_SAMPLE` points.
 RANSAC_ITERATIONS = 500
 RANSAC_SAMPLE = 20_000
-#: A plane's slab is doubled in thickness while the band beyond it holds from `SLAB_DENSITY` to `SLAB_SOLID` of the
-#: slab's point density, up to `SLAB_MAX` times the threshold.
-SLAB_DENSITY, SLAB_SOLID, SLAB_MAX = 0.25, 0.8, 8
+#: A plane's slab is doubled in thickness (up to `SLAB_MAX` times the threshold) while the band beyond it holds
+#: `SLAB_DENSITY` or more of the slab's point density, if that share falls to `SLAB_FALL` of itself or less at each
+#: doubling (`_widening`).
+SLAB_DENSITY, SLAB_FALL, SLAB_MAX = 0.1, 0.75, 8
 #: A plane holds at least this share of the scene's points ...
 PLANE_MIN_SHARE = 0.10
 #: ... covers at least this many cells of `PLANE_CELL` spacings square ...
@@ -216,9 +217,8 @@ def ransac_plane(points: np.ndarray, threshold: float, rng: np.random.Generator,
     Seeded RANSAC (the same plane for the same `rng` state, at any thread count): `iterations` planes through three
     points drawn from a subset of `sample` points, the one with most of the subset within `threshold` refined by
     least squares on them. Its points are then those of the whole cloud within the slab's thickness: `threshold`,
-    doubled (up to `SLAB_MAX` times) while the next band out holds from `SLAB_DENSITY` to `SLAB_SOLID` of the
-    slab's point density (a plane noisier than the threshold, a stereo scan's far wall, is taken whole; a slice
-    through a solid is not widened).
+    widened where the points around it thin out as noise does (`_widening`: a plane noisier than the threshold, a
+    stereo scan's far wall, is taken whole; a slice through objects is not widened).
     """
     subset = points if len(points) <= sample else points[rng.choice(len(points), sample, replace=False)]
     triples = subset[rng.integers(0, len(subset), (iterations, 3))]
@@ -234,16 +234,28 @@ def ransac_plane(points: np.ndarray, threshold: float, rng: np.random.Generator,
     distances = np.abs(points @ normal + offset)
     normal, offset = _refined(points[distances <= threshold])
     distances = np.abs(points @ normal + offset)
-    thickness = threshold
-    while thickness < SLAB_MAX * threshold:
-        inner = np.count_nonzero(distances <= thickness)
-        band = np.count_nonzero((distances > thickness) & (distances <= 2 * thickness))
-        # the band is as thick as the slab, so band / inner is its relative density: a noisy plane's thins out
-        # (about 0.5 where the threshold is one noise deviation), a solid's cut through stays about 1
-        if not SLAB_DENSITY * inner <= band < SLAB_SOLID * inner:
+    return np.append(normal, offset), np.flatnonzero(distances <= threshold * _widening(distances, threshold))
+
+
+def _widening(distances: np.ndarray, threshold: float) -> int:
+    """How many times `threshold` a plane's slab is thick: 1, 2, 4, ... up to `SLAB_MAX`.
+
+    The band beyond a slab, as thick as the slab, holds ``band / inner`` of its point density. Around a plane with
+    Gaussian noise that density falls fast as the slab doubles (0.4, then 0.05 where the threshold is one noise
+    deviation), so the slab is doubled until it falls under `SLAB_DENSITY`, if it falls to `SLAB_FALL` of itself at
+    every doubling; a slice through objects, whose density falls slowly or not at all, keeps `threshold`.
+    """
+    ratios, factor = [], 1
+    while factor <= SLAB_MAX:
+        inner = np.count_nonzero(distances <= factor * threshold)
+        band = np.count_nonzero((distances > factor * threshold) & (distances <= 2 * factor * threshold))
+        ratios.append(band / max(inner, 1))
+        if ratios[-1] < SLAB_DENSITY:
             break
-        thickness *= 2
-    return np.append(normal, offset), np.flatnonzero(distances <= thickness)
+        if len(ratios) > 1 and ratios[-1] > SLAB_FALL * ratios[-2]:
+            return 1
+        factor *= 2
+    return factor if factor <= SLAB_MAX else 1
 
 
 def _refined(points: np.ndarray) -> tuple[np.ndarray, float]:
