@@ -48,13 +48,14 @@ def test_bad_file_is_reported_and_the_others_complete(serial, folder):
     assert set(entries) == {"a.ply", "b.xyz", "broken.ply"}
     bad = entries["broken.ply"]
     assert not bad["ok"] and "broken.ply" in bad["error"] and "\n" not in bad["error"]
-    assert bad["n_inliers"] is None and bad["mode"] is None
+    assert bad["n_inliers"] is None and bad["mode"] is None and bad["warnings"] == []
     for name in ("a", "b"):
         entry = entries[f"{name}.{'ply' if name == 'a' else 'xyz'}"]
         assert entry["ok"] and entry["error"] is None and entry["output"] == str(out / name)
         single = json.loads((out / name / "report.json").read_text())
         assert entry["n_inliers"] == single["n_inliers"] == len(read_cloud(out / name / "inliers.ply"))
         assert entry["mode"] == single["mode"] in ("surface", "envelope")
+        assert entry["warnings"] == single["warnings"]
         assert entry["n_inliers"] + entry["n_outliers"] == 600
         assert (out / name / "mesh.ply").stat().st_size > 0
     assert json.loads((out / BATCH_REPORT).read_text()) == json.loads(json.dumps(report))

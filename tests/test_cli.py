@@ -143,6 +143,11 @@ def test_a_handle_is_counted_and_the_user_warned(tmp_path, capsys):
     assert f"pcflow: warning: {report['warnings'][0]}\n" in capsys.readouterr().err
     assert main([*settings, "--overwrite"]) == 0  # -q: no warning line
     assert "warning" not in capsys.readouterr().err
+    batch = [str(path), str(path), "-o", str(tmp_path / "batch"), "--mode", "surface", *FAST]  # one file, as a batch
+    assert main(["reconstruct", *(arg for arg in batch if arg != "-q")]) == 0
+    entry = json.loads((tmp_path / "batch" / "batch_report.json").read_text())["files"][0]
+    assert entry["warnings"] == report["warnings"]
+    assert f"pcflow: warning: {path}: {report['warnings'][0]}\n" in capsys.readouterr().err
 
 
 def test_the_command_runs_main_with_rare_full_collections_and_none_at_exit(cloud_file, tmp_path, capsys):

@@ -146,6 +146,7 @@ def _batch_line(args, entry: dict) -> None:
     elif entry["ok"]:
         say(args, f"ok: {entry['input']}: kept {entry['n_inliers']}, removed {entry['n_outliers']} "
                   f"({entry['mode']} mode); outputs in {entry['output']}")
+        _warn(args, {"warnings": [f"{entry['input']}: {warning}" for warning in entry["warnings"]]})
     else:
         print(f"pcflow: error: {entry['error']}", file=sys.stderr)
 

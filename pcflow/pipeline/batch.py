@@ -117,7 +117,7 @@ def run_batch(specs, outdir, fit_options: FitOptions, mesh_options: MeshOptions,
         The report: `outdir`, `jobs` (None with a scheduler), `scheduler`, `n_files`, `n_ok`, `n_failed`,
         `n_skipped`, `skipped` (the inputs skipped as complete), `seconds` and `files`, one entry per input in
         input order with `input`, `output`, `ok`, `skipped`, `error` (one line, or None), `mode` (the fit kept),
-        `n_inliers`, `n_outliers`, `seconds`.
+        `n_inliers`, `n_outliers`, `warnings` (its report.json's), `seconds`.
 
     Raises:
         PcflowError: bad inputs or `jobs`, an output folder that cannot be written or that another process is
@@ -142,7 +142,7 @@ def run_batch(specs, outdir, fit_options: FitOptions, mesh_options: MeshOptions,
             if done is not None:
                 entries.append(_entry((str(path), str(output)), ok=True, skipped=True, seconds=0.0,
                                       mode=done.get("mode"), n_inliers=done.get("n_inliers"),
-                                      n_outliers=done.get("n_outliers")))
+                                      n_outliers=done.get("n_outliers"), warnings=done.get("warnings", ())))
                 if progress:
                     progress(entries[-1])
                 continue
@@ -224,10 +224,11 @@ def reconstruct_task(source: str, output: str, fit_options: FitOptions, mesh_opt
             message = f"{type(error).__name__}: {message}"
         return _entry(task, ok=False, error=message, seconds=time.perf_counter() - start)
     return _entry(task, ok=True, seconds=time.perf_counter() - start, mode=report["mode"],
-                  n_inliers=report["n_inliers"], n_outliers=report["n_outliers"])
+                  n_inliers=report["n_inliers"], n_outliers=report["n_outliers"], warnings=report["warnings"])
 
 
 def _entry(task, *, ok: bool, seconds: float, error: str | None = None, skipped: bool = False, mode=None,
-           n_inliers=None, n_outliers=None) -> dict:
+           n_inliers=None, n_outliers=None, warnings=()) -> dict:
     return {"input": task[0], "output": task[1], "ok": ok, "skipped": skipped, "error": error, "mode": mode,
-            "n_inliers": n_inliers, "n_outliers": n_outliers, "seconds": round(seconds, 4)}
+            "n_inliers": n_inliers, "n_outliers": n_outliers, "warnings": list(warnings),
+            "seconds": round(seconds, 4)}

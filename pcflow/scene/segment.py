@@ -37,9 +37,12 @@ FLAT_DISTANCE = 2 * PLANE_MERGE_DISTANCE
 #: A cluster of `PLANE_MIN_SHARE` of the points whose thinnest principal spread is under this share of the next
 #: one is a plane (a wall too far and noisy for RANSAC's threshold), not an object.
 FLAT_RATIO = 0.05
-#: Points in no plane and no cluster within this many times a plane's slab thickness of it (over its cells) are
-#: the tail of its noise: the plane's.
-FRINGE = 2.0
+#: Points in no plane and no object within `FRINGE` times a plane's slab thickness of it, and within `FRINGE_REACH`
+#: times the local spacing of its points (`_rejoin_fringes`), are the tail of its noise: the plane's.
+FRINGE, FRINGE_REACH = 8.0, 2.0
+#: ... where the local spacing counts as between 1 and this many times the median spacing (a plane point alone in
+#: its slab, a background point RANSAC caught, reaches no farther).
+FRINGE_SPARSE = 3.0
 #: At most this many planes are taken out of one scene.
 MAX_PLANES = 4
 #: Objects are the clusters of points closer than this many spacings (DBSCAN's eps) ...
@@ -149,17 +152,31 @@ def segment_scene(points: np.ndarray, *, spacing: float | None = None, seed: int
 
 def _rejoin_fringes(points: np.ndarray, labels: np.ndarray, loose: np.ndarray, planes: list[Plane],
                     spacing: float) -> None:
-    """Gives the `loose` points (in no plane and no cluster) within `FRINGE` times a plane's slab thickness of it,
-    over its own cells, to the plane: the tail of a noisy plane's points (in `labels`, and in `Plane.indices`)."""
+    """Gives the `loose` points (in no plane and no object) that are the tail of a plane's noise to the plane (in
+    `labels` and in `Plane.indices`): grown out from the plane's slab, a loose point joins where its nearest point
+    of the plane is within `FRINGE_REACH` times that point's own spacing (the distance to its nearest neighbour in
+    the plane), up to `FRINGE` times the slab's thickness from the plane. A far, sparse, noisy part of a stereo
+    scan's floor is taken whole; a background point off the plane, or a chair leg on it, is not."""
+    from scipy.spatial import cKDTree
+
     for k, plane in enumerate(planes):
+        heights = np.abs(points[loose] @ plane.normal + plane.offset)
         thickness = np.abs(points[plane.indices] @ plane.normal + plane.offset).max()
-        near = loose[np.abs(points[loose] @ plane.normal + plane.offset) <= FRINGE * thickness]
-        cells = _cells(points[plane.indices], plane.normal, spacing)
-        over = np.array([cell in cells for cell in _cell_keys(points[near], plane.normal, spacing)], dtype=bool)
-        joined = near[over] if len(near) else near
-        labels[joined] = PLANE + k
-        plane.indices = np.union1d(plane.indices, joined)
-        loose = np.setdiff1d(loose, joined, assume_unique=True)
+        candidates = loose[heights <= FRINGE * thickness]
+        grown = plane.indices
+        own = cKDTree(points[grown]).query(points[grown], k=2)[0][:, 1]
+        while len(candidates):
+            distances, nearest = cKDTree(points[grown]).query(points[candidates])
+            near = distances <= FRINGE_REACH * np.clip(own[nearest], spacing, FRINGE_SPARSE * spacing)
+            if not near.any():
+                break
+            order = np.argsort(np.concatenate([grown, candidates[near]]), kind="stable")
+            grown = np.concatenate([grown, candidates[near]])[order]
+            own = np.concatenate([own, own[nearest[near]]])[order]  # the spacing where they join
+            candidates = candidates[~near]
+        labels[grown] = PLANE + k
+        loose = np.setdiff1d(loose, grown, assume_unique=True)
+        plane.indices = grown
 
 
 def _flat_cluster(points: np.ndarray, indices: np.ndarray, centre: np.ndarray) -> Plane | None:
