@@ -25,7 +25,7 @@ PLANE_MIN_SHARE = 0.10
 PLANE_MIN_CELLS = 50
 #: ... and at least this many times the area that the points standing on it cover on it (a table holds a mug's
 #: footprint many times over; the flat face of a box covers no more than the box itself).
-PLANE_MIN_SUPPORT = 3.0
+PLANE_MIN_SUPPORT = 2.0
 #: The side of a plane's occupancy cells, in point spacings.
 PLANE_CELL = 4.0
 #: A second RANSAC plane this close to an earlier one (normals within `PLANE_MERGE_ANGLE` degrees, offsets within
