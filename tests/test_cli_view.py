@@ -11,6 +11,7 @@ from pcflow.cli.main import main
 from pcflow.cli.view import load_inputs, load_outdir
 from pcflow.errors import PcflowError
 from pcflow.io import PointCloud, write_cloud, write_mesh
+from test_cli import can_render as skip_without_rendering
 from test_viz import hue_mask
 
 CENTRES = np.array([[-2.5, 2.0, 0.0], [2.5, 2.0, 0.0]])
@@ -52,13 +53,7 @@ def write_scene(folder, *, label_property=True, plane_in_inliers=True):
 
 @pytest.fixture
 def can_render():
-    pytest.importorskip("pyvista")
-    from pcflow.viz import gl
-
-    try:
-        gl._pyvista()
-    except PcflowError as error:
-        pytest.skip(f"no off-screen rendering here: {error}")
+    skip_without_rendering()
 
 
 def test_a_scene_folder_gives_labels_and_meshes(tmp_path):
