@@ -65,9 +65,9 @@ def test_a_cluster_batch_resumes(scans, cluster, tmp_path):
 
 
 def test_a_bad_scheduler_address_is_one_line(scans, tmp_path, capsys, monkeypatch):
-    from pcflow.pipeline import batch
+    from pcflow.pipeline import tasks
 
-    monkeypatch.setattr(batch, "SCHEDULER_TIMEOUT", 1)
+    monkeypatch.setattr(tasks, "SCHEDULER_TIMEOUT", 1)
     for address, reason in (("tcp://127.0.0.1:9", "Timed out"), ("nowhere", "missing port number")):
         assert main(["reconstruct", str(scans), "-o", str(tmp_path / "out"), "--scheduler", address, "-q"]) == 1
         error = capsys.readouterr().err
