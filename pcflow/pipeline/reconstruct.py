@@ -76,8 +76,7 @@ def reconstruct(input_path, outdir, fit_options: FitOptions, mesh_options: MeshO
     if scene and (classify or scores):
         raise PcflowError("--classify and --scores are for one object; a scene's labels.npy labels every point")
     names = _output_names(mesh_options, classify)
-    if scene is not False:
-        names += [name for name in scene_names(mesh_options) if name not in names]
+    names += [name for name in scene_names(mesh_options) if name not in names]  # one kind of run replaces the other
     with claimed_outdir(outdir, names, overwrite=overwrite or clear, inputs=(input_path,), clear=clear):
         return _reconstruct(input_path, outdir, fit_options, mesh_options, names=names, overwrite=overwrite or clear,
                             preview=preview, chunk_size=chunk_size, classify=classify, scores=scores,
@@ -100,8 +99,8 @@ def _reconstruct(input_path, outdir, fit_options: FitOptions, mesh_options: Mesh
         cloud = _read(input_path, outputs, timer)
         segmentation = _segment(cloud, fit_options, scene["scene"], classify or scores, timer)
         if segmentation is not None:
-            return _scene(input_path, cloud, segmentation, outputs(), fit_options, mesh_options, preview=preview,
-                          overwrite=overwrite, start=start, timer=timer, **scene)
+            return _scene(input_path, cloud, segmentation, outputs(), fit_options, mesh_options, names=names,
+                          preview=preview, overwrite=overwrite, start=start, timer=timer, **scene)
     model, cloud = _fit(input_path, cloud, fit_options, outputs, streamed=streamed, chunk_size=chunk_size,
                         timer=timer)
     outdir = outputs()
@@ -133,8 +132,27 @@ def _reconstruct(input_path, outdir, fit_options: FitOptions, mesh_options: Mesh
                   device=fit_options.device, versions=versions())
     report["timings"] = {k: round(v, 4) for k, v in timer.stages.items()}
     report["timings"]["total"] = round(time.perf_counter() - start, 4)
+    if overwrite:
+        _remove_stale(outdir, names, report["files"])
     write_json(outdir / "report.json", report)
     return report
+
+
+def _remove_stale(outdir: Path, names, files) -> None:
+    """Removes what an earlier run of another kind left among `names` in `outdir` (a scene's `objects` folder
+    before a one-object run, its mesh.ply before a scene, a preview not rendered this time): `outdir` then holds
+    this run's outputs only (`files`) among the names a reconstruct writes."""
+    import shutil
+
+    kept = {name.split("/")[0] for name in files}
+    for name in names:
+        path = outdir / name
+        if name in kept:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.is_file():
+            path.unlink()
 
 
 def _output_names(mesh_options: MeshOptions, classify: bool) -> list[str]:
@@ -182,7 +200,7 @@ def _segment(cloud: PointCloud, options: FitOptions, scene: bool | None, one_obj
 
 
 def _scene(input_path: Path, cloud, segmentation, outdir: Path, fit_options: FitOptions, mesh_options: MeshOptions,
-           *, preview: bool, overwrite: bool, start: float, timer: Timer, scene, **options) -> dict:
+           *, names, preview: bool, overwrite: bool, start: float, timer: Timer, scene, **options) -> dict:
     """The scene job (`pcflow.pipeline.scene.reconstruct_scene`) and its report.json."""
     import shutil
 
@@ -206,6 +224,8 @@ def _scene(input_path: Path, cloud, segmentation, outdir: Path, fit_options: Fit
                   versions=versions())
     report["timings"] = {k: round(v, 4) for k, v in timer.stages.items()}
     report["timings"]["total"] = round(time.perf_counter() - start, 4)
+    if overwrite:
+        _remove_stale(outdir, names, report["files"])
     write_json(outdir / "report.json", report)
     return report
 

@@ -122,6 +122,13 @@ def test_overwrite_replaces_an_earlier_scenes_folders(scene_file, tmp_path):
     assert main(["reconstruct", str(scene_file[0]), "-o", str(out), *FIT]) == 1  # outputs there: refused
     assert main(["reconstruct", str(scene_file[0]), "-o", str(out), *FIT, "--overwrite"]) == 0
     assert sorted(p.name for p in (out / "objects").iterdir()) == ["object_00", "object_01"]
+    # one object over the scene, then the scene again: each time only that run's outputs are left
+    for extra in (["--no-scene"], []):
+        assert main(["reconstruct", str(scene_file[0]), "-o", str(out), *FIT, "--overwrite", *extra]) == 0
+        report = json.loads((out / "report.json").read_text())
+        assert set(report["files"]) == {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+        assert (out / "labels.npy").exists() == (not extra) == (out / "objects").exists()
+        assert (out / "mesh.ply").exists() == bool(extra)
 
 
 @pytest.mark.parametrize("extra, words", [
