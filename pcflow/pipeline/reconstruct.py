@@ -128,8 +128,16 @@ def _reconstruct(input_path, outdir, fit_options: FitOptions, mesh_options: Mesh
     report = _report(input_path, counts, model, boundary, checks, fit_options, mesh_options, streamed=streamed)
     report.update(topology)
     report["warnings"] = _warnings(report)
-    report.update(files=files + ["report.json"], preview=preview_note or "preview.png", seed=fit_options.seed,
-                  device=fit_options.device, versions=versions())
+    report.update(files=files, preview=preview_note or "preview.png")
+    return _finish(report, outdir, fit_options, names=names, overwrite=overwrite, start=start, timer=timer)
+
+
+def _finish(report: dict, outdir: Path, fit_options: FitOptions, *, names, overwrite: bool, start: float,
+            timer: Timer) -> dict:
+    """Completes report.json (files, seed, device, versions, timings), removes with `overwrite` what an earlier run
+    of another kind left (`_remove_stale`), and writes report.json, last."""
+    report.update(files=report["files"] + ["report.json"], seed=fit_options.seed, device=fit_options.device,
+                  versions=versions())
     report["timings"] = {k: round(v, 4) for k, v in timer.stages.items()}
     report["timings"]["total"] = round(time.perf_counter() - start, 4)
     if overwrite:
@@ -220,14 +228,7 @@ def _scene(input_path: Path, cloud, segmentation, outdir: Path, fit_options: Fit
         "alpha": fit_options.alpha, "requested_mode": fit_options.mode, "fast": fit_options.fast, **facts,
         "n_objects": len(facts["objects"]), "n_planes": len(facts["planes"]), "warnings": [],
     }
-    report.update(files=report["files"] + ["report.json"], seed=fit_options.seed, device=fit_options.device,
-                  versions=versions())
-    report["timings"] = {k: round(v, 4) for k, v in timer.stages.items()}
-    report["timings"]["total"] = round(time.perf_counter() - start, 4)
-    if overwrite:
-        _remove_stale(outdir, names, report["files"])
-    write_json(outdir / "report.json", report)
-    return report
+    return _finish(report, outdir, fit_options, names=names, overwrite=overwrite, start=start, timer=timer)
 
 
 def _finite_rows(input_path: Path, cloud):
