@@ -44,13 +44,21 @@ def write_meshes(boundary, outdir: Path, stem: str, formats, *, uv: bool = False
     """
     from ..io import write_mesh
 
-    names = []
-    for suffix in dict.fromkeys(("ply", "obj", *formats)):
-        path = outdir / f"{stem}.{suffix}"
-        write_mesh(path, boundary.mesh)
-        names.append(path.name)
+    names = write_mesh_files(boundary.mesh, outdir, stem, formats)
     if uv:
         path = outdir / f"{stem}_uv.obj"
         write_mesh(path, boundary.mesh, uv=boundary.face_uv)
         names.append(path.name)
+    return names
+
+
+def write_mesh_files(mesh, outdir: Path, stem: str, formats) -> list[str]:
+    """Writes a `trimesh.Trimesh` into `outdir` as `stem`.ply, `stem`.obj and `stem`.<fmt> for each extra format;
+    returns the names written."""
+    from ..io import write_mesh
+
+    names = []
+    for suffix in dict.fromkeys(("ply", "obj", *formats)):
+        write_mesh(outdir / f"{stem}.{suffix}", mesh)
+        names.append(f"{stem}.{suffix}")
     return names

@@ -14,7 +14,7 @@ from ..io import PointCloud, write_cloud
 from ..scene import NONFINITE, OUTLIER, PLANE
 from ..scene.segment import Segmentation, plane_mesh
 from .fit import fit_cloud, fitted_mode
-from .meshes import extract_mesh, write_meshes
+from .meshes import extract_mesh, write_mesh_files, write_meshes
 from .options import FitOptions, MeshOptions
 from .tasks import run_tasks
 from .timing import Timer
@@ -142,13 +142,12 @@ def _fit_object(index, points, folder: Path, fit_options, mesh_options, trim: bo
              "mesh_volume": float(boundary.mesh.volume)}
     relative = Path(OBJECTS) / folder.name
     if trim:
+        from ..meshing import validity
         from ..scene.trim import trim_mesh
 
         trimmed = trim_mesh(boundary.mesh, points, trim_distance)
         names = write_meshes(boundary, folder, "mesh_closed", ())
-        names += _write_trimmed(trimmed.mesh, folder, mesh_options.formats)
-        from ..meshing import validity
-
+        names += write_mesh_files(trimmed.mesh, folder, "mesh", mesh_options.formats)
         entry["trimmed"] = {"boundary_loops": trimmed.boundary_loops, "n_faces_removed": trimmed.n_faces_removed,
                             "area_share": float(trimmed.area_share),
                             "mesh": validity(trimmed.mesh, check_intersections=False)}
@@ -170,16 +169,6 @@ def _inside(model, points: np.ndarray) -> np.ndarray:
     if model.objective != "surface":
         return model.predict(points) == 1
     return -model.score_samples(points) <= OUTLIER_FACTOR * model.distance_threshold_
-
-
-def _write_trimmed(mesh, folder: Path, formats) -> list[str]:
-    from ..io import write_mesh
-
-    names = []
-    for suffix in dict.fromkeys(("ply", "obj", *formats)):
-        write_mesh(folder / f"mesh.{suffix}", mesh)
-        names.append(f"mesh.{suffix}")
-    return names
 
 
 def _write_labels(path: Path, labels: np.ndarray, finite_rows) -> None:
@@ -224,14 +213,7 @@ def _write_scene_mesh(outdir: Path, meshes: list, mesh_options: MeshOptions) -> 
     """scene_mesh.ply and .obj (and each extra format): every object's mesh in one file."""
     import trimesh
 
-    from ..io import write_mesh
-
-    scene = trimesh.util.concatenate(meshes)
-    names = []
-    for suffix in dict.fromkeys(("ply", "obj", *mesh_options.formats)):
-        write_mesh(outdir / f"scene_mesh.{suffix}", scene)
-        names.append(f"scene_mesh.{suffix}")
-    return names
+    return write_mesh_files(trimesh.util.concatenate(meshes), outdir, "scene_mesh", mesh_options.formats)
 
 
 def _jobs(jobs: int | None, n_objects: int) -> int:
