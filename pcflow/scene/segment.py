@@ -1,4 +1,4 @@
-"""A scene's supporting planes (seeded RANSAC) and its objects (Open3D's `cluster_dbscan`), with every scale taken
+"""A scene's supporting planes (seeded RANSAC) and its objects (DBSCAN on scipy's k-d tree), with every scale taken
 from the point spacing."""
 
 from __future__ import annotations
@@ -335,13 +335,10 @@ def find_objects(points: np.ndarray, spacing: float, *, n_total: int | None = No
     """DBSCAN clusters of `points` (eps `CLUSTER_DISTANCE` spacings): labels 0, 1, ... by decreasing size, and
     `OUTLIER` for noise and for clusters under `OBJECT_MIN_SHARE` of `n_total` (default: of `points`) or under
     `OBJECT_MIN_POINTS` points."""
-    import open3d as o3d
-
     labels = np.full(len(points), OUTLIER, dtype=np.int32)
     if len(points) < OBJECT_MIN_POINTS:
         return labels
-    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
-    clusters = np.asarray(cloud.cluster_dbscan(CLUSTER_DISTANCE * spacing, CLUSTER_MIN_NEIGHBOURS), dtype=np.int64)
+    clusters = dbscan(points, CLUSTER_DISTANCE * spacing, CLUSTER_MIN_NEIGHBOURS)
     found = clusters[clusters >= 0]
     if len(found) == 0:
         return labels
@@ -353,6 +350,36 @@ def find_objects(points: np.ndarray, spacing: float, *, n_total: int | None = No
     order = [c for c in np.lexsort((first, -sizes)) if sizes[c] >= smallest]
     for k, cluster in enumerate(order):
         labels[clusters == cluster] = k
+    return labels
+
+
+def dbscan(points: np.ndarray, eps: float, min_points: int) -> np.ndarray:
+    """DBSCAN labels of `points` (N, 3): a cluster number per point, -1 for noise.
+
+    A point with at least `min_points` points within `eps` (itself included) is a core point; core points within
+    `eps` of each other share a cluster, and every other point within `eps` of a core point joins the cluster of
+    the nearest one (so the labels do not depend on the order of the points). The clusters are those of Open3D's
+    `cluster_dbscan` with the same settings, but for points within reach of two clusters.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    labels = np.full(len(points), -1, dtype=np.int64)
+    counts = cKDTree(points).query_ball_point(points, eps, return_length=True)
+    core = np.flatnonzero(counts >= min_points)
+    if len(core) == 0:
+        return labels
+    tree = cKDTree(points[core])
+    pairs = tree.query_pairs(eps, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(len(core),) * 2)
+    _, component = connected_components(graph, directed=False)
+    labels[core] = component
+    border = np.flatnonzero(counts < min_points)
+    if len(border):
+        distance, nearest = tree.query(points[border], distance_upper_bound=eps)
+        reached = np.isfinite(distance)
+        labels[border[reached]] = component[nearest[reached]]
     return labels
 
 

@@ -7,7 +7,7 @@ from scipy.spatial import cKDTree
 
 from pcflow.errors import PcflowError
 from pcflow.scene import OUTLIER, PLANE, is_object, is_plane
-from pcflow.scene.segment import plane_mesh, point_spacing, segment_scene
+from pcflow.scene.segment import dbscan, plane_mesh, point_spacing, segment_scene
 
 from .scenes import table_scene
 
@@ -92,3 +92,26 @@ def test_a_planes_polygon_is_the_convex_hull_of_its_points_in_the_plane():
     assert mesh.area == pytest.approx(1.0, rel=0.03)  # the table is [-0.5, 0.5]^2
     assert np.allclose(mesh.face_normals @ found.planes[0].normal, 1.0)
     assert np.abs(mesh.vertices @ found.planes[0].normal + found.planes[0].offset).max() < 1e-9
+
+
+def test_dbscan_finds_open3ds_clusters():
+    """Three noisy blobs, a thin ring apart from them and scattered noise: the same clusters as Open3D's cluster_dbscan
+    (up to their numbers) and the same noise points, but for points within reach of two clusters (none here)."""
+    o3d = pytest.importorskip("open3d")
+    rng = np.random.default_rng(4)
+    blobs = [rng.normal(centre, 0.05, size=(800, 3)) for centre in ([0, 0, 0], [1, 0, 0], [0, 1.2, 0.3])]
+    angle = rng.uniform(0, 2 * np.pi, 600)
+    ring = np.column_stack([3.5 + np.cos(angle), np.sin(angle), rng.normal(0, 0.01, 600)])
+    noise = rng.uniform(-1, 4.5, size=(200, 3))
+    points = np.concatenate([*blobs, ring, noise])
+    ours = dbscan(points, 0.08, 10)
+    theirs = np.asarray(o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points)).cluster_dbscan(0.08, 10))
+    np.testing.assert_array_equal(ours < 0, theirs < 0)
+    pairs = set(zip(ours[ours >= 0].tolist(), theirs[theirs >= 0].tolist()))
+    assert len(pairs) == len(set(ours[ours >= 0].tolist())) == len(set(theirs[theirs >= 0].tolist())) >= 4
+    np.testing.assert_array_equal(dbscan(points[::-1], 0.08, 10)[::-1] >= 0, ours >= 0)  # order does not matter
+
+
+def test_dbscan_of_sparse_points_is_all_noise():
+    points = np.arange(30, dtype=float)[:, None] * [1.0, 0.0, 0.0]
+    assert np.all(dbscan(points, 0.5, 3) == -1)
