@@ -84,9 +84,14 @@ def estimate_genus(points, *, scales=SCALES, max_cells: int = MAX_CELLS) -> Genu
     cell = max(spacing, float(np.max(hi - lo)) / max_cells)
     lo = lo - reach - 2.0 * cell
     shape = np.ceil((hi + reach + 2.0 * cell - lo) / cell).astype(int)
-    axes = [lo[i] + cell * (np.arange(shape[i]) + 0.5) for i in range(3)]
-    centres = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    distance, _ = cKDTree(points).query(centres, distance_upper_bound=reach * (1.0 + 1e-6))
+    # only cells within reach of a point's cell (in the max norm, which is at most the Euclidean distance) can lie
+    # within reach of a point: the others stay at infinity, as the query would leave them
+    occupied = np.zeros(shape, dtype=bool)
+    occupied[tuple(np.floor((points - lo) / cell).astype(np.int64).T)] = True
+    near = np.flatnonzero(ndimage.binary_dilation(occupied, np.ones((3, 3, 3)), int(np.ceil(reach / cell)) + 1))
+    centres = lo + cell * (np.column_stack(np.unravel_index(near, shape)) + 0.5)
+    distance = np.full(int(np.prod(shape)), np.inf)
+    distance[near], _ = cKDTree(points).query(centres, distance_upper_bound=reach * (1.0 + 1e-6), workers=-1)
     distance = distance.reshape(shape)
     per_scale, encloses = [], False
     for scale in scales:
