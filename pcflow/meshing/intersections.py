@@ -1,4 +1,4 @@
-"""Self-intersection tests: candidate face pairs from an R-tree, exact-sign triangle-triangle tests."""
+"""Self-intersection tests: candidate face pairs from their bounding boxes, exact-sign triangle-triangle tests."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ _PAIR_CHUNK = 200_000
 def count_self_intersections(mesh) -> int:
     """Number of intersecting triangle pairs that do not share a vertex.
 
-    Candidate pairs come from an R-tree of face bounding boxes; each is decided by exact-sign
+    Candidate pairs are the faces whose bounding boxes overlap; each is decided by exact-sign
     segment-triangle tests (and a 2-D overlap test for coplanar pairs). Touching counts as not crossing.
 
     Args:
@@ -41,20 +41,45 @@ def _intersecting_pairs(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.column_stack([first[hits], second[hits]])
 
 
+#: `_candidate_pairs` gives the bounding boxes to an R-tree instead of the k-d tree of their centres when the largest
+#: box's half-diagonal is more than this many times the median one (the centres within reach of each other, and the
+#: pairs to sort out, grow with the square of that ratio).
+_MAX_SIZE_RATIO = 4.0
+
+
 def _candidate_pairs(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Face pairs i < j whose bounding boxes overlap, from an R-tree."""
-    from rtree import index
+    """Face pairs i < j whose bounding boxes overlap, sorted: the pairs of box centres closer than the two largest
+    half-diagonals (scipy's k-d tree), kept where the boxes overlap; an R-tree of the boxes where the largest face
+    is so much larger than the rest that the centres close enough would be too many pairs."""
+    from scipy.spatial import cKDTree
 
     triangles = vertices[faces]
     mins, maxs = triangles.min(axis=1), triangles.max(axis=1)
     pad = 1e-12 * (float(np.ptp(vertices, axis=0).max()) or 1.0)
     mins, maxs = mins - pad, maxs + pad
+    centres, half = 0.5 * (mins + maxs), 0.5 * np.linalg.norm(maxs - mins, axis=1)
+    reach = 2.0 * float(half.max()) * (1.0 + 1e-9)  # boxes that overlap have centres closer than their half-diagonals
+    if float(half.max()) > _MAX_SIZE_RATIO * float(np.median(half)):
+        first, second = _rtree_pairs(mins, maxs)
+    else:
+        pairs = cKDTree(centres).query_pairs(reach, output_type="ndarray")
+        first, second = pairs.min(axis=1), pairs.max(axis=1)
+    overlap = np.all((mins[first] <= maxs[second]) & (mins[second] <= maxs[first]), axis=1)
+    first, second = first[overlap], second[overlap]
+    order = np.lexsort((second, first))
+    return first[order], second[order]
+
+
+def _rtree_pairs(mins: np.ndarray, maxs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Box pairs i < j that overlap, from an R-tree of the boxes."""
+    from rtree import index
+
     properties = index.Property()
     properties.dimension = 3
     properties.leaf_capacity = properties.index_capacity = 16
-    tree = index.Index((np.arange(len(faces), dtype=np.int64), mins, maxs), properties=properties)
+    tree = index.Index((np.arange(len(mins), dtype=np.int64), mins, maxs), properties=properties)
     ids, counts = tree.intersection_v(mins, maxs)
-    first = np.repeat(np.arange(len(faces)), np.asarray(counts, dtype=np.int64))
+    first = np.repeat(np.arange(len(mins)), np.asarray(counts, dtype=np.int64))
     second = np.asarray(ids, dtype=np.int64)
     keep = first < second
     return first[keep], second[keep]

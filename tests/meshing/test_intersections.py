@@ -60,3 +60,28 @@ def test_count_matches_brute_force_on_random_soup():
     expected = brute_force_count(triangles)
     assert expected > 5
     assert count_self_intersections(soup(*triangles)) == expected
+
+
+@pytest.mark.parametrize("huge", [False, True])
+def test_candidate_pairs_are_every_pair_of_overlapping_boxes(huge, monkeypatch):
+    """The broad phase against all pairs of boxes, on a random soup of small triangles (the k-d tree of centres) and
+    with one triangle across the whole soup (the R-tree it falls back to)."""
+    import pcflow.meshing.intersections as intersections
+
+    calls = []
+    rtree_pairs = intersections._rtree_pairs
+    monkeypatch.setattr(intersections, "_rtree_pairs", lambda *args: calls.append(1) or rtree_pairs(*args))
+
+    rng = np.random.default_rng(3)
+    corners = rng.uniform(0, 1, size=(300, 1, 3)) + rng.normal(scale=0.03, size=(300, 3, 3))
+    if huge:
+        corners[0] = [[-0.1, -0.1, -0.1], [1.1, -0.1, 1.1], [0.5, 1.1, 0.5]]
+    vertices, faces = corners.reshape(-1, 3), np.arange(900).reshape(-1, 3)
+    mins, maxs = corners.min(axis=1), corners.max(axis=1)
+    expected = [(i, j) for i, j in itertools.combinations(range(300), 2)
+                if np.all(mins[i] <= maxs[j]) and np.all(mins[j] <= maxs[i])]
+    first, second = intersections._candidate_pairs(vertices, faces)
+    assert list(zip(first.tolist(), second.tolist())) == expected
+    assert len(calls) == int(huge)
+    if huge:
+        assert sum(i == 0 for i, _ in expected) == 299  # its box holds every other
