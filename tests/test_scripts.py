@@ -195,6 +195,19 @@ def test_benchmark_scans_quick(tmp_path, shared_data):
     assert "| OneFlow |" in text and "CD-L1" in text
 
 
+def test_compare_fits_quick(tmp_path):
+    compare = load_script("compare_fits")
+    assert compare.main(["--quick", "--out", str(tmp_path)]) == 0
+    rows = read_csv(tmp_path / "compare_fits.csv")
+    assert [(r["shape"], r["setting"]) for r in rows] == [
+        (shape, setting) for shape in ("gen-sphere", "gen-capsule") for setting in ("before", "after")]
+    for row in rows:
+        assert in_unit(row["outlier_f1"]) and in_unit(row["fscore"]) and float(row["cd_l1"]) > 0
+        assert row["watertight"] == "True" and row["components"] == "1" and float(row["fit_s"]) > 0
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| gen-capsule |" in summary and "CD-L1 after / before: median" in summary
+
+
 def test_benchmark_scenes_quick(tmp_path, shared_data):
     data = shared_data("meshes", "sphere.ply").parents[1]
     shared_data("scans", "table_scene_mug_stereo_textured.pcd")

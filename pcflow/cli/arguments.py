@@ -23,7 +23,7 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
                             "stage of a surface fit, 100 for an envelope fit; half as many with --fast)")
     group.add_argument("--surface-steps", type=int, default=None,
                        help="most optimisation steps of the surface fit; it stops earlier once its loss stops "
-                            "falling (default 1000; 400 with --fast)")
+                            "falling (default 600; 400 with --fast)")
     group.add_argument("--fast", action="store_true",
                        help="a shorter fit, about half the fit time, with a coarser surface: half the envelope "
                             "epochs, at most 400 surface steps (--epochs and --surface-steps still set their own)")

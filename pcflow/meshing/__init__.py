@@ -7,11 +7,12 @@ from .genus import GenusEstimate, estimate_genus, needs_higher_genus, spanned_ar
 from .intersections import count_self_intersections
 from .marching import marching_cubes_mesh
 from .refine import DEFAULT_TOLERANCE_FRACTION
-from .snap import snap_to_points
+from .snap import SNAP_OFFSET_FRACTION, snap_to_points
 from .template import SPHERE, IcoSphere, Template
 
 __all__ = [
     "DEFAULT_TOLERANCE_FRACTION",
+    "SNAP_OFFSET_FRACTION",
     "SPHERE",
     "BoundaryMesh",
     "GenusEstimate",

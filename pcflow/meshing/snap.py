@@ -11,7 +11,9 @@ from pcflow.errors import PcflowError
 
 from .intersections import _intersecting_pairs
 from .primitives import _adjacency, _check_count, _check_positive, _face_normals, _is_int, _vertex_normals
-from .refine import DEFAULT_TOLERANCE_FRACTION
+
+#: `snap_to_points`'s default reach (`max_offset`): this share of the mesh's bounding-box diagonal.
+SNAP_OFFSET_FRACTION = 0.04
 
 
 def snap_to_points(
@@ -19,6 +21,7 @@ def snap_to_points(
     points,
     *,
     iterations: int = 3,
+    refine_iterations: int = 4,
     max_offset: float | None = None,
     min_cos: float = 0.5,
     max_backoffs: int = 12,
@@ -42,14 +45,17 @@ def snap_to_points(
     faces are not changed, so the mesh stays watertight, one component and of its genus, and without
     self-intersections if it had none (one that has some is returned unmoved). Vertices with no point near them,
     such as those of a surface spanning a gap, stay put. The mesh is then no longer the exact image of the latent
-    template; `latent` and `uv` still give each vertex its place on it.
+    template; `latent` and `uv` still give each vertex its place on it. Then `refine_iterations` more rounds run the
+    same way from the moved mesh, along its own normals and with half the reach, so that the surface follows the
+    points where the starting mesh's normals were off (a part the fit left coarse).
 
     Args:
         boundary: the `BoundaryMesh` to move (not changed).
         points: (N, 3) points the surface should pass through, e.g. the inliers of a scan.
-        iterations: rounds of moves (0 returns the mesh unmoved).
-        max_offset: longest offset along a normal that counts, in input units; default `DEFAULT_TOLERANCE_FRACTION`
-            (2%) of the mesh's bounding-box diagonal, whatever its edge length.
+        iterations: rounds of moves along the starting mesh's normals (0 returns the mesh unmoved).
+        refine_iterations: rounds of moves along the moved mesh's normals afterwards, reach `max_offset` / 2.
+        max_offset: longest offset along a normal that counts, in input units; default `SNAP_OFFSET_FRACTION`
+            (4%) of the mesh's bounding-box diagonal, whatever its edge length.
         min_cos: least cosine, in [-1, 1), between a face's normal before and after a round's moves.
         max_backoffs: halvings of a round's moves around folds before the round is dropped (and of the rounds'
             sum around crossings before nothing moves).
@@ -58,8 +64,8 @@ def snap_to_points(
         significance: standard errors by which each offset is shrunk toward 0, >= 0.
 
     Returns:
-        A new `BoundaryMesh` with the moved vertices; `info['snap']` holds `rounds` (kept), `max_offset`,
-        `n_points`, `mean_move` and `max_move` (vertex displacement) and `n_backoffs`.
+        A new `BoundaryMesh` with the moved vertices; `info['snap']` holds `rounds` and `refine_rounds` (kept),
+        `max_offset`, `n_points`, `mean_move` and `max_move` (vertex displacement) and `n_backoffs`.
 
     Example:
         >>> from pcflow.meshing import sphere_mesh
@@ -76,8 +82,9 @@ def snap_to_points(
         raise PcflowError(f"points has shape {points.shape}; expected (N, 3) with N >= 1")
     if not np.all(np.isfinite(points)):
         raise PcflowError("points has non-finite coordinates; expected finite values")
-    if not _is_int(iterations) or iterations < 0:
-        raise PcflowError(f"iterations={iterations!r} is invalid; expected a non-negative integer")
+    for name, value in (("iterations", iterations), ("refine_iterations", refine_iterations)):
+        if not _is_int(value) or value < 0:
+            raise PcflowError(f"{name}={value!r} is invalid; expected a non-negative integer")
     if not (isinstance(min_cos, (int, float, np.floating)) and -1.0 <= min_cos < 1.0):
         raise PcflowError(f"min_cos={min_cos!r} is invalid; expected a number in [-1, 1)")
     settings = {
@@ -90,21 +97,25 @@ def snap_to_points(
     faces = np.asarray(boundary.mesh.faces, dtype=np.int64)
     start = np.asarray(boundary.mesh.vertices, dtype=np.float64)
     if max_offset is None:
-        max_offset = DEFAULT_TOLERANCE_FRACTION * float(np.linalg.norm(np.ptp(start, axis=0))) if len(start) else 1.0
+        max_offset = SNAP_OFFSET_FRACTION * float(np.linalg.norm(np.ptp(start, axis=0))) if len(start) else 1.0
     max_offset = _check_positive(max_offset, "max_offset")
 
-    vertices, rounds, backoffs = start, 0, 0
+    vertices, rounds, refine_rounds, backoffs = start, 0, 0, 0
     crossings = boundary.info.get("self_intersections")
     if crossings is None and iterations > 0:
         crossings = len(_intersecting_pairs(start, faces))
     if not crossings and iterations > 0 and len(start):
         vertices, rounds, backoffs = _snap_rounds(start, faces, points, int(iterations), max_offset, **settings)
+        if refine_iterations > 0:  # from the moved mesh, which has no crossings either
+            vertices, refine_rounds, more = _snap_rounds(vertices, faces, points, int(refine_iterations),
+                                                         0.5 * max_offset, **settings)
+            backoffs += more
     move = np.linalg.norm(vertices - start, axis=1)
     info = dict(boundary.info)
     if crossings is not None:
         info["self_intersections"] = int(crossings)
     info["snap"] = {
-        "rounds": rounds, "max_offset": max_offset, "n_points": int(len(points)),
+        "rounds": rounds, "refine_rounds": refine_rounds, "max_offset": max_offset, "n_points": int(len(points)),
         "mean_move": float(move.mean()) if len(move) else 0.0, "max_move": float(move.max()) if len(move) else 0.0,
         "n_backoffs": backoffs,
     }

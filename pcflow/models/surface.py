@@ -173,7 +173,7 @@ class SurfaceFlow(OneFlow):
         patience: int | None = 10,
         tol: float = 1e-3,
         n_volume_samples: int = 256,
-        surface_steps: int = 1000,
+        surface_steps: int = 600,
         surface_patience: int | None = 4,
         surface_tol: float = 5e-3,
         surface_lr: float = 2e-3,

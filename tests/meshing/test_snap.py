@@ -8,12 +8,13 @@ import pytest
 import trimesh
 
 from pcflow.errors import PcflowError
-from pcflow.meshing import (DEFAULT_TOLERANCE_FRACTION, BoundaryMesh, count_self_intersections, snap_to_points,
+from pcflow.meshing import (SNAP_OFFSET_FRACTION, BoundaryMesh, count_self_intersections, snap_to_points,
                             sphere_mesh, validity)
 
 from meshing_stand_ins import unit_directions
 
 DEFAULT_ROUNDS = inspect.signature(snap_to_points).parameters["iterations"].default
+DEFAULT_REFINE_ROUNDS = inspect.signature(snap_to_points).parameters["refine_iterations"].default
 
 
 def test_snap_moves_a_sphere_onto_the_noisy_sphere_of_its_points():
@@ -29,15 +30,16 @@ def test_snap_moves_a_sphere_onto_the_noisy_sphere_of_its_points():
     checks = validity(snapped.mesh)
     assert checks["watertight"] and checks["genus"] == 0 and checks["self_intersections"] == 0
     info = snapped.info["snap"]
-    assert info["rounds"] == DEFAULT_ROUNDS and info["n_points"] == 30_000  # no round dropped
-    assert info["max_offset"] == pytest.approx(DEFAULT_TOLERANCE_FRACTION * np.linalg.norm(np.ptp(unit.mesh.vertices,
+    assert info["rounds"] == DEFAULT_ROUNDS and info["refine_rounds"] == DEFAULT_REFINE_ROUNDS  # no round dropped
+    assert info["n_points"] == 30_000
+    assert info["max_offset"] == pytest.approx(SNAP_OFFSET_FRACTION * np.linalg.norm(np.ptp(unit.mesh.vertices,
                                                                                                   axis=0)))
     assert info["mean_move"] == pytest.approx(np.linalg.norm(snapped.mesh.vertices - unit.mesh.vertices, axis=1).mean())
     np.testing.assert_array_equal(unit.mesh.vertices, unit.latent)  # the input is not changed
 
 
 def test_snap_reach_does_not_shrink_with_the_edge_length():
-    """Points 0.06 off a unit sphere meshed with edges under 0.05: the default reach is 2% of the diagonal."""
+    """Points 0.06 off a unit sphere meshed with edges under 0.05: the default reach is 4% of the diagonal."""
     points = 1.06 * unit_directions(30_000)
     fine = sphere_mesh(lambda z: z, 1.0, tolerance=0.05)
     assert fine.info["tolerance"] < 0.06
@@ -86,7 +88,7 @@ def test_snap_backs_off_where_moves_would_fold_or_cross(monkeypatch):
     unit = sphere_mesh(lambda z: z, 1.0, tolerance=0.1)
     wild = rng.choice([-0.4, 0.4], size=len(unit.mesh.vertices))  # neighbours pulled far apart: folds and crossings
     monkeypatch.setattr(snap_module, "_pooled_offsets", lambda *args: wild)
-    snapped = snap_to_points(unit, unit_directions(1000), iterations=1)
+    snapped = snap_to_points(unit, unit_directions(1000), iterations=1, refine_iterations=0)
     info = snapped.info["snap"]
     assert info["rounds"] == 1 and info["n_backoffs"] > 0 and info["max_move"] > 0
     assert count_self_intersections(snapped.mesh) == 0
@@ -114,6 +116,7 @@ def test_snap_returns_a_self_intersecting_mesh_unmoved():
         (np.zeros((0, 3)), {}, "expected (N, 3)"),
         (np.full((5, 3), np.nan), {}, "non-finite"),
         (np.zeros((5, 3)), {"iterations": -1}, "iterations=-1"),
+        (np.zeros((5, 3)), {"refine_iterations": 1.5}, "refine_iterations=1.5"),
         (np.zeros((5, 3)), {"max_offset": 0.0}, "max_offset"),
         (np.zeros((5, 3)), {"min_cos": 1.0}, "min_cos=1.0"),
         (np.zeros((5, 3)), {"max_backoffs": -1}, "max_backoffs=-1"),
@@ -132,10 +135,10 @@ def test_snap_rejects_bad_arguments(points, kwargs, message):
 def test_snap_keeps_every_round_asked_for_and_more_rounds_close_in(iterations):
     points = 1.06 * unit_directions(30_000)
     unit = sphere_mesh(lambda z: z, 1.0, tolerance=0.1)
-    snapped = snap_to_points(unit, points, iterations=iterations)
+    snapped = snap_to_points(unit, points, iterations=iterations, refine_iterations=0)
     assert snapped.info["snap"]["rounds"] == iterations
     gap = np.abs(np.linalg.norm(snapped.mesh.vertices, axis=1) - 1.06).mean()
-    fewer = snap_to_points(unit, points, iterations=iterations - 1).mesh.vertices
+    fewer = snap_to_points(unit, points, iterations=iterations - 1, refine_iterations=0).mesh.vertices
     assert gap < np.abs(np.linalg.norm(fewer, axis=1) - 1.06).mean()
 
 
@@ -145,7 +148,7 @@ def test_snap_without_halvings_drops_a_folding_round(monkeypatch):
     unit = sphere_mesh(lambda z: z, 1.0, tolerance=0.1)
     wild = np.random.default_rng(3).choice([-0.4, 0.4], size=len(unit.mesh.vertices))
     monkeypatch.setattr(snap_module, "_pooled_offsets", lambda *args: wild)
-    snapped = snap_to_points(unit, unit_directions(1000), iterations=1, max_backoffs=0)
+    snapped = snap_to_points(unit, unit_directions(1000), iterations=1, refine_iterations=0, max_backoffs=0)
     assert snapped.info["snap"]["rounds"] == 0 and snapped.info["snap"]["n_backoffs"] == 1
     np.testing.assert_array_equal(snapped.mesh.vertices, unit.mesh.vertices)
 
@@ -156,3 +159,17 @@ def test_snap_significance_shrinks_the_moves_toward_noise():
     unit = sphere_mesh(lambda z: z, 1.0, tolerance=0.1)
     moves = [snap_to_points(unit, points, significance=s).info["snap"]["mean_move"] for s in (0.0, 0.5, 2.0)]
     assert moves[0] > moves[1] > moves[2]
+
+
+def test_snap_refine_rounds_follow_points_the_starting_normals_miss():
+    """A sphere mesh off-centre in a shifted sphere of points: the starting normals point away from the points'
+    normals on the near side, and the refine rounds, along the moved mesh's normals, close in further."""
+    points = 1.05 * unit_directions(30_000) + [0.03, 0.0, 0.0]
+    unit = sphere_mesh(lambda z: z, 1.0, tolerance=0.1)
+    gaps = []
+    for refine in (0, 4):
+        snapped = snap_to_points(unit, points, refine_iterations=refine)
+        assert snapped.info["snap"]["refine_rounds"] == refine
+        assert validity(snapped.mesh)["self_intersections"] == 0
+        gaps.append(np.abs(np.linalg.norm(snapped.mesh.vertices - [0.03, 0.0, 0.0], axis=1) - 1.05).mean())
+    assert gaps[1] < gaps[0]
