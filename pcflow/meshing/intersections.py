@@ -62,10 +62,12 @@ def _candidate_pairs(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarra
     if float(half.max()) > _MAX_SIZE_RATIO * float(np.median(half)):
         first, second = _rtree_pairs(mins, maxs)
     else:
-        pairs = cKDTree(centres).query_pairs(reach, output_type="ndarray")
-        first, second = pairs.min(axis=1), pairs.max(axis=1)
-    overlap = np.all((mins[first] <= maxs[second]) & (mins[second] <= maxs[first]), axis=1)
-    first, second = first[overlap], second[overlap]
+        pairs = cKDTree(centres).query_pairs(reach, output_type="ndarray")  # i < j in each row
+        first, second = pairs[:, 0], pairs[:, 1]
+    for axis in range(3):  # one axis at a time, on the pairs the axes before left
+        low, high = mins[:, axis], maxs[:, axis]
+        overlap = (low[first] <= high[second]) & (low[second] <= high[first])
+        first, second = first[overlap], second[overlap]
     order = np.lexsort((second, first))
     return first[order], second[order]
 
