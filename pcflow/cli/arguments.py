@@ -25,7 +25,7 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
                        help="most optimisation steps of the surface fit; it stops earlier once its loss stops "
                             "falling (default 600; 400 with --fast)")
     group.add_argument("--fast", action="store_true",
-                       help="a shorter fit, about half the fit time, with a coarser surface: half the envelope "
+                       help="a shorter fit, 55-70%% of the fit time, with a coarser surface: half the envelope "
                             "epochs, at most 400 surface steps (--epochs and --surface-steps still set their own)")
     group.add_argument("--couplings", type=int, default=None,
                        help="number of coupling layers (default: 10 for a surface fit, 6 for an envelope fit)")

@@ -25,7 +25,7 @@ def register(subparsers) -> None:
                     "gets the smallest region holding 1 - alpha of the points, which --mode envelope always meshes "
                     "(faster).",
         epilog="example:\n  pcflow reconstruct scan.pcd -o out/ --alpha 0.05 --format stl glb\n"
-               "  pcflow reconstruct scan.pcd -o out/ --fast   # about half the fit time, a coarser surface\n"
+               "  pcflow reconstruct scan.pcd -o out/ --fast   # 55-70% of the fit time, a coarser surface\n"
                "  pcflow reconstruct scan.pcd -o out/ --mode envelope   # bounding region, in seconds\n"
                "  pcflow reconstruct scans/ -o out/ --jobs 2      # every cloud in scans/, out/<name>/ each\n"
                "  pcflow reconstruct scans/ -o out/ --resume      # after a crash: skip the files already done\n"

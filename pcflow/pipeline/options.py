@@ -21,7 +21,7 @@ MODES = {
 MODES["auto"] = MODES["surface"]
 
 #: What a fast fit (``--fast``, `FitOptions.fast`) takes instead of a mode's defaults, where no setting is given: half
-#: the envelope epochs and, in a surface fit, at most 400 surface steps; a coarser surface in about half the fit time
+#: the envelope epochs and, in a surface fit, at most 400 surface steps; a coarser surface in 55-70% of the fit time
 #: (docs/benchmarks/speed.md).
 FAST = {"surface": {"epochs": 20, "surface_steps": 400}, "envelope": {"epochs": 50}}
 FAST["auto"] = FAST["surface"]
