@@ -105,10 +105,17 @@ def snap_to_points(
     if crossings is None and iterations > 0:
         crossings = len(_intersecting_pairs(start, faces))
     if not crossings and iterations > 0 and len(start):
-        vertices, rounds, backoffs = _snap_rounds(start, faces, points, int(iterations), max_offset, **settings)
+        from scipy.sparse import diags
+
+        adjacency = _adjacency(faces, len(start))
+        ring_mean = diags(1.0 / np.maximum(adjacency.sum(axis=1).A1, 1.0)) @ adjacency  # mean over the neighbours
+        pool = _ring_pool(adjacency, _pool_rings(len(points) / len(start), settings.pop("pool_points"),
+                                                 settings.pop("max_rings")))
+        vertices, rounds, backoffs = _snap_rounds(start, faces, points, ring_mean, pool, int(iterations), max_offset,
+                                                  **settings)
         if refine_iterations > 0:  # from the moved mesh, which has no crossings either
-            vertices, refine_rounds, more = _snap_rounds(vertices, faces, points, int(refine_iterations),
-                                                         0.5 * max_offset, **settings)
+            vertices, refine_rounds, more = _snap_rounds(vertices, faces, points, ring_mean, pool,
+                                                         int(refine_iterations), 0.5 * max_offset, **settings)
             backoffs += more
     move = np.linalg.norm(vertices - start, axis=1)
     info = dict(boundary.info)
@@ -123,15 +130,11 @@ def snap_to_points(
     return dataclasses.replace(boundary, mesh=mesh, info=info)
 
 
-def _snap_rounds(start, faces, points, iterations: int, max_offset: float, *, min_cos: float, max_backoffs: int,
-                 pool_points: float, max_rings: int, significance: float) -> tuple[np.ndarray, int, int]:
-    """The rounds of `snap_to_points` on a mesh without self-intersections: (vertices, rounds kept, halvings)."""
-    from scipy.sparse import diags
-
-    adjacency = _adjacency(faces, len(start))
-    ring_mean = diags(1.0 / np.maximum(adjacency.sum(axis=1).A1, 1.0)) @ adjacency  # mean over the neighbours
+def _snap_rounds(start, faces, points, ring_mean, pool, iterations: int, max_offset: float, *, min_cos: float,
+                 max_backoffs: int, significance: float) -> tuple[np.ndarray, int, int]:
+    """The rounds of `snap_to_points` on a mesh without self-intersections, along the normals of `start` (`ring_mean`:
+    the mean over each vertex's neighbours; `pool`: `_ring_pool`'s rows): (vertices, rounds kept, halvings)."""
     normals = _vertex_normals(start, faces)  # the smooth surface's: moves along them cannot roughen them
-    pool = _ring_pool(adjacency, _pool_rings(len(points) / len(start), pool_points, max_rings))
     vertices, rounds, backoffs = start, 0, 0
     for _ in range(iterations):
         offsets = _pooled_offsets(points, vertices, normals, pool, max_offset, significance)
