@@ -153,8 +153,9 @@ def measure_scan(name: str, mesh: trimesh.Trimesh, n_points: int, folder: Path, 
     memory: dict[str, list[float]] = {variant: [] for variant in times}
     for repeat in range(args.repeats):
         for variant, flags in VARIANTS.items():
-            command = [*pcflow_command(), "reconstruct", str(scan_path), "-o", str(folder / f"{tag}_{variant}_{repeat}"),
-                       "-q", "--device", args.device, *flags, *args.pcflow_args.split()]
+            out = folder / f"{tag}_{variant}_{repeat}"
+            command = [*pcflow_command(), "reconstruct", str(scan_path), "-o", str(out), "-q", "--device", args.device,
+                       *flags, *args.pcflow_args.split()]
             seconds, mib = timed_run(command)
             times[variant].append(seconds)
             memory[variant].append(mib)

@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, RESULTS, machine, markdown_table, outdir, set_threads, timed, write_csv, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    DATA, RESULTS, machine, markdown_table, outdir, set_threads, timed, write_csv, write_json,
+)
 
 from pcflow.io import read_mesh  # noqa: E402
 from pcflow.meshing import boundary_mesh, snap_to_points, validity  # noqa: E402
@@ -105,13 +107,15 @@ def summary(rows: list[dict]) -> str:
                       "cd_ratio": cd_ratios[-1], "fscore": f"{before['fscore']:.4f} / {after['fscore']:.4f}",
                       "fscore_change": f"{after['fscore'] - before['fscore']:+.4f}",
                       "f1": f"{before['outlier_f1']:.4f} / {after['outlier_f1']:.4f}",
-                      "f1_change": f"{after['outlier_f1'] - before['outlier_f1']:+.4f}", "valid": "yes" if valid else "NO"})
+                      "f1_change": f"{after['outlier_f1'] - before['outlier_f1']:+.4f}",
+                      "valid": "yes" if valid else "NO"})
     columns = ["shape", "fit", "fit_ratio", "cd", "cd_ratio", "fscore", "fscore_change", "f1", "f1_change", "valid"]
     headers = ["shape", "fit s (before / after)", "ratio", "CD-L1 (before / after)", "ratio", "F-score@1%", "change",
                "outlier F1", "change", "valid (both)"]
-    return (markdown_table(table, columns, headers) + f"\n\nfit time after / before: median {np.median(fit_ratios):.2f}, "
-            f"range {min(fit_ratios):.2f}-{max(fit_ratios):.2f}; CD-L1 after / before: median "
-            f"{np.median(cd_ratios):.3f}, worst {max(cd_ratios):.3f}\n")
+    return (markdown_table(table, columns, headers)
+            + f"\n\nfit time after / before: median {np.median(fit_ratios):.2f}, range {min(fit_ratios):.2f}-"
+            f"{max(fit_ratios):.2f}; CD-L1 after / before: median {np.median(cd_ratios):.3f}, "
+            f"worst {max(cd_ratios):.3f}\n")
 
 
 def main(argv=None) -> int:
