@@ -90,10 +90,9 @@ def snap_to_points(
     settings = {
         "min_cos": float(min_cos),
         "max_backoffs": _check_count(max_backoffs, "max_backoffs"),
-        "pool_points": _check_positive(pool_points, "pool_points"),
-        "max_rings": _check_count(max_rings, "max_rings"),
         "significance": _check_non_negative(significance, "significance"),
     }
+    pool_points, max_rings = _check_positive(pool_points, "pool_points"), _check_count(max_rings, "max_rings")
     faces = np.asarray(boundary.mesh.faces, dtype=np.int64)
     start = np.asarray(boundary.mesh.vertices, dtype=np.float64)
     if max_offset is None:
@@ -109,8 +108,7 @@ def snap_to_points(
 
         adjacency = _adjacency(faces, len(start))
         ring_mean = diags(1.0 / np.maximum(adjacency.sum(axis=1).A1, 1.0)) @ adjacency  # mean over the neighbours
-        pool = _ring_pool(adjacency, _pool_rings(len(points) / len(start), settings.pop("pool_points"),
-                                                 settings.pop("max_rings")))
+        pool = _ring_pool(adjacency, _pool_rings(len(points) / len(start), pool_points, max_rings))
         vertices, rounds, backoffs = _snap_rounds(start, faces, points, ring_mean, pool, int(iterations), max_offset,
                                                   **settings)
         if refine_iterations > 0:  # from the moved mesh, which has no crossings either
