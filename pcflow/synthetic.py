@@ -11,6 +11,7 @@ import trimesh
 
 from pcflow.errors import PcflowError
 from pcflow.scene import OUTLIER, PLANE
+from pcflow.sdf import HARD_SHAPE_DISTANCES, implicit_mesh
 
 BUILTIN_SHAPES = ("sphere", "capsule", "rounded_box")
 #: Shapes kept out of the default benchmark, to measure on shapes a method was not tuned on: a cylinder and a cone
@@ -18,6 +19,13 @@ BUILTIN_SHAPES = ("sphere", "capsule", "rounded_box")
 #: (flat faces, sharp edges and corners), a bumpy sphere (smooth bumps) and a star pillow (five arms with deep
 #: concave notches between them).
 HELD_OUT_SHAPES = ("cylinder", "cone", "torus", "icosahedron", "bumpy_sphere", "star_pillow")
+#: Shapes of the kinds a genus-0 surface finds hardest, also kept out of every choice of settings, made by marching
+#: cubes from signed distances: a flat cut-out animal (3% as thick as it is long), a stick figure (limbs 6% of its
+#: height across), a ball with fourteen thin spikes (fine detail), an L bracket with a step (flat faces, sharp
+#: edges) and a double torus (genus 2).
+HARD_SHAPES = ("flat_animal", "stick_figure", "spiky_ball", "bracket", "double_torus")
+#: Genus of every built-in shape that is not genus 0.
+SHAPE_GENUS = {"torus": 1, "double_torus": 2}
 
 
 @dataclass
@@ -405,7 +413,8 @@ def builtin_shape(name: str) -> trimesh.Trimesh:
             `HELD_OUT_SHAPES`: 'cylinder' (height 1.5 x its radius), 'cone' (height 2 x its base radius), both
             genus 0, 'torus' (tube radius 0.35 x the major radius, genus 1), 'icosahedron', 'bumpy_sphere' (a
             sphere of radius 1 + 0.12 sin(4 theta) cos(3 phi)) or 'star_pillow' (a sphere squashed to 0.35 in z and
-            scaled in the xy-plane by 0.6 + 0.4 cos(5 phi): five arms), all genus 0.
+            scaled in the xy-plane by 0.6 + 0.4 cos(5 phi): five arms), all genus 0; or one of `HARD_SHAPES`
+            (marching cubes of a signed distance, with about 30,000-100,000 faces).
 
     Returns:
         A watertight, consistently oriented `trimesh.Trimesh` with positive volume.
@@ -441,8 +450,11 @@ def builtin_shape(name: str) -> trimesh.Trimesh:
             arms = 0.6 + 0.4 * np.cos(5 * phi)
             vertices = np.column_stack([x * arms, y * arms, 0.35 * z])
         mesh = trimesh.Trimesh(vertices=vertices, faces=sphere.faces, process=True)
+    elif name in HARD_SHAPES:
+        mesh = implicit_mesh(*HARD_SHAPE_DISTANCES[name])
     else:
-        raise PcflowError(f"unknown shape {name!r}; expected one of {', '.join(BUILTIN_SHAPES + HELD_OUT_SHAPES)}")
+        known = ", ".join(BUILTIN_SHAPES + HELD_OUT_SHAPES + HARD_SHAPES)
+        raise PcflowError(f"unknown shape {name!r}; expected one of {known}")
     return normalize_mesh(mesh)
 
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DATA, markdown_table  # noqa: E402
 
 from pcflow.meshing.genus import estimate_genus  # noqa: E402
-from pcflow.synthetic import BUILTIN_SHAPES, HELD_OUT_SHAPES, builtin_shape, synthetic_scan  # noqa: E402
+from pcflow.synthetic import BUILTIN_SHAPES, HELD_OUT_SHAPES, SHAPE_GENUS, builtin_shape, synthetic_scan  # noqa: E402
 
 #: Shared-data meshes and their genus.
 MESHES = {"bob_tri.obj": 1, "nut.ply": 1, "spot.obj": 0}
@@ -77,7 +77,7 @@ def implicit_shapes() -> dict[str, tuple[trimesh.Trimesh, int]]:
 
 
 def all_shapes(data: Path) -> dict[str, tuple[trimesh.Trimesh, int]]:
-    shapes = {name: (builtin_shape(name), 1 if name == "torus" else 0) for name in BUILTIN_SHAPES + HELD_OUT_SHAPES}
+    shapes = {name: (builtin_shape(name), SHAPE_GENUS.get(name, 0)) for name in BUILTIN_SHAPES + HELD_OUT_SHAPES}
     for name, genus in MESHES.items():
         path = data / "meshes" / name
         if path.exists():

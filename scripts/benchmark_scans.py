@@ -32,7 +32,7 @@ from pcflow.metrics import chamfer_metrics, outlier_scores  # noqa: E402
 from pcflow.objectives import RADIAL_POINTS  # noqa: E402
 from pcflow.pipeline import MODES, FitOptions, fit_cloud, fitted_mode, training_rows  # noqa: E402
 from pcflow.synthetic import (  # noqa: E402
-    BUILTIN_SHAPES, HELD_OUT_SHAPES, builtin_shape, points_inside, synthetic_scan,
+    BUILTIN_SHAPES, HARD_SHAPES, HELD_OUT_SHAPES, builtin_shape, points_inside, synthetic_scan,
 )
 
 RATIOS = (0.01, 0.05, 0.10, 0.20)
@@ -62,8 +62,8 @@ def load_shapes(data: Path, names: list[str] | None) -> dict:
             shapes[path.stem] = lambda p=path: read_mesh(p)
     for name in BUILTIN_SHAPES:
         shapes[f"gen-{name}"] = lambda n=name: builtin_shape(n)
-    if names:  # held-out shapes only when named
-        for name in HELD_OUT_SHAPES:
+    if names:  # held-out and hard shapes only when named
+        for name in HELD_OUT_SHAPES + HARD_SHAPES:
             shapes[f"gen-{name}"] = lambda n=name: builtin_shape(n)
         unknown = [n for n in names if n not in shapes]
         if unknown:

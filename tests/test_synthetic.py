@@ -6,8 +6,10 @@ import trimesh
 
 from pcflow.errors import PcflowError
 from pcflow.scene import OUTLIER, PLANE
-from pcflow.synthetic import (BUILTIN_SHAPES, HELD_OUT_SHAPES, MAX_SCENE_OBJECTS, builtin_shape, normalize_mesh,
-                              points_inside, synthetic_scan, synthetic_scene, winding_number)
+from pcflow.sdf import HARD_SHAPE_DISTANCES, implicit_mesh
+from pcflow.synthetic import (BUILTIN_SHAPES, HARD_SHAPES, HELD_OUT_SHAPES, MAX_SCENE_OBJECTS, SHAPE_GENUS,
+                              builtin_shape, normalize_mesh, points_inside, synthetic_scan, synthetic_scene,
+                              winding_number)
 
 
 @pytest.mark.parametrize("name", BUILTIN_SHAPES)
@@ -29,6 +31,45 @@ def test_held_out_shapes_are_closed_and_normalised(name, euler):
     assert mesh.euler_number == euler  # genus (2 - euler) / 2: the torus has one hole
     assert np.linalg.norm(mesh.extents) == pytest.approx(1.0)
     np.testing.assert_allclose(mesh.bounds.mean(axis=0), 0.0, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def level_sets():
+    """Each hard shape's marching-cubes mesh before normalisation, in its signed distance's coordinates."""
+    return {name: implicit_mesh(*HARD_SHAPE_DISTANCES[name]) for name in HARD_SHAPES}
+
+
+@pytest.mark.parametrize("name", HARD_SHAPES)
+def test_hard_shapes_are_closed_with_their_genus(name, level_sets):
+    from pcflow.meshing import count_self_intersections
+
+    mesh = builtin_shape(name)
+    assert mesh.is_watertight and mesh.is_winding_consistent and mesh.volume > 0
+    assert count_self_intersections(mesh) == 0
+    assert mesh.euler_number == 2 - 2 * SHAPE_GENUS.get(name, 0)
+    assert np.linalg.norm(mesh.extents) == pytest.approx(1.0)
+    np.testing.assert_allclose(mesh.bounds.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(mesh.vertices, normalize_mesh(level_sets[name]).vertices)
+
+
+@pytest.mark.parametrize("name", HARD_SHAPES)
+def test_hard_shapes_follow_their_signed_distance(name, level_sets):
+    distance, lo, hi, resolution = HARD_SHAPE_DISTANCES[name]
+    step = float(np.max(np.subtract(hi, lo))) / resolution
+    mesh = level_sets[name]
+    assert np.abs(distance(mesh.vertices)).max() < step  # on the zero level set, to within a cell
+    points = np.random.default_rng(0).uniform(lo, hi, size=(4000, 3))
+    d = distance(points)
+    clear = np.abs(d) > step
+    assert (clear & (d < 0)).sum() > 50  # the test reaches inside points as well as outside ones
+    np.testing.assert_array_equal(points_inside(mesh, points[clear]), d[clear] < 0)
+
+
+def test_implicit_mesh_of_a_ball():
+    mesh = implicit_mesh(lambda p: np.linalg.norm(p, axis=1) - 0.5, (-0.5, -0.5, -0.5), (0.5, 0.5, 0.5), 40)
+    assert mesh.is_watertight and mesh.is_winding_consistent and mesh.euler_number == 2
+    np.testing.assert_allclose(np.linalg.norm(mesh.vertices, axis=1), 0.5, atol=0.5 / 40)
+    assert mesh.volume == pytest.approx(4 / 3 * np.pi * 0.5**3, rel=0.01)
 
 
 def test_unknown_shape_raises():
