@@ -449,7 +449,9 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         f"on the points the envelope keeps (radial term over {RADIAL_POINTS} of each batch, on one step in "
         f"{surface.radial_every} at {surface.radial_every} times its weight); its score is "
         f"{surface.surface_weight:g} times the distance to the surface or, where smaller, the mean distance to the "
-        "8 nearest other training points; its mesh is the surface, snapped onto its training inliers "
+        f"{surface.n_neighbors} nearest other training points, combined (root of the sum of squares) with "
+        f"{surface.plane_weight:g} times the distance to the plane through the {surface.plane_neighbors} nearest; "
+        "its mesh is the surface, snapped onto its training inliers "
         "(`pcflow.meshing.snap_to_points`).",
         "IsolationForest and LOF get contamination = the outlier ratio, kNN-distance (distance to the 8th nearest "
         "other point) flags the same share; Open3D statistical (20 neighbours, std 2) "

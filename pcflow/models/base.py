@@ -546,12 +546,14 @@ class FlowDetector(OutlierMixin, TransformerMixin, BaseEstimator):
                               "pcflow.models.load")
         params = state["params"]
         if state["format_version"] < 2:  # format 1 saved every parameter of the one class: keep the target's
-            params = target._legacy_params({k: v for k, v in params.items() if k in target._get_param_names()})
+            params = {k: v for k, v in params.items() if k in target._get_param_names()}
+        params = target._legacy_params(params)
         return persist.rebuilt(target, params, state, device, resolve_device(device), path)
 
     @classmethod
     def _legacy_params(cls, params: dict) -> dict:
-        """A format-1 file's parameters of this class, with the values where it predates one of them."""
+        """A file's parameters of this class, with the values where it predates one of them (files keep the scores
+        they were thresholded with)."""
         return params
 
     def _load_extra(self, state: dict) -> None:

@@ -20,6 +20,11 @@ from .oneflow import OneFlow
 #: `SurfaceFlow`'s default `surface_weight`; models saved without one (older files) score with 1.
 SURFACE_WEIGHT = 2.0
 
+#: `SurfaceFlow`'s default `plane_weight` and `plane_neighbors`; models saved without them (older files) score with
+#: weight 0, without the plane term.
+PLANE_WEIGHT = 2.0
+PLANE_NEIGHBORS = 12
+
 #: How `SurfaceFlow`'s outlyingness measures the distance to the data: ``'mean'`` of the distances to the
 #: `n_neighbors` nearest other training points (the default), or the ``'kth'`` (models saved without one).
 NEIGHBOR_STATISTICS = ("mean", "kth")
@@ -43,6 +48,23 @@ def neighbor_distances(tree, centered: np.ndarray, k: int, statistic: str) -> np
             out[start:start + _CHUNK] = np.where(own, total, total - distances[:, k]) / k
         else:
             out[start:start + _CHUNK] = np.where(own, distances[:, k], distances[:, k - 1])
+    return out
+
+
+def plane_distances(tree, reference: np.ndarray, centered: np.ndarray, k: int) -> np.ndarray:
+    """Distance from each row of `centered` to the least-squares hyperplane (the centroid and the direction of least
+    variance) through its k nearest other points of `reference`, indexed by the k-d tree `tree` (a row that is a
+    point of the tree itself skips it): (N,) array."""
+    out = np.empty(len(centered))
+    for start in range(0, len(centered), _CHUNK):
+        rows = centered[start:start + _CHUNK]
+        distances, index = tree.query(rows, k + 1, workers=torch.get_num_threads())
+        own = distances[:, :1] == 0
+        neighbours = reference[np.where(own, index[:, 1:], index[:, :k])]  # (chunk, k, D)
+        centroid = neighbours.mean(axis=1)
+        spread = neighbours - centroid[:, None, :]
+        _, vectors = np.linalg.eigh(np.einsum("nki,nkj->nij", spread, spread))
+        out[start:start + _CHUNK] = np.abs(np.einsum("ni,ni->n", rows - centroid, vectors[:, :, 0]))
     return out
 
 
@@ -117,8 +139,10 @@ class SurfaceFlow(OneFlow):
     those points) passes through them (`pcflow.objectives.surface_loss`). That sphere's preimage is then a surface
     hugging a scanned object rather than a solid region around it. A point's outlyingness is its distance to that
     surface, to first order ``| ||f(x)|| - R | / ||grad_x ||f(x)|| ||`` in input units, times `surface_weight`, or
-    its mean distance to the `n_neighbors` nearest other training points where that is smaller; the points beyond the
-    (1 - alpha) quantile of the training points' outlyingness are outliers, inside the object as well as outside.
+    its mean distance to the `n_neighbors` nearest other training points where that is smaller, combined (root of
+    the sum of squares) with `plane_weight` times its distance to the plane through its `plane_neighbors` nearest
+    other training points; the points beyond the (1 - alpha) quantile of the training points' outlyingness are
+    outliers, inside the object as well as outside.
     The fit works in any dimension D >= 2 (the meshing, not the estimator, is 3D only).
 
     Args:
@@ -143,6 +167,10 @@ class SurfaceFlow(OneFlow):
             misses (a thin part, a handle) are still inliers by their neighbour distance.
         neighbor_statistic: that distance is the ``'mean'`` of the distances to those neighbours (steadier in a
             thin or one-sided scan), or the distance to the ``'kth'``.
+        plane_weight: the factor on the distance to the local plane of the data in the outlyingness: a stray point
+            hovering near a surface, closer to the data than their spacing but off its plane (near a flat or thin
+            part, where the surface fit passes close by), counts as farther out. 0: no plane term.
+        plane_neighbors: nearest other training points the local plane is fitted through (at least 3).
         coarse_share: the share of `surface_steps` that shape the surface coarsely, with half of
             `n_surface_samples` (a quarter less time per step).
         radial_every: the surface loss's radial term only steers, and it is the one term that needs the forward
@@ -182,6 +210,8 @@ class SurfaceFlow(OneFlow):
         n_neighbors: int = 8,
         surface_weight: float = SURFACE_WEIGHT,
         neighbor_statistic: str = "mean",
+        plane_weight: float = PLANE_WEIGHT,
+        plane_neighbors: int = PLANE_NEIGHBORS,
         coarse_share: float = 0.6,
         radial_every: int = 2,
         surface_block: int = 50,
@@ -206,6 +236,8 @@ class SurfaceFlow(OneFlow):
         self.n_neighbors = n_neighbors
         self.surface_weight = surface_weight
         self.neighbor_statistic = neighbor_statistic
+        self.plane_weight = plane_weight
+        self.plane_neighbors = plane_neighbors
         self.coarse_share = coarse_share
         self.radial_every = radial_every
         self.surface_block = surface_block
@@ -224,6 +256,10 @@ class SurfaceFlow(OneFlow):
                                   "surface_block", "surface_cooldown", "n_reference_points"))
         check_positive_int(self, ("n_neighbors",), allow_zero=True)
         check_number(self, ("surface_lr", "surface_weight"))
+        check_number(self, ("plane_weight",), allow_zero=True)
+        if not (isinstance(self.plane_neighbors, int) and not isinstance(self.plane_neighbors, bool)
+                and self.plane_neighbors >= 3):
+            raise PcflowError(f"plane_neighbors must be an integer >= 3, got {self.plane_neighbors!r}")
         check_positive_int(self, ("surface_patience",), allow_none=True)
         check_number(self, ("surface_tol",), allow_zero=True)
         if not (isinstance(self.coarse_share, (int, float)) and 0 <= self.coarse_share <= 1):
@@ -275,26 +311,40 @@ class SurfaceFlow(OneFlow):
     # ----------------------------------------------------------------------------------------------------------
     # scoring
 
-    def _neighbor_distance_centered(self, centered: np.ndarray, k: int | None = None,
-                                    statistic: str | None = None) -> np.ndarray:
-        """`neighbor_distances` of rows in input units minus center_ to the reference points (default k:
-        `n_neighbors`; default statistic: `neighbor_statistic`)."""
+    def _reference_tree(self):
+        """The k-d tree of `reference_points_`, built on first use."""
         from scipy.spatial import cKDTree
 
         if getattr(self, "_tree", None) is None:
             self._tree = cKDTree(self.reference_points_)
-        k = min(self.n_neighbors if k is None else k, len(self.reference_points_) - 1)
-        return neighbor_distances(self._tree, centered, k, self.neighbor_statistic if statistic is None else statistic)
+        return self._tree
 
-    def _outlying(self, data: torch.Tensor, centered: np.ndarray, neighbor: np.ndarray | None = None) -> np.ndarray:
+    def _neighbor_distance_centered(self, centered: np.ndarray, k: int | None = None,
+                                    statistic: str | None = None) -> np.ndarray:
+        """`neighbor_distances` of rows in input units minus center_ to the reference points (default k:
+        `n_neighbors`; default statistic: `neighbor_statistic`)."""
+        k = min(self.n_neighbors if k is None else k, len(self.reference_points_) - 1)
+        statistic = self.neighbor_statistic if statistic is None else statistic
+        return neighbor_distances(self._reference_tree(), centered, k, statistic)
+
+    def _plane_distance_centered(self, centered: np.ndarray) -> np.ndarray:
+        """`plane_weight` times `plane_distances` of rows in input units minus center_ to the reference points."""
+        if self.plane_weight == 0:
+            return np.zeros(len(centered))
+        k = min(self.plane_neighbors, len(self.reference_points_) - 1)
+        return self.plane_weight * plane_distances(self._reference_tree(), self.reference_points_, centered, k)
+
+    def _outlying(self, data: torch.Tensor, centered: np.ndarray, neighbor: np.ndarray | None = None,
+                  plane: np.ndarray | None = None) -> np.ndarray:
         """The outlyingness: `surface_weight` times the distance to the surface, or the distance to the data if that
-        is smaller (`neighbor`: those distances, if already found)."""
+        is smaller, combined with the weighted distance to the local plane (`neighbor`, `plane`: those distances, if
+        already found)."""
         distance = self.surface_weight * self._distance_normalized(data)
         if self.n_neighbors > 0:
             if neighbor is None:
                 neighbor = self._neighbor_distance_centered(centered)
             distance = np.minimum(distance, neighbor)
-        return distance
+        return np.hypot(distance, self._plane_distance_centered(centered) if plane is None else plane)
 
     def neighbor_distance(self, X, k: int | None = None, statistic: str | None = None) -> np.ndarray:
         """Distance of each row of X to its k (default `n_neighbors`) nearest other training points (of the seeded
@@ -309,12 +359,23 @@ class SurfaceFlow(OneFlow):
         X = self._checked(X)
         return self._neighbor_distance_centered(X - self.center_, k, statistic)
 
+    def plane_distance(self, X) -> np.ndarray:
+        """Distance of each row of X to the least-squares plane through its `plane_neighbors` nearest other training
+        points (of the seeded subset `reference_points_`), in input units: (N,) array. The score weighs it by
+        `plane_weight`."""
+        self._check_fitted()
+        X = self._checked(X)
+        k = min(self.plane_neighbors, len(self.reference_points_) - 1)
+        return plane_distances(self._reference_tree(), self.reference_points_, X - self.center_, k)
+
     def score_samples(self, X) -> np.ndarray:
         """Minus the outlyingness of each row of X: (N,) array, higher for more normal points.
 
         The outlyingness is `surface_weight` times the distance to the surface (`surface_distance`), or the distance
         to the data (`neighbor_distance`) where that is smaller, so that a point in a dense part of the cloud the
-        surface does not reach (a handle, a thin part) is not called an outlier.
+        surface does not reach (a handle, a thin part) is not called an outlier; combined, as the root of the sum of
+        squares, with `plane_weight` times the distance to the plane through the `plane_neighbors` nearest
+        training points.
         """
         X = self._checked(X)
         return -self._outlying(self._normalized_tensor(X), X - self.center_)
@@ -322,19 +383,21 @@ class SurfaceFlow(OneFlow):
     def predict(self, X) -> np.ndarray:
         """+1 for inliers (decision_function >= 0), -1 for outliers: (N,) int array.
 
-        The distance to the data is found first: where it alone puts a point inside, so does the smaller of it and
-        the distance to the surface, whose gradient pass then runs only for the other points (about the share alpha
-        of a scan).
+        The distances to the data and to its local plane are found first: where they alone put a point inside, so
+        does the smaller of the first and the distance to the surface, whose gradient pass then runs only for the
+        other points (about the share alpha of a scan).
         """
         if self.n_neighbors == 0:
             return super().predict(X)
         X = self._checked(X)
         centered = X - self.center_
         neighbor = self._neighbor_distance_centered(centered)
+        plane = self._plane_distance_centered(centered)
         labels = np.ones(len(X), dtype=int)
-        rest = np.flatnonzero(-neighbor - self.offset_ < 0)  # outlying <= neighbor: the others are inliers already
+        # outlying <= hypot(neighbor, plane): the points that bound puts inside are inliers already
+        rest = np.flatnonzero(-np.hypot(neighbor, plane) - self.offset_ < 0)
         if len(rest):
-            outlying = self._outlying(self._normalized_tensor(X[rest]), centered[rest], neighbor[rest])
+            outlying = self._outlying(self._normalized_tensor(X[rest]), centered[rest], neighbor[rest], plane[rest])
             labels[rest] = np.where(-outlying - self.offset_ >= 0, 1, -1)
         return labels
 
@@ -351,8 +414,9 @@ class SurfaceFlow(OneFlow):
 
     @classmethod
     def _legacy_params(cls, params: dict) -> dict:
-        # files from before surface_weight and neighbor_statistic keep the score they were thresholded with
-        return {"surface_weight": 1.0, "neighbor_statistic": "kth", **params}
+        # files from before surface_weight, neighbor_statistic and plane_weight keep the score they were thresholded
+        # with (a format-1 file holds none of them)
+        return {"surface_weight": 1.0, "neighbor_statistic": "kth", "plane_weight": 0.0, **params}
 
     def _load_extra(self, state: dict) -> None:
         self.distance_threshold_ = -self.offset_

@@ -1,6 +1,7 @@
 """Tests of model files: each estimator's round trip, files of format 1 (one class for every model), bad and
 malicious files, in the library and on the command line."""
 
+import copy
 import pickle
 import re
 import time
@@ -76,10 +77,13 @@ def test_each_estimator_round_trips_through_its_file(models, cloud, tmp_path, ob
 def test_format_1_files_load_into_the_class_of_their_objective(models, cloud, tmp_path, objective):
     model = models[objective]
     path = format_1_file(model, tmp_path / "v1.pt")
+    expected = copy.deepcopy(model)
+    if objective == "surface":  # format 1 predates the plane term: its files score without it
+        expected.plane_weight = 0.0
     for loaded in (OneFlow.load(path), load(path), type(model).load(path)):
-        assert type(loaded) is type(model) and loaded.get_params() == model.get_params()
-        np.testing.assert_array_equal(loaded.score_samples(cloud), model.score_samples(cloud))
-        np.testing.assert_array_equal(loaded.predict(cloud), model.predict(cloud))
+        assert type(loaded) is type(model) and loaded.get_params() == expected.get_params()
+        np.testing.assert_array_equal(loaded.score_samples(cloud), expected.score_samples(cloud))
+        np.testing.assert_array_equal(loaded.predict(cloud), expected.predict(cloud))
         assert loaded.radius_ == model.radius_ and loaded.offset_ == model.offset_
     # what save writes today holds the same entries, and the class's name
     model.save(tmp_path / "now.pt")
