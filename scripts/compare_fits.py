@@ -1,7 +1,7 @@
 """Quality and fit time of two surface-fit settings on every shape of the scan benchmark, side by side.
 
 Each shape of `scripts/benchmark_scans.py`'s sets (the shared meshes, the built-in shapes, the held-out and the
-unseen ones) is scanned under docs/evaluation.md (20,000 points, 5% outliers, seed 0) and fitted as `pcflow
+unseen and the hard ones) is scanned under docs/evaluation.md (20,000 points, 5% outliers, seed 0) and fitted as `pcflow
 reconstruct` fits an object (`FitOptions`, alpha 0.05) with each setting; the surface mesh is snapped onto the
 inliers with that setting's snap options. Per shape and setting: fit time, outlier F1, mesh CD-L1 and F-score@1%,
 watertight, components and self-intersections; then the ratio of each after figure to its before figure.
@@ -33,7 +33,7 @@ from pcflow.io import read_mesh  # noqa: E402
 from pcflow.meshing import boundary_mesh, snap_to_points, validity  # noqa: E402
 from pcflow.metrics import chamfer_metrics, outlier_scores  # noqa: E402
 from pcflow.pipeline import FitOptions  # noqa: E402
-from pcflow.synthetic import BUILTIN_SHAPES, HELD_OUT_SHAPES, builtin_shape, synthetic_scan  # noqa: E402
+from pcflow.synthetic import BUILTIN_SHAPES, HARD_SHAPES, HELD_OUT_SHAPES, builtin_shape, synthetic_scan  # noqa: E402
 
 #: The surface fit and snap of the release before the fit got cheaper: SurfaceFlow settings on top of FitOptions(),
 #: and the keyword arguments of `snap_to_points` (max_offset as a share of the mesh's bounding-box diagonal).
@@ -48,7 +48,7 @@ def shapes(data: Path, names: list[str] | None) -> dict:
     """Every shape of the scan benchmark's sets by name (the shared meshes by file stem, the rest 'gen-NAME')."""
     found = {path.stem: path for path in sorted((data / "meshes").glob("*"))
              if path.suffix.lower() in (".obj", ".ply", ".stl", ".off")}
-    found.update({f"gen-{name}": name for name in (*BUILTIN_SHAPES, *HELD_OUT_SHAPES)})
+    found.update({f"gen-{name}": name for name in (*BUILTIN_SHAPES, *HELD_OUT_SHAPES, *HARD_SHAPES)})
     if names:
         unknown = [name for name in names if name not in found]
         if unknown:

@@ -208,6 +208,19 @@ def test_compare_fits_quick(tmp_path):
     assert "| gen-capsule |" in summary and "CD-L1 after / before: median" in summary
 
 
+def test_compare_scores_quick(tmp_path):
+    compare = load_script("compare_scores")
+    assert compare.main(["--quick", "--out", str(tmp_path)]) == 0
+    rows = read_csv(tmp_path / "compare_scores.csv")
+    assert [(r["shape"], float(r["ratio"]), r["setting"]) for r in rows] == [
+        ("gen-capsule", ratio, setting) for ratio in (0.05, 0.01) for setting in ("before", "after")]
+    for row in rows:
+        assert in_unit(row["outlier_f1"]) and in_unit(row["best_peer_f1"])
+    assert all(float(r["cd_l1"]) > 0 and r["valid"] == "True" for r in rows if float(r["ratio"]) == 0.05)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| gen-capsule 1% |" in summary and "F1 change: mean" in summary
+
+
 def test_benchmark_scenes_quick(tmp_path, shared_data):
     data = shared_data("meshes", "sphere.ply").parents[1]
     shared_data("scans", "table_scene_mug_stereo_textured.pcd")
