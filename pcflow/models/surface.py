@@ -169,7 +169,9 @@ class SurfaceFlow(OneFlow):
             thin or one-sided scan), or the distance to the ``'kth'``.
         plane_weight: the factor on the distance to the local plane of the data in the outlyingness: a stray point
             hovering near a surface, closer to the data than their spacing but off its plane (near a flat or thin
-            part, where the surface fit passes close by), counts as farther out. 0: no plane term.
+            part, where the surface fit passes close by), counts as farther out. 0: no plane term (for data that
+            do not lie on a surface: in D dimensions the plane is a hyperplane, fitted through `plane_neighbors`
+            points).
         plane_neighbors: nearest other training points the local plane is fitted through (at least 3).
         coarse_share: the share of `surface_steps` that shape the surface coarsely, with half of
             `n_surface_samples` (a quarter less time per step).
