@@ -3,8 +3,8 @@
 Scans follow docs/evaluation.md (20,000 points, noise 0.002 of the diagonal, 5% background outliers), all around and
 from single viewpoints, several seeds. The estimate runs on the true inliers, and on every point (outliers
 included), which brackets what the pipeline gives it (the model's inliers: most outliers removed). Shapes: the
-procedural and held-out shapes of `pcflow.synthetic`, the meshes of the shared data, and implicit surfaces of genus
-0 to 3 (chains of tori, a cup with and without a handle) that no setting of the estimator was chosen on.
+procedural, held-out and hard shapes of `pcflow.synthetic`, the meshes of the shared data, and implicit surfaces of
+genus 0 to 3 (chains of tori, a cup with and without a handle) that no setting of the estimator was chosen on.
 
 Usage:
     python scripts/benchmark_genus.py                  # the full table (about 2 minutes)
@@ -28,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DATA, markdown_table  # noqa: E402
 
 from pcflow.meshing.genus import estimate_genus  # noqa: E402
-from pcflow.synthetic import BUILTIN_SHAPES, HELD_OUT_SHAPES, SHAPE_GENUS, builtin_shape, synthetic_scan  # noqa: E402
+from pcflow.synthetic import (  # noqa: E402
+    BUILTIN_SHAPES, HARD_SHAPES, HELD_OUT_SHAPES, SHAPE_GENUS, builtin_shape, synthetic_scan,
+)
 
 #: Shared-data meshes and their genus.
 MESHES = {"bob_tri.obj": 1, "nut.ply": 1, "spot.obj": 0}
@@ -71,13 +73,15 @@ def implicit_shapes() -> dict[str, tuple[trimesh.Trimesh, int]]:
         vertices, faces, _, _ = marching_cubes(field(grid), level=0.0, spacing=(axis[1] - axis[0],) * 3)
         mesh = trimesh.Trimesh(vertices + axis[0], faces[:, ::-1], process=True)
         if not mesh.is_watertight or mesh.euler_number != 2 - 2 * genus:
-            raise RuntimeError(f"{name}: marching cubes gave Euler number {mesh.euler_number}, expected {2 - 2 * genus}")
+            raise RuntimeError(f"{name}: marching cubes gave Euler number {mesh.euler_number}, "
+                               f"expected {2 - 2 * genus}")
         shapes[name] = (mesh, genus)
     return shapes
 
 
 def all_shapes(data: Path) -> dict[str, tuple[trimesh.Trimesh, int]]:
-    shapes = {name: (builtin_shape(name), SHAPE_GENUS.get(name, 0)) for name in BUILTIN_SHAPES + HELD_OUT_SHAPES}
+    shapes = {name: (builtin_shape(name), SHAPE_GENUS.get(name, 0))
+              for name in BUILTIN_SHAPES + HELD_OUT_SHAPES + HARD_SHAPES}
     for name, genus in MESHES.items():
         path = data / "meshes" / name
         if path.exists():
