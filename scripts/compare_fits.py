@@ -1,6 +1,6 @@
 """Quality and fit time of two surface-fit settings on every shape of the scan benchmark, side by side.
 
-Each shape of `scripts/benchmark_scans.py`'s sets (the shared meshes, the built-in shapes, the held-out and the
+Each shape of `scripts/benchmark_scans.py`'s sets (the shared meshes, the built-in shapes, the held-out, the
 unseen and the hard ones) is scanned under docs/evaluation.md (20,000 points, 5% outliers, seed 0) and fitted as `pcflow
 reconstruct` fits an object (`FitOptions`, alpha 0.05) with each setting; the surface mesh is snapped onto the
 inliers with that setting's snap options. Per shape and setting: fit time, outlier F1, mesh CD-L1 and F-score@1%,

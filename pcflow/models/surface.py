@@ -330,11 +330,15 @@ class SurfaceFlow(OneFlow):
         return neighbor_distances(self._reference_tree(), centered, k, statistic)
 
     def _plane_distance_centered(self, centered: np.ndarray) -> np.ndarray:
-        """`plane_weight` times `plane_distances` of rows in input units minus center_ to the reference points."""
+        """`plane_distances` of rows in input units minus center_ to the reference points."""
+        k = min(self.plane_neighbors, len(self.reference_points_) - 1)
+        return plane_distances(self._reference_tree(), self.reference_points_, centered, k)
+
+    def _plane_term(self, centered: np.ndarray) -> np.ndarray:
+        """`plane_weight` times `_plane_distance_centered` (zeros, found without a query, at weight 0)."""
         if self.plane_weight == 0:
             return np.zeros(len(centered))
-        k = min(self.plane_neighbors, len(self.reference_points_) - 1)
-        return self.plane_weight * plane_distances(self._reference_tree(), self.reference_points_, centered, k)
+        return self.plane_weight * self._plane_distance_centered(centered)
 
     def _outlying(self, data: torch.Tensor, centered: np.ndarray, neighbor: np.ndarray | None = None,
                   plane: np.ndarray | None = None) -> np.ndarray:
@@ -346,7 +350,7 @@ class SurfaceFlow(OneFlow):
             if neighbor is None:
                 neighbor = self._neighbor_distance_centered(centered)
             distance = np.minimum(distance, neighbor)
-        return np.hypot(distance, self._plane_distance_centered(centered) if plane is None else plane)
+        return np.hypot(distance, self._plane_term(centered) if plane is None else plane)
 
     def neighbor_distance(self, X, k: int | None = None, statistic: str | None = None) -> np.ndarray:
         """Distance of each row of X to its k (default `n_neighbors`) nearest other training points (of the seeded
@@ -367,8 +371,7 @@ class SurfaceFlow(OneFlow):
         `plane_weight`."""
         self._check_fitted()
         X = self._checked(X)
-        k = min(self.plane_neighbors, len(self.reference_points_) - 1)
-        return plane_distances(self._reference_tree(), self.reference_points_, X - self.center_, k)
+        return self._plane_distance_centered(X - self.center_)
 
     def score_samples(self, X) -> np.ndarray:
         """Minus the outlyingness of each row of X: (N,) array, higher for more normal points.
@@ -394,7 +397,7 @@ class SurfaceFlow(OneFlow):
         X = self._checked(X)
         centered = X - self.center_
         neighbor = self._neighbor_distance_centered(centered)
-        plane = self._plane_distance_centered(centered)
+        plane = self._plane_term(centered)
         labels = np.ones(len(X), dtype=int)
         # outlying <= hypot(neighbor, plane): the points that bound puts inside are inliers already
         rest = np.flatnonzero(-np.hypot(neighbor, plane) - self.offset_ < 0)
