@@ -1,0 +1,80 @@
+"""Tests of the latent torus: its level function, its surface and solid samples, its fit to points, its file form."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pcflow.errors import PcflowError
+from pcflow.latent import LatentTorus, fit_torus
+
+TILTED = LatentTorus((0.2, -0.1, 0.3), tuple(np.array([1.0, 2.0, 2.0]) / 3.0), 1.5, 1.7)
+
+
+def test_level_is_the_size_on_the_surface_at_every_angle():
+    rng = np.random.default_rng(0)
+    u, v = rng.uniform(-np.pi, np.pi, size=(2, 500))
+    for size in (0.3, 0.9):
+        points = torch.as_tensor(TILTED.point(u, v, size))
+        np.testing.assert_allclose(TILTED.level(points).numpy(), size, rtol=1e-10)
+    angles = TILTED.angles(TILTED.point(u, v, 0.6))
+    np.testing.assert_allclose(np.cos(angles[0] - u), 1.0, atol=1e-10)
+    np.testing.assert_allclose(np.cos(angles[1] - v), 1.0, atol=1e-10)
+
+
+def test_level_of_the_round_torus_is_the_distance_to_its_ring():
+    torus = LatentTorus((0.0, 0.0, 0.0), (0.0, 0.0, 1.0), 2.0)
+    z = torch.tensor([[2.0, 0.0, 0.5], [0.0, -3.0, 0.0], [1.0, 1.0, 1.0]], dtype=torch.float64)
+    expected = [0.5, 1.0, math.hypot(math.sqrt(2.0) - 2.0, 1.0)]
+    np.testing.assert_allclose(torus.level(z).numpy(), expected, rtol=1e-12)
+
+
+def test_surface_points_lie_on_it_and_spread_by_area():
+    """On the round torus the area along the tube angle v goes as (a + b cos v), so the mean of cos v over the area is
+    b / (2 a); a uniform draw of v would give 0."""
+    torus = LatentTorus((0.0, 0.0, 0.0), (0.0, 0.0, 1.0), 1.0)
+    generator = torch.Generator().manual_seed(0)
+    points = torus.points(4096, 0.5, generator=generator, dtype=torch.float64)
+    np.testing.assert_allclose(torus.level(points).numpy(), 0.5, rtol=1e-9)
+    _, v = torus.angles(points.numpy())
+    assert abs(np.cos(v).mean() - 0.25) < 0.01
+    u, _ = torus.angles(points.numpy())
+    counts = np.histogram(u, bins=8, range=(-np.pi, np.pi))[0]
+    assert counts.min() > 0.95 * 4096 / 8  # the ring angle is spread evenly
+    again = torus.points(4096, 0.5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    torch.testing.assert_close(points, again)  # seeded
+    with pytest.raises(PcflowError, match="size < major"):
+        torus.points(10, 1.0)
+
+
+def test_solid_points_are_uniform_inside_and_the_volume_is_the_closed_form():
+    import trimesh
+
+    from pcflow.meshing import Torus
+
+    generator = torch.Generator().manual_seed(1)
+    solid = TILTED.solid_points(20_000, 0.6, generator=generator, dtype=torch.float64)
+    assert len(solid) == 20_000 and bool((TILTED.level(solid) <= 0.6).all())
+    # uniform in the solid: the share within half the size is a quarter of the solid (the tube's cross-sections
+    # scale by 1/2 in both directions, and the ring length (a + r cos v) averages to a at every r)
+    assert abs(float((TILTED.level(solid) <= 0.3).double().mean()) - 0.25) < 0.01
+    latent, faces = Torus(TILTED).start(6, 0.6)
+    mesh = trimesh.Trimesh(latent, faces, process=False)
+    assert math.isclose(mesh.volume, math.exp(TILTED.log_solid_volume(0.6)), rel_tol=0.01)
+
+
+def test_array_round_trip():
+    assert LatentTorus.from_array(TILTED.to_array()) == TILTED
+
+
+def test_fit_recovers_a_stretched_torus_from_noisy_points():
+    rng = np.random.default_rng(2)
+    torus = LatentTorus((0.3, 0.0, -0.2), tuple(np.array([0.0, 0.6, 0.8])), 1.4, 2.0)
+    u, v = rng.uniform(-np.pi, np.pi, size=(2, 6000))
+    points = torus.point(u, v, 0.4) + rng.normal(scale=0.01, size=(6000, 3))
+    fitted, size, residual = fit_torus(points)
+    assert abs(abs(float(np.dot(fitted.axis, torus.axis))) - 1.0) < 1e-3
+    np.testing.assert_allclose(fitted.center, torus.center, atol=0.01)
+    assert math.isclose(fitted.major, 1.4, rel_tol=0.02) and math.isclose(size, 0.4, rel_tol=0.03)
+    assert math.isclose(fitted.stretch, 2.0, rel_tol=0.03) and residual < 0.05
