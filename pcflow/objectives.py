@@ -4,6 +4,7 @@ surface fit that makes the preimage of a latent sphere follow the points."""
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import nn
@@ -145,14 +146,16 @@ def nearest(queries: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         return torch.cdist(queries, points).argmin(dim=1)
 
 
-def surface_loss(flow: Flow, x: torch.Tensor, directions: torch.Tensor, radius: float, *, trim: float = 0.02,
-                 radial_weight: float = RADIAL_WEIGHT, radial_points: int | None = None) -> torch.Tensor:
+def surface_loss(flow: Flow, x: torch.Tensor, latent_surface: torch.Tensor, radius: float, *, trim: float = 0.02,
+                 radial_weight: float = RADIAL_WEIGHT, radial_points: int | None = None,
+                 level: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Surface objective on a batch: the surface f^-1(S(0, R)) should pass through the points and nowhere else.
 
-    The loss is a two-way Chamfer distance between the batch and the surface samples f^-1(R u_k), plus a radial term
-    that pulls each ||f(x)|| towards R:
+    The loss is a two-way Chamfer distance between the batch and the surface samples f^-1(z_k), z_k = R u_k on the
+    latent sphere (or on another latent surface, the level set `level` = R), plus a radial term that pulls each
+    ||f(x)|| (each level) towards R:
 
-        trimmed_mean_i min_k |x_i - f^-1(R u_k)| + mean_k min_i |x_i - f^-1(R u_k)|
+        trimmed_mean_i min_k |x_i - f^-1(z_k)| + mean_k min_i |x_i - f^-1(z_k)|
         + radial_weight * trimmed_mean_i | ||f(x_i)|| - R | / R.
 
     The first term lets no point lie far from the surface, the second lets no part of the surface wander away from
@@ -164,22 +167,26 @@ def surface_loss(flow: Flow, x: torch.Tensor, directions: torch.Tensor, radius: 
     Args:
         flow: the flow f.
         x: (n, D) batch.
-        directions: (m, D) samples of the unit sphere.
-        radius: latent radius R of the surface.
+        latent_surface: (m, D) samples z_k of the latent surface: R times unit-sphere samples, or points where
+            `level` is R.
+        radius: latent radius R of the surface (its level).
         trim: share of the batch left out of the point terms.
         radial_weight: weight of the radial term; 0 leaves it out, and the forward pass with it.
         radial_points: the radial term is taken over the first `radial_points` rows of x only (None: all of them).
             It only steers, and it is the one term that needs the forward pass, so a random batch's first few
             hundred rows serve it as well as all of them, at a fraction of the cost.
+        level: the latent surface's level function, (n, D) -> (n,) (`pcflow.latent.LatentTorus.level`); None: the
+            norm, whose level set is the sphere.
     """
-    surface = flow.inverse(radius * directions)
+    surface = flow.inverse(latent_surface)
     # the nearest partners are found without gradient; the distances to them carry it (the gradient of a minimum)
     to_surface = trimmed_mean((x - surface[nearest(x, surface)]).norm(dim=1), trim)
     to_points = (surface - x[nearest(surface, x)]).norm(dim=1).mean()
     if radial_weight == 0:
         return to_surface + to_points
     z, _ = flow(x if radial_points is None else x[:radial_points])
-    radial = trimmed_mean((z.norm(dim=1) - radius).abs() / radius, trim)
+    levels = z.norm(dim=1) if level is None else level(z)
+    radial = trimmed_mean((levels - radius).abs() / radius, trim)
     return to_surface + to_points + radial_weight * radial
 
 
@@ -192,30 +199,32 @@ class Objective(nn.Module):
         alpha: share of each batch left outside the ball (volume objective).
         radius: latent radius of the surface (surface objective).
         radial_points: rows of each batch in the surface objective's radial term (see `surface_loss`).
+        level: the surface objective's latent level function (see `surface_loss`; None: the sphere's).
     """
 
     def __init__(self, flow: Flow, objective: str, alpha: float, radius: float | None = None,
-                 radial_points: int | None = RADIAL_POINTS):
+                 radial_points: int | None = RADIAL_POINTS, level: Callable | None = None):
         super().__init__()
         self.flow = flow
         self.objective = objective
         self.alpha = alpha
         self.radius = radius
         self.radial_points = radial_points
+        self.level = level
 
     def forward(self, x: torch.Tensor, samples: torch.Tensor | None = None, *,
                 radial_weight: float = RADIAL_WEIGHT) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, radius) on a batch x: (n, D).
 
-        `samples` are the unit-ball samples of a general flow's volume, or the unit-sphere samples of the surface
-        objective; `radial_weight` weighs the surface objective's radial term (see `surface_loss`). The radius is the
-        Bernstein radius of the volume objective, the fixed surface radius of the surface objective and NaN for the
-        likelihood objective.
+        `samples` are the unit-ball samples of a general flow's volume, or the latent surface samples of the surface
+        objective (on the sphere of radius `radius`, or on the level set of `level`); `radial_weight` weighs the
+        surface objective's radial term (see `surface_loss`). The radius is the Bernstein radius of the volume
+        objective, the fixed surface radius of the surface objective and NaN for the likelihood objective.
         """
         if self.objective == "likelihood":
             return likelihood_loss(self.flow, x), torch.full((), float("nan"), dtype=x.dtype, device=x.device)
         if self.objective == "surface":
             loss = surface_loss(self.flow, x, samples, self.radius, radial_weight=radial_weight,
-                                radial_points=self.radial_points)
+                                radial_points=self.radial_points, level=self.level)
             return loss, torch.full((), self.radius, dtype=x.dtype, device=x.device)
         return oneflow_loss(self.flow, x, self.alpha, unit_ball=samples)

@@ -218,7 +218,8 @@ def test_surface_loss_against_brute_force_reference(radial_points):
     x = torch.randn(200, 3, generator=gen, dtype=torch.float64)
     directions = sample_unit_sphere(150, 3, generator=gen, dtype=torch.float64)
     radius, trim, weight = 1.3, 0.1, 0.25
-    loss = surface_loss(flow, x, directions, radius, trim=trim, radial_weight=weight, radial_points=radial_points)
+    loss = surface_loss(flow, x, radius * directions, radius, trim=trim, radial_weight=weight,
+                        radial_points=radial_points)
 
     with torch.no_grad():
         surface = flow.inverse(radius * directions)
@@ -244,10 +245,10 @@ def test_surface_loss_without_its_radial_term_is_the_chamfer_terms_and_skips_the
     radius, weight = 1.3, 0.25
     with torch.no_grad():
         latent_radius = flow(x)[0].norm(dim=1)
-        full = surface_loss(flow, x, directions, radius, radial_weight=weight).item()
+        full = surface_loss(flow, x, radius * directions, radius, radial_weight=weight).item()
     radial = trimmed_mean((latent_radius - radius).abs() / radius, 0.02).item()
     monkeypatch.setattr(flow, "forward", lambda *args: pytest.fail("the forward pass ran"))
-    loss = surface_loss(flow, x, directions, radius, radial_weight=0.0)
+    loss = surface_loss(flow, x, radius * directions, radius, radial_weight=0.0)
     assert math.isclose(loss.item(), full - weight * radial, rel_tol=1e-10)
     loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in flow.parameters())
@@ -260,8 +261,8 @@ def test_surface_loss_is_small_on_the_surface_and_grows_off_it():
     directions = sample_unit_sphere(4000, 3, generator=gen, dtype=torch.float64)
     on = 2.0 * sample_unit_sphere(4000, 3, generator=gen, dtype=torch.float64)
     with torch.no_grad():
-        on_loss = surface_loss(flow, on, directions, 2.0, trim=0.0).item()
-        off_loss = surface_loss(flow, 1.1 * on, directions, 2.0, trim=0.0).item()
+        on_loss = surface_loss(flow, on, 2.0 * directions, 2.0, trim=0.0).item()
+        off_loss = surface_loss(flow, 1.1 * on, 2.0 * directions, 2.0, trim=0.0).item()
     # 4000 points on a sphere of area 16 pi: each Chamfer term is about half their spacing, 0.5 / sqrt(80) = 0.056
     assert on_loss < 0.15
     assert off_loss > 2 * 0.2 > on_loss  # off the sphere by 0.2, each Chamfer term is at least 0.2

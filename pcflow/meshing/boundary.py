@@ -13,7 +13,7 @@ from pcflow.errors import PcflowError
 from .primitives import _check_count, _check_positive, _check_three_features, _is_int, _signed_volume, _unique_edges
 from .refine import DEFAULT_TOLERANCE_FRACTION, _refine_edges, _refine_intersections, _Refiner
 from .snap import snap_to_points
-from .template import SPHERE, Template
+from .template import SPHERE, Template, model_template
 
 
 @dataclass
@@ -151,7 +151,8 @@ def boundary_mesh(
     check_intersections: bool = True,
     snap: bool = True,
 ) -> BoundaryMesh:
-    """Boundary mesh of a fitted model's region: its latent ball's sphere mapped through the inverse flow.
+    """Boundary mesh of a fitted model's region: its latent ball's sphere (a genus-1 surface model's torus,
+    `model_template`) mapped through the inverse flow.
 
     A surface model's own surface (no `coverage`) is then moved onto the model's training inliers (its reference
     points that it predicts as inliers) by `snap_to_points`, unless `snap` is False; an envelope, or a surface
@@ -175,6 +176,7 @@ def boundary_mesh(
         tolerance=tolerance,
         max_faces=max_faces,
         check_intersections=check_intersections,
+        template=model_template(model),
     )
     if snap and coverage is None and getattr(model, "objective", None) == "surface":
         points = model.reference_points_ + model.center_

@@ -9,6 +9,7 @@ from pcflow.errors import PcflowError
 
 from .boundary import sphere_mesh
 from .primitives import _check_three_features
+from .template import model_template
 
 
 def unsupported_share(mesh: trimesh.Trimesh, points: np.ndarray, distance: float, *, n_samples: int = 20_000,
@@ -45,5 +46,5 @@ def surface_gap(model, *, spacings: float = 3.0, subdivisions: int = 5) -> float
     points = reference + model.center_
     spacing = float(np.median(model.neighbor_distance(points, k=8, statistic="kth")))
     coarse = sphere_mesh(model.inverse_transform, model.radius_, subdivisions=subdivisions, tolerance=np.inf,
-                         check_intersections=False)
+                         check_intersections=False, template=model_template(model))
     return unsupported_share(coarse.mesh, points, spacings * spacing, seed=int(model.seed_))

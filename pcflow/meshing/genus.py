@@ -133,8 +133,9 @@ TOPOLOGY_POINTS = 20_000
 SPANNED_SPACINGS = 3.0
 
 
-def topology(points, mesh, *, seed: int = 0) -> dict:
-    """How a mesh's topology compares with what its points need: the facts report.json holds.
+def topology(points, mesh, *, seed: int = 0, estimate: GenusEstimate | None = None) -> dict:
+    """How a mesh's topology compares with what its points need: the facts report.json holds. `estimate`: the
+    points' `estimate_genus` where already found (that of the points a fit trained on), else it is found here.
 
     Returns:
         ``genus_estimate``: `estimate_genus` of the points (of a seeded subset of `TOPOLOGY_POINTS`), or None when
@@ -146,7 +147,7 @@ def topology(points, mesh, *, seed: int = 0) -> dict:
     if len(points) > TOPOLOGY_POINTS:
         rng = np.random.default_rng(seed)
         points = points[np.sort(rng.choice(len(points), TOPOLOGY_POINTS, replace=False))]
-    estimate = estimate_genus(points)
+    estimate = estimate_genus(points) if estimate is None else estimate
     spanned = spanned_area(mesh, points, SPANNED_SPACINGS * estimate.spacing, seed=seed)
     return {
         "genus_estimate": estimate.genus if estimate.encloses else None,

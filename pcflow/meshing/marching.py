@@ -8,6 +8,7 @@ import trimesh
 from pcflow.errors import PcflowError
 
 from .boundary import _model_radius, sphere_mesh
+from .template import model_template
 from .primitives import _check_three_features, _is_int, _signed_volume
 
 #: Grid points sent through `model.transform` at once: bounds memory, not the result (the map is pointwise).
@@ -21,7 +22,8 @@ def marching_cubes_mesh(
     resolution: int = 64,
     padding: float = 0.1,
 ) -> trimesh.Trimesh:
-    """Zero level set of `radius - |transform(x)|` on a grid, by marching cubes: a cross-check mesh.
+    """Zero level set of `radius - |transform(x)|` (the torus's level for a genus-1 model) on a grid, by marching
+    cubes: a cross-check mesh.
 
     The grid covers the bounding box of the boundary mesh (refined, unchecked) grown by `padding`
     of its extent on each side (and at least two grid cells), with `resolution` samples along its
@@ -44,7 +46,8 @@ def marching_cubes_mesh(
     if not isinstance(padding, (int, float, np.number)) or not 0 <= padding < np.inf:
         raise PcflowError(f"padding={padding!r} is invalid; expected a finite number >= 0")
     radius = _model_radius(model, coverage)
-    low, high = sphere_mesh(model.inverse_transform, radius, check_intersections=False).mesh.bounds
+    low, high = sphere_mesh(model.inverse_transform, radius, check_intersections=False,
+                            template=model_template(model)).mesh.bounds
     extent = high - low
     spacing = float(extent.max()) * (1 + 2 * padding) / (resolution - 1)
     if spacing <= 0:
@@ -57,7 +60,7 @@ def marching_cubes_mesh(
     values = np.empty(len(grid))
     for start in range(0, len(grid), _GRID_CHUNK):
         latent = np.asarray(model.transform(grid[start:start + _GRID_CHUNK]), dtype=np.float64)
-        values[start:start + _GRID_CHUNK] = radius - np.linalg.norm(latent, axis=1)
+        values[start:start + _GRID_CHUNK] = radius - _level(model, latent)
     values = values.reshape(shape)
     if not (values.max() > 0 > values.min()):
         raise PcflowError("the decision function does not change sign on the grid; cannot run marching cubes")
@@ -67,3 +70,13 @@ def marching_cubes_mesh(
     if _signed_volume(np.asarray(mesh.vertices), np.asarray(mesh.faces)) < 0:
         mesh.invert()
     return mesh
+
+
+def _level(model, latent: np.ndarray) -> np.ndarray:
+    """The latent level of (M, 3) latent points: their radius, or the level of the model's torus (`template_`)."""
+    torus = getattr(model, "template_", None)
+    if torus is None:
+        return np.linalg.norm(latent, axis=1)
+    import torch
+
+    return torus.level(torch.as_tensor(latent)).numpy()

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .primitives import _signed_volume
+
 
 class Template(ABC):
     """A closed latent surface of a given size, meshed, with a chart; what the mesh construction needs of it.
@@ -95,6 +97,79 @@ class IcoSphere(Template):
 
 #: The default template: the sphere, the boundary of the latent ball of OneFlow's models.
 SPHERE = IcoSphere()
+
+
+@dataclass(frozen=True)
+class Torus(Template):
+    """A latent torus (`pcflow.latent.LatentTorus`), meshed as a grid over its ring and tube angles, with the chart
+    u = ring angle / (2 pi), v = tube angle / (2 pi).
+
+    At subdivision level s the grid has about as many faces as the icosphere's 20 * 4**s, shared between the ring
+    and the tube in proportion to their lengths.
+
+    Example:
+        >>> from pcflow.latent import LatentTorus
+        >>> latent, faces = Torus(LatentTorus((0.0, 0.0, 0.0), (0.0, 0.0, 1.0), 2.0)).start(2, 0.5)
+        >>> import trimesh; trimesh.Trimesh(latent, faces).euler_number
+        0
+    """
+
+    torus: object  # a pcflow.latent.LatentTorus
+    genus = 1
+    max_subdivisions = 6
+
+    def start(self, subdivisions: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
+        """The grid on the torus's surface of size `radius` (see `Template.start`)."""
+        stretch = self.torus.stretch
+        # the tube's perimeter (Ramanujan's ellipse) against the ring's
+        tube = np.pi * radius * (3 * (1 + stretch) - np.sqrt((3 + stretch) * (1 + 3 * stretch)))
+        ratio = 2 * np.pi * self.torus.major / tube
+        n_tube = max(6, int(round(2**subdivisions * np.sqrt(10.0 / ratio))))
+        n_ring = max(8, int(round(n_tube * ratio)))
+        ring, around = (index.ravel() for index in np.meshgrid(np.arange(n_ring), np.arange(n_tube), indexing="ij"))
+        latent = self.torus.point(2 * np.pi * ring / n_ring, 2 * np.pi * around / n_tube, radius)
+
+        def vertex(i, j):
+            return (i % n_ring) * n_tube + j % n_tube
+
+        corners = vertex(ring, around), vertex(ring + 1, around), vertex(ring + 1, around + 1), vertex(ring, around + 1)
+        faces = np.concatenate([np.stack(corners[:3], axis=1), np.stack([corners[0], corners[2], corners[3]], axis=1)])
+        if _signed_volume(latent, faces) < 0:
+            faces = faces[:, ::-1].copy()
+        return latent, faces.astype(np.int64)
+
+    def midpoints(self, first: np.ndarray, second: np.ndarray, radius: float) -> np.ndarray:
+        """The points of the surface of size `radius` at the mean ring and tube angles, each taken the short way."""
+        u1, v1 = self.torus.angles(first)
+        u2, v2 = self.torus.angles(second)
+        return self.torus.point(u1 + 0.5 * _turn(u2 - u1), v1 + 0.5 * _turn(v2 - v1), radius)
+
+    def uv(self, latent: np.ndarray) -> np.ndarray:
+        """u = ring angle / (2 pi), v = tube angle / (2 pi), both in [0, 1)."""
+        chart = np.mod(np.column_stack(self.torus.angles(latent)) / (2 * np.pi), 1.0)
+        chart[chart >= 1.0] = 0.0  # the share of a tiny negative angle rounds up to 1
+        return chart
+
+    def face_uv(self, latent: np.ndarray, uv: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """Per-corner `uv`, unbroken across both seams: a face that spans more than half of u or v has its corners
+        on the low side moved up by 1 (for a texture that repeats)."""
+        corners = uv[faces].copy()
+        for k in range(2):
+            values = corners[..., k]
+            span = values.max(axis=1) - values.min(axis=1)
+            values[(span > 0.5)[:, None] & (values < 0.5)] += 1.0
+        return corners
+
+
+def _turn(angle: np.ndarray) -> np.ndarray:
+    """Angle differences wrapped into [-pi, pi)."""
+    return np.mod(angle + np.pi, 2 * np.pi) - np.pi
+
+
+def model_template(model) -> Template:
+    """The latent template of a fitted model's surface: its torus (`template_`) where it has one, else `SPHERE`."""
+    torus = getattr(model, "template_", None)
+    return SPHERE if torus is None else Torus(torus)
 
 
 def _sphere_uv(latent: np.ndarray) -> np.ndarray:

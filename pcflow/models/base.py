@@ -234,13 +234,18 @@ def train_epochs(model, data: torch.Tensor, generator: torch.Generator, parallel
     _log.info("%s: %d epochs, %.2f s", model._stage, model.n_iter_, time.perf_counter() - start)
 
 
-def preimage_volume(flow: Flow, scale: np.ndarray, radius: float, *, seed: int,
-                    n_samples: int) -> tuple[float, float]:
+def preimage_volume(flow: Flow, scale: np.ndarray, radius: float, *, seed: int, n_samples: int,
+                    template=None) -> tuple[float, float]:
     """Volume of f^-1(B(0, radius)) in input units (normalised by `scale`: (D,) array), and its standard error:
-    closed form for a constant-Jacobian flow, else from `n_samples` uniform samples of the ball seeded by `seed`."""
+    closed form for a constant-Jacobian flow, else from `n_samples` uniform samples of the ball seeded by `seed`.
+    With a latent `template` (`pcflow.latent.LatentTorus`), the region inside its surface of size `radius` instead
+    of the ball."""
     dim = len(scale)
     log_input_scale = float(np.sum(np.log(scale)))
-    log_ball = log_unit_ball_volume(dim) + dim * math.log(radius) + log_input_scale
+    if template is None:
+        log_ball = log_unit_ball_volume(dim) + dim * math.log(radius) + log_input_scale
+    else:
+        log_ball = template.log_solid_volume(radius) + log_input_scale
     if flow.constant_jacobian:
         with torch.no_grad():
             log_det = float(flow.log_det_constant().double())
@@ -251,12 +256,31 @@ def preimage_volume(flow: Flow, scale: np.ndarray, radius: float, *, seed: int,
     with torch.no_grad():
         for start in range(0, n_samples, _CHUNK):
             count = min(_CHUNK, n_samples - start)
-            z = radius * sample_unit_ball(count, dim, generator=generator, dtype=param.dtype, device=param.device)
+            if template is None:
+                z = radius * sample_unit_ball(count, dim, generator=generator, dtype=param.dtype, device=param.device)
+            else:
+                z = template.solid_points(count, radius, generator=generator, dtype=param.dtype, device=param.device)
             _, log_det = flow.inverse_and_log_det(z)
             weights.append(torch.exp(-log_det.double()).cpu().numpy())
     w = np.concatenate(weights)
     factor = math.exp(log_ball)
     return factor * float(w.mean()), factor * float(w.std(ddof=1)) / math.sqrt(w.size)
+
+
+def first_order_distance(flow: Flow, level, data: torch.Tensor, scale: np.ndarray, radius: float) -> np.ndarray:
+    """First-order distance | level(f(x)) - R | / ||grad_x level(f(x))|| of normalised rows `data` to the surface
+    level(f(x)) = R (`level`: the latent radius, or another latent level function), in input units (`scale`)."""
+    scale = torch.as_tensor(scale, dtype=data.dtype, device=data.device)
+    out = []
+    with torch.enable_grad():
+        for start in range(0, data.shape[0], _GRADIENT_CHUNK):
+            x = data[start:start + _GRADIENT_CHUNK].detach().requires_grad_(True)
+            levels = level(flow(x)[0])
+            (gradient,) = torch.autograd.grad(levels.sum(), x)
+            # d/d(input) = d/d(normalised) / scale, coordinate by coordinate
+            slope = (gradient / scale).norm(dim=1).clamp_min(1e-30)
+            out.append(((levels - radius).abs() / slope).detach().double().cpu().numpy())
+    return np.concatenate(out) if out else np.empty(0)
 
 
 class FlowDetector(OutlierMixin, TransformerMixin, BaseEstimator):
@@ -416,8 +440,12 @@ class FlowDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         _each_chunk(work, range(0, data.shape[0], rows), self._on_cpu())
         return out
 
+    def _level(self, z: torch.Tensor) -> torch.Tensor:
+        """The latent level of each row of z, whose level sets are the region's boundaries: the radius ||z||."""
+        return z.norm(dim=1)
+
     def _latent_radius_normalized(self, data) -> np.ndarray:
-        return self._map(data, lambda x: self.flow_(x)[0].norm(dim=1), shape=data.shape[:1])
+        return self._map(data, lambda x: self._level(self.flow_(x)[0]), shape=data.shape[:1])
 
     def _checked(self, X) -> np.ndarray:
         """X as a float64 array after the fitted-model and input checks."""
@@ -430,18 +458,8 @@ class FlowDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         return torch.as_tensor((X - self.center_) / self.scale_, dtype=param.dtype, device=param.device)
 
     def _distance_normalized(self, data: torch.Tensor) -> np.ndarray:
-        """First-order distance | ||f(x)|| - R | / ||grad_x ||f(x)|| || to the surface, in input units."""
-        scale = torch.as_tensor(self.scale_, dtype=data.dtype, device=data.device)
-        out = []
-        with torch.enable_grad():
-            for start in range(0, data.shape[0], _GRADIENT_CHUNK):
-                x = data[start:start + _GRADIENT_CHUNK].detach().requires_grad_(True)
-                radius = self.flow_(x)[0].norm(dim=1)
-                (gradient,) = torch.autograd.grad(radius.sum(), x)
-                # d/d(input) = d/d(normalised) / scale, coordinate by coordinate
-                slope = (gradient / scale).norm(dim=1).clamp_min(1e-30)
-                out.append(((radius - self.radius_).abs() / slope).detach().double().cpu().numpy())
-        return np.concatenate(out) if out else np.empty(0)
+        """`first_order_distance` of normalised rows to the surface of level radius_, in input units."""
+        return first_order_distance(self.flow_, self._level, data, self.scale_, self.radius_)
 
     def surface_distance(self, X) -> np.ndarray:
         """Distance of each row of X to the surface f^-1(S(0, radius_)), to first order, in input units: (N,) array.
@@ -513,7 +531,8 @@ class FlowDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         """
         self._check_fitted()
         radius = self.radius_ if radius is None else float(radius)
-        return preimage_volume(self.flow_, self.scale_, radius, seed=self.seed_, n_samples=n_samples)
+        return preimage_volume(self.flow_, self.scale_, radius, seed=self.seed_, n_samples=n_samples,
+                               template=getattr(self, "template_", None))
 
     # ----------------------------------------------------------------------------------------------------------
     # persistence

@@ -11,6 +11,7 @@ import torch
 
 from ..distributed import SingleProcess
 from ..errors import PcflowError
+from ..latent import LatentTorus, fit_torus
 from ..objectives import RADIAL_WEIGHT, Objective, spread_unit_sphere
 from ..optim import CosineSchedule, adam
 from ..quantile import check_alpha
@@ -28,6 +29,9 @@ PLANE_NEIGHBORS = 12
 #: How `SurfaceFlow`'s outlyingness measures the distance to the data: ``'mean'`` of the distances to the
 #: `n_neighbors` nearest other training points (the default), or the ``'kth'`` (models saved without one).
 NEIGHBOR_STATISTICS = ("mean", "kth")
+
+#: The genera of the latent surfaces `SurfaceFlow` fits: the sphere (0) and the torus (1, `pcflow.latent.LatentTorus`).
+GENERA = (0, 1)
 
 #: `SurfaceFlow.fit` calls its `surface_check` after this many steps of the surface fit: a setting of the check (the
 #: caller's), which leaves the model as it is unless the check ends the fit.
@@ -77,7 +81,9 @@ def train_surface(model: "SurfaceFlow", data: torch.Tensor, radius: float, gener
 
     n, dim = data.shape
     batch = min(model.surface_batch_size, n)
-    objective = parallel.wrap(Objective(model.flow_, "surface", check_alpha(model.alpha), radius=radius))
+    template = model.template_
+    objective = parallel.wrap(Objective(model.flow_, "surface", check_alpha(model.alpha), radius=radius,
+                                        level=None if template is None else template.level))
     optimizer = adam(model.flow_.parameters(), lr=model.surface_lr)
     lowest_lr = 0.05 * model.surface_lr
     scheduler = CosineSchedule(optimizer, model.surface_steps, eta_min=lowest_lr)
@@ -92,9 +98,13 @@ def train_surface(model: "SurfaceFlow", data: torch.Tensor, radius: float, gener
     for step in steps:
         rows = torch.randint(n, (batch,), generator=generator).to(data.device)
         n_sphere = model.coarse_surface_samples() if step < coarse_steps else model.n_surface_samples
-        directions = spread_unit_sphere(n_sphere, dim, generator=generator, dtype=data.dtype, device=data.device)
+        if template is None:
+            latent = radius * spread_unit_sphere(n_sphere, dim, generator=generator, dtype=data.dtype,
+                                                 device=data.device)
+        else:
+            latent = template.points(n_sphere, radius, generator=generator, dtype=data.dtype, device=data.device)
         radial_weight = every * RADIAL_WEIGHT if step % every == 0 else 0.0
-        loss, _ = objective(data[rows], directions, radial_weight=radial_weight)
+        loss, _ = objective(data[rows], latent, radial_weight=radial_weight)
         if not torch.isfinite(loss):
             raise PcflowError(f"the surface fit diverged at step {step + 1}; try a smaller surface_lr")
         optimizer.zero_grad()
@@ -131,7 +141,79 @@ def train_surface(model: "SurfaceFlow", data: torch.Tensor, radius: float, gener
     _log.info("surface fit: %d steps, %.2f s", model.n_surface_steps_, time.perf_counter() - start)
 
 
-class SurfaceFlow(OneFlow):
+def start_torus(model: "SurfaceFlow", inliers: torch.Tensor, parallel: SingleProcess) -> float | None:
+    """Sets up a genus-1 surface fit: the torus `fit_torus` finds through the envelope's (normalised) `inliers` of
+    every rank becomes `model.template_`, and a fresh flow (the identity, seeded) replaces the envelope's, since the
+    torus lies in the input's coordinates. Returns the torus's size, or None (the model untouched) where no torus
+    fits, as for a cloud without a hole."""
+    found = fit_torus(parallel.gather(inliers.detach().double().cpu().numpy()), seed=model.seed_)
+    if found is None:
+        _log.warning("no torus fits the points; fitting a genus-0 surface")
+        return None
+    model.template_, size, residual = found
+    _log.info("torus: ring %.3f, tube %.3f, stretch %.2f, residual %.3f", model.template_.major, size,
+              model.template_.stretch, residual)
+    param = next(model.flow_.parameters())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(model.seed_)
+        model.flow_ = model._build_flow(inliers.shape[1]).to(device=param.device, dtype=param.dtype)
+    return size
+
+
+class ReferencePoints:
+    """The distances from points to a fitted model's `reference_points_` (training points minus center_), to the
+    nearest of them and to the plane through the nearest: the data terms of `SurfaceFlow`'s score."""
+
+    def _reference_tree(self):
+        """The k-d tree of `reference_points_`, built on first use."""
+        from scipy.spatial import cKDTree
+
+        if getattr(self, "_tree", None) is None:
+            self._tree = cKDTree(self.reference_points_)
+        return self._tree
+
+    def _neighbor_distance_centered(self, centered: np.ndarray, k: int | None = None,
+                                    statistic: str | None = None) -> np.ndarray:
+        """`neighbor_distances` of rows in input units minus center_ to the reference points (default k:
+        `n_neighbors`; default statistic: `neighbor_statistic`)."""
+        k = min(self.n_neighbors if k is None else k, len(self.reference_points_) - 1)
+        statistic = self.neighbor_statistic if statistic is None else statistic
+        return neighbor_distances(self._reference_tree(), centered, k, statistic)
+
+    def _plane_distance_centered(self, centered: np.ndarray) -> np.ndarray:
+        """`plane_distances` of rows in input units minus center_ to the reference points."""
+        k = min(self.plane_neighbors, len(self.reference_points_) - 1)
+        return plane_distances(self._reference_tree(), self.reference_points_, centered, k)
+
+    def _plane_term(self, centered: np.ndarray) -> np.ndarray:
+        """`plane_weight` times `_plane_distance_centered` (zeros, found without a query, at weight 0)."""
+        if self.plane_weight == 0:
+            return np.zeros(len(centered))
+        return self.plane_weight * self._plane_distance_centered(centered)
+
+    def neighbor_distance(self, X, k: int | None = None, statistic: str | None = None) -> np.ndarray:
+        """Distance of each row of X to its k (default `n_neighbors`) nearest other training points (of the seeded
+        subset `reference_points_`), in input units: (N,) array. `statistic`: ``'mean'`` of their distances or the
+        ``'kth'``'s; default the model's `neighbor_statistic`, as its score uses."""
+        self._check_fitted()
+        if (self.n_neighbors if k is None else k) < 1:
+            raise PcflowError("neighbor_distance needs n_neighbors >= 1" if k is None else f"k must be >= 1, got {k}")
+        if statistic not in (None, *NEIGHBOR_STATISTICS):
+            allowed = ", ".join(map(repr, NEIGHBOR_STATISTICS))
+            raise PcflowError(f"statistic must be one of {allowed}, got {statistic!r}")
+        X = self._checked(X)
+        return self._neighbor_distance_centered(X - self.center_, k, statistic)
+
+    def plane_distance(self, X) -> np.ndarray:
+        """Distance of each row of X to the least-squares plane through its `plane_neighbors` nearest other training
+        points (of the seeded subset `reference_points_`), in input units: (N,) array. The score weighs it by
+        `plane_weight`."""
+        self._check_fitted()
+        X = self._checked(X)
+        return self._plane_distance_centered(X - self.center_)
+
+
+class SurfaceFlow(ReferencePoints, OneFlow):
     """A surface through a 3D scan: an envelope `OneFlow` fit, then a surface fit of the same flow.
 
     The flow is first trained as OneFlow (the envelope, which rejects the points far outside), then refined on the
@@ -180,6 +262,8 @@ class SurfaceFlow(OneFlow):
         surface_block: steps per entry of ``history_["surface_loss"]`` (and per `surface_patience` count).
         surface_cooldown: steps that bring the learning rate down to its lowest once the loss stops falling.
         n_reference_points: most training points kept for the neighbour distances (a seeded subset).
+        genus: the genus of the surface, 0 (the sphere's preimage) or 1 (a torus's, for an object with a handle:
+            `start_torus`; 3D only). Where no torus fits, the surface is of genus 0.
 
     Attributes:
         As `OneFlow`'s, with radius_ the latent radius of the surface, and offset_ = -distance_threshold_, plus:
@@ -187,6 +271,8 @@ class SurfaceFlow(OneFlow):
         reference_points_: up to `n_reference_points` training points (a seeded subset), minus center_.
         n_surface_steps_: steps of the surface fit run. history_ also holds ``surface_loss``, the mean loss of
             each block of `surface_block` steps.
+        template_: the latent torus (`pcflow.latent.LatentTorus`) whose surface of size radius_ the surface is the
+            preimage of, or None for the sphere; the latent radius is then the torus's level.
     """
 
     def __init__(
@@ -219,6 +305,7 @@ class SurfaceFlow(OneFlow):
         surface_block: int = 50,
         surface_cooldown: int = 100,
         n_reference_points: int = 20_000,
+        genus: int = 0,
         normalize: str = "standard",
         dtype: str = "float32",
         device: str = "cpu",
@@ -245,6 +332,7 @@ class SurfaceFlow(OneFlow):
         self.surface_block = surface_block
         self.surface_cooldown = surface_cooldown
         self.n_reference_points = n_reference_points
+        self.genus = genus
 
     @property
     def objective(self) -> str:
@@ -253,7 +341,7 @@ class SurfaceFlow(OneFlow):
 
     def _check_params(self) -> None:
         super()._check_params()
-        check_choices(self, {"neighbor_statistic": NEIGHBOR_STATISTICS})
+        check_choices(self, {"neighbor_statistic": NEIGHBOR_STATISTICS, "genus": GENERA})
         check_positive_int(self, ("surface_steps", "surface_batch_size", "n_surface_samples", "radial_every",
                                   "surface_block", "surface_cooldown", "n_reference_points"))
         check_positive_int(self, ("n_neighbors",), allow_zero=True)
@@ -280,12 +368,19 @@ class SurfaceFlow(OneFlow):
         `inverse_transform` usable; an exception it raises ends the fit (it propagates, and the model is left
         unfitted), so that a fit going nowhere costs no more steps.
         """
+        self.template_ = None
         X, data, parallel, generator = self._fit_flow(X)
+        if self.genus == 1 and data.shape[1] != 3:
+            raise PcflowError(f"genus 1 needs 3-D points, got {data.shape[1]} features")
         alpha = check_alpha(self.alpha)
         local = self._latent_radius_normalized(data)
         radii = parallel.gather(local)
         envelope = float(np.quantile(radii, 1.0 - alpha))
-        self.radius_ = radius = float(np.median(radii[radii <= envelope]))
+        inliers = torch.as_tensor(local <= envelope, device=data.device)
+        radius = float(np.median(radii[radii <= envelope]))
+        if self.genus == 1:
+            radius = start_torus(self, data[inliers], parallel) or radius
+        self.radius_ = radius
         reference = parallel.gather(X - self.center_)
         if len(reference) > self.n_reference_points:
             rows = np.random.default_rng(self.seed_).choice(len(reference), self.n_reference_points, replace=False)
@@ -295,8 +390,7 @@ class SurfaceFlow(OneFlow):
         self.history_["surface_loss"] = []
         fitted = False
         try:
-            train_surface(self, data[torch.as_tensor(local <= envelope, device=data.device)], radius, generator,
-                          parallel, surface_check)
+            train_surface(self, data[inliers], radius, generator, parallel, surface_check)
             fitted = True
         finally:
             if not fitted:
@@ -310,35 +404,18 @@ class SurfaceFlow(OneFlow):
     def _set_threshold(self, radii: np.ndarray) -> None:
         """Nothing: the surface's radius and distance threshold are set by `fit`."""
 
+    def _level(self, z: torch.Tensor) -> torch.Tensor:
+        """The latent radius, or the torus's level (`template_`)."""
+        return z.norm(dim=1) if self.template_ is None else self.template_.level(z)
+
+    def latent_radius(self, X) -> np.ndarray:
+        """||f(x)|| for each row of X, or the torus's level (`template_`): (N,) float64 array."""
+        if self.template_ is None:
+            return super().latent_radius(X)
+        return self.template_.level(torch.as_tensor(self.transform(X))).numpy()
+
     # ----------------------------------------------------------------------------------------------------------
     # scoring
-
-    def _reference_tree(self):
-        """The k-d tree of `reference_points_`, built on first use."""
-        from scipy.spatial import cKDTree
-
-        if getattr(self, "_tree", None) is None:
-            self._tree = cKDTree(self.reference_points_)
-        return self._tree
-
-    def _neighbor_distance_centered(self, centered: np.ndarray, k: int | None = None,
-                                    statistic: str | None = None) -> np.ndarray:
-        """`neighbor_distances` of rows in input units minus center_ to the reference points (default k:
-        `n_neighbors`; default statistic: `neighbor_statistic`)."""
-        k = min(self.n_neighbors if k is None else k, len(self.reference_points_) - 1)
-        statistic = self.neighbor_statistic if statistic is None else statistic
-        return neighbor_distances(self._reference_tree(), centered, k, statistic)
-
-    def _plane_distance_centered(self, centered: np.ndarray) -> np.ndarray:
-        """`plane_distances` of rows in input units minus center_ to the reference points."""
-        k = min(self.plane_neighbors, len(self.reference_points_) - 1)
-        return plane_distances(self._reference_tree(), self.reference_points_, centered, k)
-
-    def _plane_term(self, centered: np.ndarray) -> np.ndarray:
-        """`plane_weight` times `_plane_distance_centered` (zeros, found without a query, at weight 0)."""
-        if self.plane_weight == 0:
-            return np.zeros(len(centered))
-        return self.plane_weight * self._plane_distance_centered(centered)
 
     def _outlying(self, data: torch.Tensor, centered: np.ndarray, neighbor: np.ndarray | None = None,
                   plane: np.ndarray | None = None) -> np.ndarray:
@@ -351,27 +428,6 @@ class SurfaceFlow(OneFlow):
                 neighbor = self._neighbor_distance_centered(centered)
             distance = np.minimum(distance, neighbor)
         return np.hypot(distance, self._plane_term(centered) if plane is None else plane)
-
-    def neighbor_distance(self, X, k: int | None = None, statistic: str | None = None) -> np.ndarray:
-        """Distance of each row of X to its k (default `n_neighbors`) nearest other training points (of the seeded
-        subset `reference_points_`), in input units: (N,) array. `statistic`: ``'mean'`` of their distances or the
-        ``'kth'``'s; default the model's `neighbor_statistic`, as its score uses."""
-        self._check_fitted()
-        if (self.n_neighbors if k is None else k) < 1:
-            raise PcflowError("neighbor_distance needs n_neighbors >= 1" if k is None else f"k must be >= 1, got {k}")
-        if statistic not in (None, *NEIGHBOR_STATISTICS):
-            allowed = ", ".join(map(repr, NEIGHBOR_STATISTICS))
-            raise PcflowError(f"statistic must be one of {allowed}, got {statistic!r}")
-        X = self._checked(X)
-        return self._neighbor_distance_centered(X - self.center_, k, statistic)
-
-    def plane_distance(self, X) -> np.ndarray:
-        """Distance of each row of X to the least-squares plane through its `plane_neighbors` nearest other training
-        points (of the seeded subset `reference_points_`), in input units: (N,) array. The score weighs it by
-        `plane_weight`."""
-        self._check_fitted()
-        X = self._checked(X)
-        return self._plane_distance_centered(X - self.center_)
 
     def score_samples(self, X) -> np.ndarray:
         """Minus the outlyingness of each row of X: (N,) array, higher for more normal points.
@@ -414,14 +470,17 @@ class SurfaceFlow(OneFlow):
     # persistence
 
     def _extra_state(self) -> dict:
-        return {"reference": torch.as_tensor(self.reference_points_),
-                "outlying_grid": torch.as_tensor(self._outlying_grid), "n_surface_steps": self.n_surface_steps_}
+        state = {"reference": torch.as_tensor(self.reference_points_),
+                 "outlying_grid": torch.as_tensor(self._outlying_grid), "n_surface_steps": self.n_surface_steps_}
+        if self.template_ is not None:
+            state["template"] = torch.as_tensor(self.template_.to_array())
+        return state
 
     @classmethod
     def _legacy_params(cls, params: dict) -> dict:
         # files from before surface_weight, neighbor_statistic and plane_weight keep the score they were thresholded
         # with (a format-1 file holds none of them)
-        return {"surface_weight": 1.0, "neighbor_statistic": "kth", "plane_weight": 0.0, **params}
+        return {"surface_weight": 1.0, "neighbor_statistic": "kth", "plane_weight": 0.0, "genus": 0, **params}
 
     def _load_extra(self, state: dict) -> None:
         self.distance_threshold_ = -self.offset_
@@ -429,3 +488,5 @@ class SurfaceFlow(OneFlow):
         self._outlying_grid = state["outlying_grid"].numpy()
         self._tree = None
         self.n_surface_steps_ = int(state.get("n_surface_steps", self.surface_steps))  # older files ran them all
+        template = state.get("template")
+        self.template_ = None if template is None else LatentTorus.from_array(template.numpy().reshape(8))

@@ -122,12 +122,12 @@ class Scene:
         radius, threshold = _levels(self.model, coverage)
         if not radius > 0:
             raise PcflowError(f"coverage={coverage} gives latent radius {radius}; expected a positive radius")
-        from ..meshing import sphere_mesh
+        from ..meshing import model_template, sphere_mesh
 
         if radius != self.radius:
             boundary = sphere_mesh(
                 self.model.inverse_transform, radius, subdivisions=_LIVE_SUBDIVISIONS, tolerance=np.inf,
-                check_intersections=False,
+                check_intersections=False, template=model_template(self.model),
             )
             self.volume = float(self.model.region_volume(radius)[0])
             self.mesh_volume = float(boundary.mesh.volume)

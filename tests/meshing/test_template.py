@@ -82,3 +82,51 @@ def test_sphere_mesh_takes_the_template_it_is_given():
     np.testing.assert_array_equal(bm.face_uv, default.face_uv)
     assert template.calls["face_uv"] == 1
     assert validity(bm.mesh)["genus"] == template.genus == 0
+
+
+def _torus_template():
+    from pcflow.latent import LatentTorus
+    from pcflow.meshing import Torus
+
+    return Torus(LatentTorus((0.1, 0.0, -0.2), tuple(np.array([0.0, 0.6, 0.8])), 1.5, 1.8))
+
+
+def test_torus_start_is_a_closed_genus_1_grid_on_the_torus_sized_like_the_icosphere():
+    import torch
+
+    template = _torus_template()
+    for subdivisions in (1, 3):
+        latent, faces = template.start(subdivisions, 0.5)
+        checks = validity(trimesh.Trimesh(latent, faces, process=False))
+        assert checks["watertight"] and checks["winding_consistent"] and checks["positive_volume"]
+        assert checks["genus"] == 1 and checks["n_components"] == 1
+        assert 0.5 < len(faces) / (20 * 4**subdivisions) < 2.0
+        np.testing.assert_allclose(template.torus.level(torch.as_tensor(latent)).numpy(), 0.5, rtol=1e-10)
+
+
+def test_torus_midpoints_lie_on_it_halfway_in_angle_across_the_seams():
+    import torch
+
+    template = _torus_template()
+    torus = template.torus
+    u = np.array([3.0, -3.0, 0.5])  # the first pair straddles the ring's seam at pi
+    v = np.array([0.2, 0.1, -3.1])  # the last straddles the tube's
+    first = torus.point(u, v, 0.5)
+    second = torus.point(u + np.array([0.4, -0.2, 0.3]), v + np.array([0.1, 0.3, -0.2]), 0.5)
+    middle = template.midpoints(first, second, 0.5)
+    np.testing.assert_allclose(torus.level(torch.as_tensor(middle)).numpy(), 0.5, rtol=1e-10)
+    mu, mv = torus.angles(middle)
+    np.testing.assert_allclose(np.cos(mu - (u + np.array([0.2, -0.1, 0.15]))), 1.0, atol=1e-10)
+    np.testing.assert_allclose(np.cos(mv - (v + np.array([0.05, 0.15, -0.1]))), 1.0, atol=1e-10)
+
+
+def test_torus_mesh_of_a_map_is_genus_1_without_crossings_and_its_face_uv_unbroken():
+    template = _torus_template()
+    bm = sphere_mesh(lambda z: z * np.array([1.0, 0.7, 1.3]), 0.5, subdivisions=2, template=template)
+    checks = validity(bm.mesh)
+    assert checks["watertight"] and checks["genus"] == 1 and checks["self_intersections"] == 0
+    assert bm.template is template and bm.info["n_refinement_passes"] >= 1
+    assert np.all((bm.uv >= 0) & (bm.uv < 1))
+    corners = bm.face_uv
+    assert np.ptp(bm.uv[bm.mesh.faces], axis=1).max() > 0.9  # per vertex, faces on a seam span the chart
+    assert np.ptp(corners, axis=1).max() < 0.25

@@ -394,6 +394,7 @@ def test_plane_distance_against_brute_force(surface_models, shell_scan):
         ({"surface_cooldown": 2.5}, "surface_cooldown must be a positive integer"),
         ({"n_reference_points": 0}, "n_reference_points must be a positive integer"),
         ({"epochs": 0}, "epochs must be a positive integer"),
+        ({"genus": 2}, "genus must be one of"),
     ],
 )
 def test_bad_surface_parameters(shell_scan, params, match):
@@ -406,3 +407,75 @@ def test_the_surface_models_tuning_is_in_its_parameters():
     assert {"coarse_share": 0.6, "radial_every": 2, "surface_block": 50, "surface_cooldown": 100,
             "n_reference_points": 20_000}.items() <= params.items()
     assert set(OneFlow().get_params()) < set(params) and "surface_steps" not in OneFlow().get_params()
+
+
+@pytest.fixture(scope="module")
+def ring_scan():
+    """A noisy torus surface (ring 1, tube 0.35, axis z; 3000 points) and 100 outliers around it."""
+    import trimesh
+
+    torus = trimesh.creation.torus(major_radius=1.0, minor_radius=0.35, major_sections=64, minor_sections=32)
+    rng = np.random.default_rng(3)
+    surface = torus.sample(3000, seed=3) + rng.normal(scale=0.005, size=(3000, 3))
+    return np.vstack([surface, rng.uniform(-1.6, 1.6, size=(100, 3))]), torus
+
+
+@pytest.fixture(scope="module")
+def ring_model(ring_scan):
+    return SurfaceFlow(flow="general", n_couplings=4, hidden_features=32, epochs=10, surface_steps=150,
+                       surface_batch_size=512, n_surface_samples=512, normalize="isotropic", random_state=0,
+                       genus=1).fit(ring_scan[0])
+
+
+def test_genus_1_surface_is_a_torus_through_the_points(ring_model, ring_scan):
+    import trimesh
+
+    from pcflow.latent import LatentTorus
+    from pcflow.meshing import Torus, boundary_mesh, model_template, validity
+
+    points, truth = ring_scan
+    assert isinstance(ring_model.template_, LatentTorus) and isinstance(model_template(ring_model), Torus)
+    mesh = boundary_mesh(ring_model).mesh
+    checks = validity(mesh)
+    assert checks["watertight"] and checks["genus"] == 1 and checks["self_intersections"] == 0
+    assert trimesh.proximity.closest_point(truth, mesh.vertices)[1].mean() < 0.02
+    assert ring_model.radius_ < ring_model.template_.major
+    # the model's latent radius is the torus's level: the training inliers' median sits at the surface
+    inliers = ring_model.predict(points[:3000]) == 1
+    assert inliers.mean() > 0.95 and (ring_model.predict(points[3000:]) == -1).mean() > 0.6
+    levels = ring_model.latent_radius(points[:3000])
+    assert abs(np.median(levels) / ring_model.radius_ - 1) < 0.1
+    # the region's volume is the solid torus's preimage: the mesh's, to within the Monte-Carlo error and the snap
+    assert abs(ring_model.volume_ / mesh.volume - 1) < 0.1
+
+
+def test_genus_1_model_file_keeps_its_torus(ring_model, ring_scan, tmp_path):
+    from pcflow.models import load
+
+    ring_model.save(tmp_path / "ring.pt")
+    loaded = load(tmp_path / "ring.pt")
+    assert loaded.genus == 1 and loaded.template_ == ring_model.template_
+    np.testing.assert_allclose(loaded.score_samples(ring_scan[0][:300]), ring_model.score_samples(ring_scan[0][:300]))
+
+
+def test_genus_1_needs_3d_points():
+    rng = np.random.default_rng(0)
+    with pytest.raises(PcflowError, match="genus 1 needs 3-D points"):
+        SurfaceFlow(epochs=1, surface_steps=1, genus=1).fit(rng.normal(size=(300, 2)))
+
+
+def test_genus_1_falls_back_to_the_sphere_where_no_torus_fits(shell_scan, monkeypatch, caplog):
+    import pcflow.models.surface as surface
+
+    monkeypatch.setattr(surface, "fit_torus", lambda points, seed: None)
+    model = SurfaceFlow(flow="general", n_couplings=2, hidden_features=8, epochs=2, surface_steps=5, genus=1,
+                        random_state=0).fit(shell_scan)
+    assert model.template_ is None and "no torus fits" in caplog.text
+
+
+def test_genus_1_marching_cubes_of_the_torus_level_agrees_with_the_mesh(ring_model):
+    from pcflow.meshing import boundary_mesh, marching_cubes_mesh, validity
+
+    cubes = marching_cubes_mesh(ring_model, resolution=48)
+    assert validity(cubes, check_intersections=False)["genus"] == 1
+    assert abs(cubes.volume / boundary_mesh(ring_model, snap=False).mesh.volume - 1) < 0.05
