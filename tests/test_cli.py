@@ -126,15 +126,29 @@ def test_general_flow_reports_monte_carlo_error(cloud_file, tmp_path):
     assert abs(report["mesh_volume"] - report["volume"]) < 0.05 * report["volume"] + 4 * report["volume_stderr"]
 
 
-def test_a_handle_is_counted_and_the_user_warned(tmp_path, capsys):
+@pytest.fixture
+def torus_file(tmp_path):
     import trimesh
 
     torus = trimesh.creation.torus(major_radius=1.0, minor_radius=0.35)
     rng = np.random.default_rng(0)
     surface, _ = trimesh.sample.sample_surface(torus, 6000, seed=rng)
     points = np.vstack([surface, rng.uniform(torus.bounds[0] * 1.5, torus.bounds[1] * 1.5, size=(300, 3))])
-    path = write_ply(tmp_path / "torus.ply", points)
-    settings = ["reconstruct", str(path), "-o", str(tmp_path / "out"), "--mode", "surface", *FAST]
+    return write_ply(tmp_path / "torus.ply", points)
+
+
+def test_a_handle_gets_a_genus_1_mesh(torus_file, tmp_path, capsys):
+    assert main(["reconstruct", str(torus_file), "-o", str(tmp_path / "out"), *FAST]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["mode"] == "surface" and report["training"]["genus"] == 1
+    assert report["genus_estimate"] == 1 and report["mesh"]["genus"] == 1 and report["mesh"]["watertight"]
+    assert report["mesh"]["self_intersections"] == 0 and report["warnings"] == []
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_handle_is_counted_and_the_user_warned_of_a_genus_0_mesh(torus_file, tmp_path, capsys):
+    path = torus_file
+    settings = ["reconstruct", str(path), "-o", str(tmp_path / "out"), "--mode", "surface", "--genus", "0", *FAST]
     assert main([arg for arg in settings if arg != "-q"]) == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["genus_estimate"] == 1 and report["mesh"]["genus"] == 0
@@ -143,7 +157,7 @@ def test_a_handle_is_counted_and_the_user_warned(tmp_path, capsys):
     assert f"pcflow: warning: {report['warnings'][0]}\n" in capsys.readouterr().err
     assert main([*settings, "--overwrite"]) == 0  # -q: no warning line
     assert "warning" not in capsys.readouterr().err
-    batch = [str(path), str(path), "-o", str(tmp_path / "batch"), "--mode", "surface", *FAST]  # one file, as a batch
+    batch = [str(path), str(path), "-o", str(tmp_path / "batch"), "--mode", "surface", "--genus", "0", *FAST]
     assert main(["reconstruct", *(arg for arg in batch if arg != "-q")]) == 0
     entry = json.loads((tmp_path / "batch" / "batch_report.json").read_text())["files"][0]
     assert entry["warnings"] == report["warnings"]

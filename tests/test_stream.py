@@ -268,3 +268,12 @@ def test_quick_scale_benchmark_prints_sane_numbers(tmp_path):
     assert rows[f"pcflow in-memory {sizes[0]}"]["n_inliers"] == rows[f"pcflow stream {sizes[0]}"]["n_inliers"]
     assert result["growth"]["time"][-1] > 0 and "open3d" in run.stdout.lower()
     assert "time / M points" in run.stdout
+
+
+def test_fit_options_take_a_genus_and_refuse_others():
+    from pcflow import PcflowError
+
+    assert FitOptions().estimator().genus == 0  # auto: fit_cloud sets it from the points
+    assert FitOptions(genus=1).estimator().genus == 1
+    with pytest.raises(PcflowError, match="genus must be one of 'auto', 0, 1, got 2"):
+        FitOptions(genus=2).estimator()

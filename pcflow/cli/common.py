@@ -19,6 +19,7 @@ def fit_options(args, quiet: bool):
         epochs=args.epochs,
         surface_steps=args.surface_steps,
         fast=args.fast,
+        genus=args.genus if args.genus == "auto" else int(args.genus),
         seed=args.seed,
         device=args.device,
         max_train_points=args.max_train_points or None,

@@ -52,8 +52,10 @@ def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow
             f"{cloud.source}: {len(points)} points is too few to fit (alpha={options.alpha} needs {model.min_samples()})"
         )
     train = points[training_rows(len(points), options)]
-    train = shard(train, group())  # under torchrun each rank trains on its share
     with timer("fit"):
+        if options.genus == "auto" and model.objective == "surface":
+            model.genus_estimate_ = choose_genus(model, train, options.seed)
+        train = shard(train, group())  # under torchrun each rank trains on its share
         if options.mode != "auto":
             return model.fit(train)
         try:  # the gap is checked early in the surface fit, and again at its end
@@ -65,6 +67,23 @@ def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow
             model, gap = replace(options, mode="envelope").estimator().fit(train), scene.gap
         model.surface_gap_ = gap
     return model
+
+
+def choose_genus(model, train: np.ndarray, seed: int):
+    """Sets a surface model's genus to 1 where the training points enclose a volume with one handle
+    (`pcflow.meshing.estimate_genus` of a seeded subset of them, as `pcflow.meshing.topology` takes); returns the
+    estimate, which the report reuses."""
+    from ..meshing.genus import TOPOLOGY_POINTS, estimate_genus
+
+    start = time.perf_counter()
+    if len(train) > TOPOLOGY_POINTS:
+        train = train[np.sort(np.random.default_rng(seed).choice(len(train), TOPOLOGY_POINTS, replace=False))]
+    estimate = estimate_genus(train) if len(train) >= 10 else None
+    _log.debug("genus estimate: %s, %.2f s", None if estimate is None else estimate.genus, time.perf_counter() - start)
+    if estimate is not None and estimate.encloses and estimate.genus == 1:
+        _log.info("the points need a surface with one handle: a genus-1 fit")
+        model.set_params(genus=1)
+    return estimate
 
 
 class _OpenScene(Exception):

@@ -29,6 +29,10 @@ FAST["auto"] = FAST["surface"]
 #: SurfaceFlow's own default.
 SURFACE_STEPS = SurfaceFlow().surface_steps
 
+#: `FitOptions.genus`: a surface fit's genus, or ``'auto'``: 1 where the training points need a surface with one
+#: handle (`pcflow.meshing.estimate_genus`), else 0.
+GENERA = ("auto", 0, 1)
+
 #: ``auto`` mode takes a cloud for an open scene, and fits the envelope instead, when more than this share of the
 #: fitted surface spans empty space (`pcflow.meshing.surface_gap`): at most 0.076 did on the scanned objects measured
 #: (the torus's membrane), 0.21 to 0.91 on the two table-top scans.
@@ -51,12 +55,15 @@ class FitOptions:
     hidden_features: int | None = None
     progress: bool = False
     fast: bool = False  # a shorter fit where epochs and surface_steps are None (`FAST`)
+    genus: int | str = "auto"  # of a surface fit: 0, 1, or "auto" (`pcflow.pipeline.fit_cloud` estimates it)
 
     def resolved(self, name: str):
         """The setting `name`, taking the mode's default where it is None or not a field (``objective``, ``batch_size``,
         ``lr``): its `FAST` setting in a fast fit, else `MODES`'s (`SURFACE_STEPS` for ``surface_steps``)."""
         if self.mode not in MODES:
             raise PcflowError(f"mode must be one of {', '.join(map(repr, MODES))}, got {self.mode!r}")
+        if self.genus not in GENERA:
+            raise PcflowError(f"genus must be one of {', '.join(map(repr, GENERA))}, got {self.genus!r}")
         value = getattr(self, name, None)
         if value is not None:
             return value
@@ -66,7 +73,7 @@ class FitOptions:
 
     def estimator(self) -> OneFlow:
         """An unfitted estimator with these settings and the isotropic normalisation that keeps shapes undistorted:
-        a SurfaceFlow for the surface objective, else a OneFlow."""
+        a SurfaceFlow for the surface objective (of genus 0 where `genus` is ``'auto'``), else a OneFlow."""
         surface = self.resolved("objective") == "surface"
         return (SurfaceFlow if surface else OneFlow)(
             alpha=self.alpha,
@@ -74,7 +81,8 @@ class FitOptions:
             epochs=self.resolved("epochs"),
             batch_size=self.resolved("batch_size"),
             lr=self.resolved("lr"),
-            **({"surface_steps": self.resolved("surface_steps")} if surface else {}),
+            **({"surface_steps": self.resolved("surface_steps"), "genus": 0 if self.genus == "auto" else self.genus}
+               if surface else {}),
             n_couplings=self.resolved("n_couplings"),
             hidden_features=self.resolved("hidden_features"),
             normalize="isotropic",

@@ -116,7 +116,8 @@ def _reconstruct(input_path, outdir, fit_options: FitOptions, mesh_options: Mesh
     with timer("genus"):
         if inside is None:  # streamed: the training subset, scored here for the genus estimate and the preview
             inside = model.predict(cloud.points) == 1
-        topology = _topology(cloud.points[inside], boundary.mesh, fit_options.seed)
+        topology = _topology(cloud.points[inside], boundary.mesh, fit_options.seed,
+                             getattr(model, "genus_estimate_", None))
     with timer("write_mesh"):
         meshes = write_meshes(boundary, outdir, "mesh", mesh_options.formats, uv=mesh_options.uv)
         files = ["inliers.ply", "outliers.ply", *([CLASSIFIED_OUTPUT] if classify else []), *meshes]
@@ -244,14 +245,14 @@ def _finite_rows(input_path: Path, cloud):
     return np.isfinite(coordinates(records, input_path)[1]).all(axis=1)
 
 
-def _topology(inliers, mesh, seed: int) -> dict:
-    """report.json's ``genus_estimate``, ``spanned_area`` and ``spanned_share`` (`pcflow.meshing.topology`); all
-    None for fewer than 10 inliers."""
+def _topology(inliers, mesh, seed: int, estimate=None) -> dict:
+    """report.json's ``genus_estimate``, ``spanned_area`` and ``spanned_share`` (`pcflow.meshing.topology`, with the
+    genus `estimate` of the training points where the fit found one); all None for fewer than 10 inliers."""
     from ..meshing import topology
 
     if len(inliers) < 10:
         return {"genus_estimate": None, "spanned_area": None, "spanned_share": None}
-    return topology(inliers, mesh, seed=seed)
+    return topology(inliers, mesh, seed=seed, estimate=estimate)
 
 
 def _warnings(report: dict) -> list[str]:
@@ -298,6 +299,7 @@ def _report(input_path: Path, counts: dict, model: OneFlow, boundary, checks: di
             "epochs_run": model.n_iter_,
             "final_loss": model.history_["loss"][-1],
             "surface_steps": model.n_surface_steps_ if model.objective == "surface" else 0,
+            "genus": int(getattr(model, "template_", None) is not None),  # the latent torus, or 0 (fallback included)
             "n_couplings": model.n_couplings,
             "hidden_features": model.hidden_features,
         },
