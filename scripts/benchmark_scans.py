@@ -30,7 +30,7 @@ from pcflow.io import read_cloud, read_mesh  # noqa: E402
 from pcflow.meshing import boundary_mesh, surface_gap, validity  # noqa: E402
 from pcflow.metrics import chamfer_metrics, outlier_scores  # noqa: E402
 from pcflow.objectives import RADIAL_POINTS  # noqa: E402
-from pcflow.pipeline import MODES, FitOptions, fit_cloud, fitted_mode, training_rows  # noqa: E402
+from pcflow.pipeline import MODES, FitOptions, choose_genus, fit_cloud, fitted_mode, training_rows  # noqa: E402
 from pcflow.synthetic import (  # noqa: E402
     BUILTIN_SHAPES, HARD_SHAPES, HELD_OUT_SHAPES, builtin_shape, points_inside, synthetic_scan,
 )
@@ -140,12 +140,14 @@ def epochs_text(epochs: int | None) -> str:
 
 
 def fit_flow(points, ratio, seed, epochs, quick, mode="surface", estimator=None, **kwargs):
-    """The CLI's estimator and 3D settings (FitOptions) of a mode, with alpha = the outlier ratio; `estimator`: another
-    class (LLFlow) taking those settings."""
+    """The CLI's estimator and 3D settings (FitOptions) of a mode, with alpha = the outlier ratio and, for a surface,
+    the CLI's genus choice; `estimator`: another class (LLFlow) taking those settings."""
     options = FitOptions(alpha=ratio, mode=mode, epochs=epochs, seed=seed)
     model = options.estimator()
     if estimator is not None:
         model = estimator(**{k: v for k, v in model.get_params().items() if k in estimator._get_param_names()})
+    elif model.objective == "surface":
+        choose_genus(model, points, seed)
     model.set_params(**kwargs)
     if quick:  # the quick settings the model takes (an envelope fit has no surface steps)
         model.set_params(**{k: v for k, v in QUICK_SETTINGS.items() if k in model.get_params()})
@@ -452,7 +454,8 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         f"{surface.n_neighbors} nearest other training points, combined (root of the sum of squares) with "
         f"{surface.plane_weight:g} times the distance to the plane through the {surface.plane_neighbors} nearest; "
         "its mesh is the surface, snapped onto its training inliers "
-        "(`pcflow.meshing.snap_to_points`).",
+        "(`pcflow.meshing.snap_to_points`); where the genus estimate of the training points finds one handle, the "
+        "surface is a latent torus (genus 1) instead of a sphere, as in the CLI.",
         "IsolationForest and LOF get contamination = the outlier ratio, kNN-distance (distance to the 8th nearest "
         "other point) flags the same share; Open3D statistical (20 neighbours, std 2) "
         "and radius (2% of the diagonal, 8 points) removal get nothing.",

@@ -10,8 +10,12 @@ The default settings compare the surface fit and snap of an earlier release (`BE
 (`AFTER`: `FitOptions()` and `snap_to_points`'s own defaults), so that a change of the defaults is read against
 the quality it started from.
 
+`--before` and `--after` set the two fits' SurfaceFlow settings instead (NAME=VALUE, the snap at its defaults): e.g.
+`--before genus=0 --after genus=1` compares the genus-0 surface with the torus's on shapes with a handle.
+
 Usage:
     python scripts/compare_fits.py [--shapes spot gen-torus ...] [--out results/compare_fits]
+    python scripts/compare_fits.py --shapes bob_tri nut gen-torus --before genus=0 --after genus=1
     python scripts/compare_fits.py --quick --out /tmp/q      # smoke run: two shapes, tiny fits
 """
 
@@ -118,6 +122,20 @@ def summary(rows: list[dict]) -> str:
             f"worst {max(cd_ratios):.3f}\n")
 
 
+def settings(pairs: list[str]) -> dict:
+    """NAME=VALUE pairs as SurfaceFlow settings, each value read as a Python literal where it is one."""
+    import ast
+
+    out = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        try:
+            out[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[name] = value
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=RESULTS / "compare_fits", help="output folder")
@@ -128,18 +146,24 @@ def main(argv=None) -> int:
     parser.add_argument("--chamfer-samples", type=int, default=100_000)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2, as `pcflow` runs)")
     parser.add_argument("--quick", action="store_true", help="smoke run: two shapes, tiny fits")
+    parser.add_argument("--before", nargs="*", metavar="NAME=VALUE",
+                        help="SurfaceFlow settings of the first fit (default: the earlier release's, BEFORE)")
+    parser.add_argument("--after", nargs="*", metavar="NAME=VALUE",
+                        help="SurfaceFlow settings of the second fit (default: today's, AFTER)")
     args = parser.parse_args(argv)
+    before = BEFORE if args.before is None else {"fit": settings(args.before), "snap": {}}
+    after = AFTER if args.after is None else {"fit": settings(args.after), "snap": {}}
     set_threads(args.threads)
     if args.quick:
         args.shapes, args.n, args.chamfer_samples = args.shapes or ["gen-sphere", "gen-capsule"], 2000, 5000
     out = outdir(args.out)
     rows = []
     for name, source in shapes(args.data, args.shapes).items():
-        rows += measure(name, source, {"before": BEFORE, "after": AFTER}, args)
+        rows += measure(name, source, {"before": before, "after": after}, args)
     text = summary(rows)
     print(text)
     write_csv(out / "compare_fits.csv", rows)
-    write_json(out / "compare_fits.json", {"machine": machine(), "before": BEFORE, "after": AFTER, "rows": rows})
+    write_json(out / "compare_fits.json", {"machine": machine(), "before": before, "after": after, "rows": rows})
     (out / "summary.md").write_text(text)
     return 0
 
