@@ -145,14 +145,62 @@ class LatentTorus:
 #: `fit_torus` fits at most this many of the points (a seeded subset), for this many steps.
 FIT_POINTS = 4_000
 FIT_STEPS = 300
+#: `fit_torus` starts from the principal axes and this many more directions spread over a hemisphere, fits each
+#: for `SCREEN_STEPS` steps, and fits the `KEPT_STARTS` with the least residual for `FIT_STEPS`.
+SPREAD_STARTS = 10
+SCREEN_STEPS = 60
+KEPT_STARTS = 2
+
+
+def _spread_axes(n: int) -> torch.Tensor:
+    """(n, 3) unit directions spread evenly over the upper hemisphere (a Fibonacci lattice)."""
+    index = np.arange(n) + 0.5
+    height = index / n
+    angle = np.pi * (1.0 + math.sqrt(5.0)) * index
+    across = np.sqrt(1.0 - height**2)
+    return torch.as_tensor(np.stack([across * np.cos(angle), across * np.sin(angle), height], axis=1))
+
+
+def _fit_from(p: torch.Tensor, center0: torch.Tensor, axis0: torch.Tensor, steps: int):
+    """The torus fitted to points p from a start (centre, unit axis) for `steps` Adam steps:
+    (residual, leaves a hole, torus, size)."""
+    w = p - center0
+    height = w @ axis0
+    rho = (w - height[:, None] * axis0).norm(dim=1)
+    major0 = rho.mean()
+    half_width = (rho - major0).abs().max().clamp_min(1e-6)
+    stretch0 = (height.abs().max() / half_width).clamp(0.2, 5.0)
+    size0 = torch.sqrt((rho - major0) ** 2 + (height / stretch0) ** 2).median()
+    center = center0.clone().requires_grad_(True)
+    axis = axis0.clone().requires_grad_(True)
+    logs = torch.stack([major0.log(), size0.log(), stretch0.log()]).requires_grad_(True)
+    optimizer = adam([center, axis, logs], lr=0.01)
+    for _ in range(steps):
+        major, size, stretch = logs.exp()
+        unit = axis / axis.norm()
+        w = p - center
+        height = w @ unit
+        rho = (w - height[:, None] * unit).norm(dim=1)
+        level = torch.sqrt((rho - major) ** 2 + (height / stretch) ** 2 + 1e-30)
+        loss = (level - size).abs().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        major, size, stretch = (float(value) for value in logs.exp())
+        unit = (axis / axis.norm()).numpy()
+        torus = LatentTorus(tuple(center.detach().numpy()), tuple(unit), major, stretch)
+        return float(loss) / size, size < major, torus, size
 
 
 def fit_torus(points: np.ndarray, *, seed: int = 0) -> tuple[LatentTorus, float, float] | None:
     """The stretched torus nearest to points that sample a genus-1 surface: (torus, size, residual) or None.
 
-    From each principal axis of the points in turn, the centre, axis, ring radius, size and stretch are fitted
-    to minimise the mean |level - size| (Adam, `FIT_STEPS` steps on at most `FIT_POINTS` points); the fit with the
-    smallest residual (that mean over the size) whose tube leaves a hole (size < major) is kept. None when none does.
+    The centre, axis, ring radius, size and stretch are fitted to minimise the mean |level - size| (Adam on at most
+    `FIT_POINTS` points) from the points' mean and each of several axes: the principal axes (which may be any
+    directions for an object about as tall as it is wide) and `SPREAD_STARTS` spread directions, screened for
+    `SCREEN_STEPS` steps; the `KEPT_STARTS` best are fitted for `FIT_STEPS`, and the one with the smallest residual
+    (that mean over the size) whose tube leaves a hole (size < major) is kept. None when none does.
     """
     data = np.asarray(points, dtype=np.float64)
     if len(data) > FIT_POINTS:
@@ -160,35 +208,11 @@ def fit_torus(points: np.ndarray, *, seed: int = 0) -> tuple[LatentTorus, float,
     p = torch.as_tensor(data)
     center0 = p.mean(dim=0)
     _, vectors = torch.linalg.eigh(torch.cov((p - center0).T))
+    starts = [*vectors.T, *_spread_axes(SPREAD_STARTS)]
+    screened = sorted(range(len(starts)), key=lambda k: _fit_from(p, center0, starts[k], SCREEN_STEPS)[0])
     best = None
-    for k in range(3):
-        axis0 = vectors[:, k]
-        w = p - center0
-        height = w @ axis0
-        rho = (w - height[:, None] * axis0).norm(dim=1)
-        major0 = rho.mean()
-        half_width = (rho - major0).abs().max().clamp_min(1e-6)
-        stretch0 = (height.abs().max() / half_width).clamp(0.2, 5.0)
-        size0 = torch.sqrt((rho - major0) ** 2 + (height / stretch0) ** 2).median()
-        center = center0.clone().requires_grad_(True)
-        axis = axis0.clone().requires_grad_(True)
-        logs = torch.stack([major0.log(), size0.log(), stretch0.log()]).requires_grad_(True)
-        optimizer = adam([center, axis, logs], lr=0.01)
-        for _ in range(FIT_STEPS):
-            major, size, stretch = logs.exp()
-            unit = axis / axis.norm()
-            w = p - center
-            height = w @ unit
-            rho = (w - height[:, None] * unit).norm(dim=1)
-            level = torch.sqrt((rho - major) ** 2 + (height / stretch) ** 2 + 1e-30)
-            loss = (level - size).abs().mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            major, size, stretch = (float(value) for value in logs.exp())
-            residual = float(loss) / size
-            unit = (axis / axis.norm()).numpy()
-        if size < major and (best is None or residual < best[2]):
-            best = (LatentTorus(tuple(center.detach().numpy()), tuple(unit), major, stretch), size, residual)
+    for k in screened[:KEPT_STARTS]:
+        residual, hole, torus, size = _fit_from(p, center0, starts[k], FIT_STEPS)
+        if hole and (best is None or residual < best[2]):
+            best = (torus, size, residual)
     return best
