@@ -275,5 +275,21 @@ def test_fit_options_take_a_genus_and_refuse_others():
 
     assert FitOptions().estimator().genus == 0  # auto: fit_cloud sets it from the points
     assert FitOptions(genus=1).estimator().genus == 1
+    # the sphere keeps shapes undistorted; a torus's fit scales each axis by its spread
+    assert FitOptions().estimator().normalize == "isotropic"
+    assert FitOptions(genus=1).estimator().normalize == "standard"
+    assert FitOptions(mode="envelope", genus=1).estimator().normalize == "isotropic"
     with pytest.raises(PcflowError, match="genus must be one of 'auto', 0, 1, got 2"):
         FitOptions(genus=2).estimator()
+
+
+def test_choose_genus_takes_a_torus_for_a_ring_only():
+    import trimesh
+
+    from pcflow.pipeline import choose_genus
+
+    ring, ball = FitOptions().estimator(), FitOptions().estimator()
+    estimate = choose_genus(ring, trimesh.creation.torus(1.0, 0.35).sample(8000, seed=0), seed=0)
+    assert estimate.genus == 1 and (ring.genus, ring.normalize) == (1, "standard")
+    estimate = choose_genus(ball, trimesh.creation.icosphere(4).sample(8000, seed=0), seed=0)
+    assert estimate.genus == 0 and (ball.genus, ball.normalize) == (0, "isotropic")

@@ -11,7 +11,7 @@ import numpy as np
 from ..models import OneFlow
 from ..distributed import group, shard
 from ..errors import PcflowError
-from .options import OPEN_SCENE_GAP, FitOptions
+from .options import OPEN_SCENE_GAP, FitOptions, genus_params
 from .timing import Timer
 
 _log = logging.getLogger(__name__)
@@ -70,9 +70,9 @@ def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow
 
 
 def choose_genus(model, train: np.ndarray, seed: int):
-    """Sets a surface model's genus to 1 where the training points enclose a volume with one handle
-    (`pcflow.meshing.estimate_genus` of a seeded subset of them, as `pcflow.meshing.topology` takes); returns the
-    estimate, which the report reuses."""
+    """Sets a surface model's genus to 1 (with its normalisation, `genus_params`) where the training points enclose
+    a volume with one handle (`pcflow.meshing.estimate_genus` of a seeded subset of them, as
+    `pcflow.meshing.topology` takes); returns the estimate, which the report reuses."""
     from ..meshing.genus import TOPOLOGY_POINTS, estimate_genus
 
     start = time.perf_counter()
@@ -82,7 +82,7 @@ def choose_genus(model, train: np.ndarray, seed: int):
     _log.debug("genus estimate: %s, %.2f s", None if estimate is None else estimate.genus, time.perf_counter() - start)
     if estimate is not None and estimate.encloses and estimate.genus == 1:
         _log.info("the points need a surface with one handle: a genus-1 fit")
-        model.set_params(genus=1)
+        model.set_params(**genus_params(1))
     return estimate
 
 

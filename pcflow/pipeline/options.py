@@ -33,6 +33,17 @@ SURFACE_STEPS = SurfaceFlow().surface_steps
 #: handle (`pcflow.meshing.estimate_genus`), else 0.
 GENERA = ("auto", 0, 1)
 
+#: The input normalisation of a fit of each genus. The isotropic one keeps a shape undistorted; a torus's tube
+#: stretches along its axis only, and a torus fit follows the points closer with each axis scaled by its spread
+#: (docs/benchmarks/fit_settings.md).
+GENUS_NORMALIZE = {0: "isotropic", 1: "standard"}
+
+
+def genus_params(genus: int) -> dict:
+    """The SurfaceFlow settings of a surface fit of `genus`: the genus and its normalisation (`GENUS_NORMALIZE`)."""
+    return {"genus": genus, "normalize": GENUS_NORMALIZE[genus]}
+
+
 #: ``auto`` mode takes a cloud for an open scene, and fits the envelope instead, when more than this share of the
 #: fitted surface spans empty space (`pcflow.meshing.surface_gap`): at most 0.076 did on the scanned objects measured
 #: (the torus's membrane), 0.21 to 0.91 on the two table-top scans.
@@ -72,20 +83,21 @@ class FitOptions:
         return SURFACE_STEPS if name == "surface_steps" else MODES[self.mode][name]
 
     def estimator(self) -> OneFlow:
-        """An unfitted estimator with these settings and the isotropic normalisation that keeps shapes undistorted:
-        a SurfaceFlow for the surface objective (of genus 0 where `genus` is ``'auto'``), else a OneFlow."""
+        """An unfitted estimator with these settings: a SurfaceFlow for the surface objective (of genus 0 where
+        `genus` is ``'auto'``, normalised as `genus_params` says), else a OneFlow with the isotropic normalisation
+        that keeps shapes undistorted."""
         surface = self.resolved("objective") == "surface"
+        genus = 0 if self.genus == "auto" else self.genus
         return (SurfaceFlow if surface else OneFlow)(
             alpha=self.alpha,
             flow=self.resolved("flow"),
             epochs=self.resolved("epochs"),
             batch_size=self.resolved("batch_size"),
             lr=self.resolved("lr"),
-            **({"surface_steps": self.resolved("surface_steps"), "genus": 0 if self.genus == "auto" else self.genus}
-               if surface else {}),
+            **({"surface_steps": self.resolved("surface_steps"), **genus_params(genus)} if surface
+               else {"normalize": "isotropic"}),
             n_couplings=self.resolved("n_couplings"),
             hidden_features=self.resolved("hidden_features"),
-            normalize="isotropic",
             device=self.device,
             random_state=self.seed,
             progress=self.progress,
