@@ -8,8 +8,8 @@ import trimesh
 from pcflow.errors import PcflowError
 
 from .boundary import _model_radius, sphere_mesh
-from .template import model_template
 from .primitives import _check_three_features, _is_int, _signed_volume
+from .template import model_template
 
 #: Grid points sent through `model.transform` at once: bounds memory, not the result (the map is pointwise).
 _GRID_CHUNK = 1 << 18
