@@ -133,6 +133,15 @@ TOPOLOGY_POINTS = 20_000
 SPANNED_SPACINGS = 3.0
 
 
+def topology_points(points, seed: int = 0) -> np.ndarray:
+    """The points `topology` estimates the genus from: all of them, or a seeded subset of `TOPOLOGY_POINTS`."""
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) > TOPOLOGY_POINTS:
+        rng = np.random.default_rng(seed)
+        points = points[np.sort(rng.choice(len(points), TOPOLOGY_POINTS, replace=False))]
+    return points
+
+
 def topology(points, mesh, *, seed: int = 0, estimate: GenusEstimate | None = None) -> dict:
     """How a mesh's topology compares with what its points need: the facts report.json holds. `estimate`: the
     points' `estimate_genus` where already found (that of the points a fit trained on), else it is found here.
@@ -143,10 +152,7 @@ def topology(points, mesh, *, seed: int = 0, estimate: GenusEstimate | None = No
         point spacings from every point (`spanned_area`), in the points' units squared; ``spanned_share``: that
         area's share of the mesh's.
     """
-    points = np.asarray(points, dtype=np.float64)
-    if len(points) > TOPOLOGY_POINTS:
-        rng = np.random.default_rng(seed)
-        points = points[np.sort(rng.choice(len(points), TOPOLOGY_POINTS, replace=False))]
+    points = topology_points(points, seed)
     estimate = estimate_genus(points) if estimate is None else estimate
     spanned = spanned_area(mesh, points, SPANNED_SPACINGS * estimate.spacing, seed=seed)
     return {

@@ -73,11 +73,10 @@ def choose_genus(model, train: np.ndarray, seed: int):
     """Sets a surface model's genus to 1 (with its normalisation, `genus_params`) where the training points enclose
     a volume with one handle (`pcflow.meshing.estimate_genus` of a seeded subset of them, as
     `pcflow.meshing.topology` takes); returns the estimate, which the report reuses."""
-    from ..meshing.genus import TOPOLOGY_POINTS, estimate_genus
+    from ..meshing.genus import estimate_genus, topology_points
 
     start = time.perf_counter()
-    if len(train) > TOPOLOGY_POINTS:
-        train = train[np.sort(np.random.default_rng(seed).choice(len(train), TOPOLOGY_POINTS, replace=False))]
+    train = topology_points(train, seed)
     estimate = estimate_genus(train) if len(train) >= 10 else None
     _log.debug("genus estimate: %s, %.2f s", None if estimate is None else estimate.genus, time.perf_counter() - start)
     if estimate is not None and estimate.encloses and estimate.genus == 1:
