@@ -85,6 +85,20 @@ def _double_torus(p: np.ndarray) -> np.ndarray:
     return np.minimum(_torus(p, [-0.85, 0.0, 0.0], 0.7, 0.25), _torus(p, [0.85, 0.0, 0.0], 0.7, 0.25))
 
 
+def _two_hole_plate(p: np.ndarray) -> np.ndarray:
+    slab = _box(p, [0.0, 0.0, 0.0], [0.9, 0.45, 0.08]) - 0.07  # a plate with rounded edges
+    holes = np.minimum(np.hypot(p[:, 0] + 0.45, p[:, 1]), np.hypot(p[:, 0] - 0.45, p[:, 1])) - 0.22
+    return np.maximum(slab, -holes)
+
+
+def _ring_pair(p: np.ndarray) -> np.ndarray:
+    tilt = np.radians(35.0)  # the second, smaller ring turned about the x axis
+    turned = p - np.array([0.78, 0.0, 0.0])
+    turned = np.column_stack([turned[:, 0], np.cos(tilt) * turned[:, 1] + np.sin(tilt) * turned[:, 2],
+                              -np.sin(tilt) * turned[:, 1] + np.cos(tilt) * turned[:, 2]])
+    return _smooth_union(_torus(p, [-0.55, 0.0, 0.0], 0.75, 0.22), _torus(turned, [0.0, 0.0, 0.0], 0.5, 0.17), 0.1)
+
+
 #: name -> (signed distance, box low corner, box high corner, marching-cubes cells along the longest side)
 HARD_SHAPE_DISTANCES = {
     "flat_animal": (_flat_animal, (-1.5, -1.2, -0.06), (1.5, 0.9, 0.06), 160),
@@ -92,4 +106,6 @@ HARD_SHAPE_DISTANCES = {
     "spiky_ball": (_spiky_ball, (-1.1, -1.1, -1.1), (1.1, 1.1, 1.1), 128),
     "bracket": (_bracket, (-1.05, -0.55, -0.55), (1.05, 0.55, 0.75), 128),
     "double_torus": (_double_torus, (-1.85, -0.95, -0.3), (1.85, 0.95, 0.3), 160),
+    "two_hole_plate": (_two_hole_plate, (-1.0, -0.55, -0.18), (1.0, 0.55, 0.18), 160),
+    "ring_pair": (_ring_pair, (-1.55, -1.0, -0.6), (1.5, 1.0, 0.6), 160),
 }
