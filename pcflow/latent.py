@@ -1,12 +1,14 @@
-"""The latent torus: the genus-1 surface a flow's inverse maps onto a scanned object with a handle.
+"""Latent tori: the genus-1 and genus-2 surfaces a flow's inverse maps onto a scanned object with handles.
 
 A flow is a diffeomorphism, so the preimage of a latent torus is a genus-1 surface without self-intersections, as
-the preimage of the sphere is a genus-0 one. The torus's level function plays the part of the latent radius ||z||:
-its surface of size b is where the level is b.
+the preimage of the sphere is a genus-0 one; the union of two overlapping solid tori is bounded by a genus-2 surface
+(`LatentTori`). The level function plays the part of the latent radius ||z||: the surface of size b is where the
+level is b.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -132,6 +134,20 @@ class LatentTorus:
         """log of the solid torus's volume, 2 pi^2 major size^2 stretch."""
         return math.log(2.0 * math.pi**2 * self.major * size**2 * self.stretch)
 
+    def area(self, size: float) -> float:
+        """Area of the surface of size `size`: the ring's length times the tube's arc length, integrated over the
+        tube angle."""
+        grid = np.linspace(0.0, 2.0 * np.pi, _TABLE)
+        density = (self.major + size * np.cos(grid)) * np.hypot(np.sin(grid), self.stretch * np.cos(grid))
+        return float(2.0 * np.pi * size * np.sum(0.5 * (density[1:] + density[:-1]) * np.diff(grid)))
+
+    def bounds(self, size: float) -> np.ndarray:
+        """(2, 3) low and high corners of a box holding the surface of size `size`."""
+        _, _, axis = _frame(self.axis)
+        # the ring's circle reaches major * sqrt(1 - a_i^2) along axis i, the tube adds at most its own half-extent
+        reach = self.major * np.sqrt(np.clip(1.0 - axis**2, 0.0, 1.0)) + size * max(1.0, self.stretch)
+        return np.stack([np.asarray(self.center) - reach, np.asarray(self.center) + reach])
+
     def to_array(self) -> np.ndarray:
         """(8,) array: center, axis, major, stretch (what a model file keeps)."""
         return np.array([*self.center, *self.axis, self.major, self.stretch], dtype=np.float64)
@@ -140,6 +156,185 @@ class LatentTorus:
     def from_array(cls, values) -> "LatentTorus":
         values = [float(value) for value in np.asarray(values, dtype=np.float64)]
         return cls(tuple(values[:3]), tuple(values[3:6]), values[6], values[7])
+
+
+#: Draws of the seeded Monte-Carlo estimate of `LatentTori.log_solid_volume`.
+_VOLUME_DRAWS = 400_000
+#: The width of the seam where joined tori meet, as a share of the surface's size (`fit_tori`'s `LatentTori.blend`).
+BLEND = 0.5
+#: `LatentTori.mesh`: smoothing rounds (a Laplacian step, then the projection back onto the surface) and the
+#: Newton steps of each projection (`LatentTori.project`).
+_SMOOTHING_ROUNDS = 4
+_NEWTON_STEPS = 4
+#: `LatentTori.points` draws from a mesh of the surface whose grid spacing is this share of the tube's least
+#: half-extent, and moves the points from its faces onto the surface in this many Newton steps (they start within
+#: about 1% of the size of it).
+_SAMPLING_SPACING = 0.35
+_SAMPLING_NEWTON_STEPS = 2
+
+
+def smooth_min(levels: torch.Tensor, blend: float) -> torch.Tensor:
+    """The least of each column of `levels` (K, N), with a seam `blend` wide (the polynomial smooth minimum, taken
+    pairwise in turn): differentiable everywhere, below the least by at most blend / 4."""
+    out = levels[0]
+    for other in levels[1:]:
+        h = (0.5 + 0.5 * (other - out) / blend).clamp(0.0, 1.0)
+        out = other * (1.0 - h) + out * h - blend * h * (1.0 - h)
+    return out
+
+
+@dataclass(frozen=True)
+class LatentTori:
+    """Tori joined side by side: the union of their solid tori with a rounded seam, whose level function is the
+    smooth minimum of theirs (`smooth_min`),
+
+        level(z) = smin_j level_j(z),
+
+    so that the surface of size b bounds the solid tori of size b, joined where they meet by a seam about `blend`
+    wide. Where each torus's solid overlaps the next one's in one piece and leaves its hole open, the surface has
+    one handle per torus (`genus`).
+
+    Attributes:
+        tori: the `LatentTorus` pieces, two or more.
+        blend: the seam's width, > 0.
+
+    Example:
+        >>> left = LatentTorus((-1.0, 0.0, 0.0), (0.0, 0.0, 1.0), 0.8)
+        >>> right = LatentTorus((1.0, 0.0, 0.0), (0.0, 0.0, 1.0), 0.8)
+        >>> round(float(LatentTori((left, right), 0.1).level(torch.tensor([[0.0, 0.0, 0.0]]).double())[0]), 6)
+        0.175
+    """
+
+    tori: tuple
+    blend: float
+
+    @property
+    def genus(self) -> int:
+        return len(self.tori)
+
+    def level(self, z: torch.Tensor) -> torch.Tensor:
+        """The level of each row of z: (N, 3) -> (N,), differentiable (smooth away from the rings and axes)."""
+        return smooth_min(torch.stack([torus.level(z) for torus in self.tori]), self.blend)
+
+    def nearest_torus(self, z: np.ndarray) -> np.ndarray:
+        """(M,) index of the torus of least level at each of the (M, 3) latent points: the piece a point is on."""
+        z = torch.as_tensor(np.array(z, dtype=np.float64))
+        return torch.stack([torus.level(z) for torus in self.tori]).argmin(dim=0).numpy()
+
+    def project(self, z: np.ndarray, size: float, steps: int = _NEWTON_STEPS) -> np.ndarray:
+        """(M, 3) latent points moved onto the surface of size `size` by `steps` Newton steps along the level's
+        gradient."""
+        z = torch.as_tensor(np.array(z, dtype=np.float64))
+        for _ in range(steps):
+            z.requires_grad_(True)
+            level = self.level(z)
+            (gradient,) = torch.autograd.grad(level.sum(), z)
+            with torch.no_grad():
+                z = z - ((level - size) / (gradient * gradient).sum(dim=1).clamp_min(1e-12))[:, None] * gradient
+        return z.detach().numpy()
+
+    def thinnest(self, size: float) -> float:
+        """The least half-extent of the tubes of the surface of size `size`."""
+        return size * min(1.0, *(torus.stretch for torus in self.tori))
+
+    def mesh(self, size: float, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+        """The surface of size `size` meshed: marching cubes of its level on a grid of `spacing`, each vertex moved
+        onto the surface (`project`) and the triangles evened out by `_SMOOTHING_ROUNDS` rounds of a Laplacian step
+        and the projection. (V, 3) vertices, (F, 3) int64 faces wound outward."""
+        from skimage.measure import marching_cubes
+
+        low, high = self.bounds(size)
+        low = low - 2.3137 * spacing  # off the lattice of the surface's own round numbers
+        axes = [np.arange(a, b + 2.5 * spacing, spacing) for a, b in zip(low, high, strict=True)]
+        grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+        with torch.no_grad():
+            values = self.level(torch.as_tensor(grid)).numpy().reshape(tuple(len(axis) for axis in axes)) - size
+        vertices, faces, _, _ = marching_cubes(values, 0.0, spacing=(spacing,) * 3)
+        unique, inverse = np.unique(vertices + low, axis=0, return_inverse=True)  # exact duplicates merged
+        faces = inverse.reshape(-1)[faces]
+        faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
+        edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+        degree = np.maximum(np.bincount(edges[:, 0], minlength=len(unique)), 1).astype(np.float64)
+        latent = unique
+        for _ in range(_SMOOTHING_ROUNDS):
+            mean = np.stack([np.bincount(edges[:, 0], latent[edges[:, 1], k], len(latent)) for k in range(3)], 1)
+            latent = self.project(mean / degree[:, None], size)
+        corners = latent[faces]
+        volume = np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2])).sum()
+        return latent, (faces if volume > 0 else faces[:, ::-1]).astype(np.int64)
+
+    def points(self, n: int, size: float, *, generator: torch.Generator | None = None, dtype=torch.float32,
+               device="cpu") -> torch.Tensor:
+        """n points spread by area over the surface of size `size`: (n, 3).
+
+        Faces of a fine mesh of the surface (`mesh`, cached per size) are drawn in proportion to their area at
+        evenly spaced steps from a uniform start, a uniform point of each is taken, and the points are moved onto
+        the surface (`project`, `_SAMPLING_NEWTON_STEPS` steps: to about 1e-7 of the size).
+        """
+        vertices, faces, cumulative = _sampling_mesh(self, float(size))
+        draws = torch.rand(n + 1, 2, generator=generator, dtype=torch.float64).numpy()
+        steps = (np.arange(n) + draws[0, 0]) / n * cumulative[-1]
+        chosen = faces[np.minimum(np.searchsorted(cumulative, steps, side="right"), len(faces) - 1)]
+        a, b = draws[1:, 0], draws[1:, 1]
+        fold = a + b > 1.0  # a uniform point of the triangle: the unit square's far half folded back
+        a, b = np.where(fold, 1.0 - a, a), np.where(fold, 1.0 - b, b)
+        corners = vertices[chosen]
+        z = corners[:, 0] + a[:, None] * (corners[:, 1] - corners[:, 0]) + b[:, None] * (corners[:, 2] - corners[:, 0])
+        return torch.as_tensor(self.project(z, size, _SAMPLING_NEWTON_STEPS), dtype=dtype, device=device)
+
+    def solid_points(self, n: int, size: float, *, generator: torch.Generator | None = None, dtype=torch.float32,
+                     device="cpu") -> torch.Tensor:
+        """n points drawn uniformly in the solid of size `size` (level <= size): (n, 3), by rejection from a box
+        holding it."""
+        low, high = (torch.as_tensor(corner) for corner in self.bounds(size))
+        kept, found = [], 0
+        while found < n:
+            box = low + (high - low) * torch.rand(4 * n, 3, generator=generator, dtype=torch.float64)
+            kept.append(box[self.level(box) <= size])
+            found += len(kept[-1])
+        return torch.cat(kept)[:n].to(dtype=dtype, device=device)
+
+    def log_solid_volume(self, size: float) -> float:
+        """log of the solid's volume: the box's, times the share of `_VOLUME_DRAWS` seeded uniform draws in it that
+        the solid holds (about 0.5% standard error)."""
+        low, high = self.bounds(size)
+        box = torch.as_tensor(low + (high - low) * np.random.default_rng(0).random((_VOLUME_DRAWS, 3)))
+        share = float((self.level(box) <= size).double().mean())
+        return math.log(float(np.prod(high - low)) * share)
+
+    def bounds(self, size: float) -> np.ndarray:
+        """(2, 3) low and high corners of a box holding the surface of size `size`."""
+        boxes = np.stack([torus.bounds(size + self.blend) for torus in self.tori])
+        return np.stack([boxes[:, 0].min(axis=0), boxes[:, 1].max(axis=0)])
+
+    def to_array(self) -> np.ndarray:
+        """(8 genus + 1,) array: each torus's `LatentTorus.to_array` in turn, then the blend (a model file's)."""
+        return np.concatenate([*(torus.to_array() for torus in self.tori), [self.blend]])
+
+    @classmethod
+    def from_array(cls, values) -> "LatentTori":
+        values = np.asarray(values, dtype=np.float64).ravel()
+        return cls(tuple(LatentTorus.from_array(row) for row in values[:-1].reshape(-1, 8)), float(values[-1]))
+
+
+@functools.lru_cache(maxsize=8)
+def _sampling_mesh(tori: LatentTori, size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A fine mesh of the surface of size `size` (`LatentTori.mesh`) and its faces' cumulative areas."""
+    vertices, faces = tori.mesh(size, _SAMPLING_SPACING * tori.thinnest(size))
+    corners = vertices[faces]
+    areas = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    return vertices, faces, np.cumsum(areas)
+
+
+def template_from_array(values):
+    """The latent template a model file keeps as an array (`to_array`): a `LatentTorus` (8 values) or
+    `LatentTori` (8 per torus and the blend)."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size == 8:
+        return LatentTorus.from_array(values)
+    if values.size % 8 != 1 or values.size < 17:
+        raise PcflowError(f"a latent template is 8 values per torus (and a blend for several), got {values.size}")
+    return LatentTori.from_array(values)
 
 
 #: `fit_torus` fits at most this many of the points (a seeded subset), for this many steps.
@@ -161,36 +356,43 @@ def _spread_axes(n: int) -> torch.Tensor:
     return torch.as_tensor(np.stack([across * np.cos(angle), across * np.sin(angle), height], axis=1))
 
 
-def _fit_from(p: torch.Tensor, center0: torch.Tensor, axis0: torch.Tensor, steps: int):
-    """The torus fitted to points p from a start (centre, unit axis) for `steps` Adam steps:
-    (residual, leaves a hole, torus, size)."""
-    w = p - center0
-    height = w @ axis0
-    rho = (w - height[:, None] * axis0).norm(dim=1)
-    major0 = rho.mean()
-    half_width = (rho - major0).abs().max().clamp_min(1e-6)
-    stretch0 = (height.abs().max() / half_width).clamp(0.2, 5.0)
-    size0 = torch.sqrt((rho - major0) ** 2 + (height / stretch0) ** 2).median()
-    center = center0.clone().requires_grad_(True)
-    axis = axis0.clone().requires_grad_(True)
-    logs = torch.stack([major0.log(), size0.log(), stretch0.log()]).requires_grad_(True)
+def _fit_from(p: torch.Tensor, center0: torch.Tensor, axes0: torch.Tensor, steps: int) -> list:
+    """Tori fitted to points p from starts (one centre, S unit axes: (S, 3)) for `steps` Adam steps, all starts at
+    once (each start's loss and Adam update are its own): a list of (residual, leaves a hole, torus, size), one per
+    start."""
+    def levels(center, unit, major, stretch):  # (S, N) levels of the S tori
+        w = p[None] - center[:, None, :]
+        height = (w * unit[:, None, :]).sum(dim=2)
+        rho = (w - height[..., None] * unit[:, None, :]).norm(dim=2)
+        return torch.sqrt((rho - major[:, None]) ** 2 + (height / stretch[:, None]) ** 2 + 1e-30)
+
+    centers = center0.expand(len(axes0), 3)
+    w = p[None] - centers[:, None, :]
+    height = (w * axes0[:, None, :]).sum(dim=2)
+    rho = (w - height[..., None] * axes0[:, None, :]).norm(dim=2)
+    major0 = rho.mean(dim=1)
+    half_width = (rho - major0[:, None]).abs().amax(dim=1).clamp_min(1e-6)
+    stretch0 = (height.abs().amax(dim=1) / half_width).clamp(0.2, 5.0)
+    size0 = torch.sqrt((rho - major0[:, None]) ** 2 + (height / stretch0[:, None]) ** 2).median(dim=1).values
+    center = centers.clone().requires_grad_(True)
+    axis = axes0.clone().requires_grad_(True)
+    logs = torch.stack([major0.log(), size0.log(), stretch0.log()], dim=1).requires_grad_(True)
     optimizer = adam([center, axis, logs], lr=0.01)
     for _ in range(steps):
-        major, size, stretch = logs.exp()
-        unit = axis / axis.norm()
-        w = p - center
-        height = w @ unit
-        rho = (w - height[:, None] * unit).norm(dim=1)
-        level = torch.sqrt((rho - major) ** 2 + (height / stretch) ** 2 + 1e-30)
-        loss = (level - size).abs().mean()
+        major, size, stretch = logs.exp().unbind(dim=1)
+        losses = (levels(center, axis / axis.norm(dim=1, keepdim=True), major, stretch) - size[:, None]).abs()
+        losses = losses.mean(dim=1)
         optimizer.zero_grad()
-        loss.backward()
+        losses.sum().backward()
         optimizer.step()
+    out = []
     with torch.no_grad():
-        major, size, stretch = (float(value) for value in logs.exp())
-        unit = (axis / axis.norm()).numpy()
-        torus = LatentTorus(tuple(center.detach().numpy()), tuple(unit), major, stretch)
-        return float(loss) / size, size < major, torus, size
+        for k in range(len(axes0)):
+            major, size, stretch = (float(value) for value in logs[k].exp())
+            unit = (axis[k] / axis[k].norm()).numpy()
+            torus = LatentTorus(tuple(center[k].numpy()), tuple(unit), major, stretch)
+            out.append((float(losses[k]) / size, size < major, torus, size))
+    return out
 
 
 def fit_torus(points: np.ndarray, *, seed: int = 0) -> tuple[LatentTorus, float, float] | None:
@@ -209,10 +411,110 @@ def fit_torus(points: np.ndarray, *, seed: int = 0) -> tuple[LatentTorus, float,
     center0 = p.mean(dim=0)
     _, vectors = torch.linalg.eigh(torch.cov((p - center0).T))
     starts = [*vectors.T, *_spread_axes(SPREAD_STARTS)]
-    screened = sorted(range(len(starts)), key=lambda k: _fit_from(p, center0, starts[k], SCREEN_STEPS)[0])
+    screening = _fit_from(p, center0, torch.stack(starts), SCREEN_STEPS)
+    kept = sorted(range(len(starts)), key=lambda k: screening[k][0])[:KEPT_STARTS]
     best = None
-    for k in screened[:KEPT_STARTS]:
-        residual, hole, torus, size = _fit_from(p, center0, starts[k], FIT_STEPS)
+    for residual, hole, torus, size in _fit_from(p, center0, torch.stack([starts[k] for k in kept]), FIT_STEPS):
         if hole and (best is None or residual < best[2]):
             best = (torus, size, residual)
     return best
+
+
+#: `fit_tori`'s rounds of giving each point to its nearest torus and fitting the tori again, and the most points of
+#: a cluster each torus is fitted to.
+REASSIGN_ROUNDS = 1
+CLUSTER_POINTS = 1_000
+#: A torus is fitted again only where more than this share of its cluster's points changed.
+REFIT_SHARE = 0.02
+#: The joint fit of all the tori: at most this many of the points, this many steps.
+JOINT_POINTS = 2_000
+JOINT_STEPS = 150
+
+
+def _kmeans(points: np.ndarray, k: int, seed: int, iterations: int = 30) -> np.ndarray:
+    """(N,) cluster labels of k-means (Lloyd's iterations from a seeded k-means++ start) on the rows of `points`."""
+    rng = np.random.default_rng(seed)
+    centers = points[[rng.integers(len(points))]]
+    for _ in range(1, k):  # each next start drawn in proportion to the squared distance from the nearest so far
+        nearest = ((points[:, None, :] - centers[None]) ** 2).sum(axis=2).min(axis=1)
+        centers = np.vstack([centers, points[rng.choice(len(points), p=nearest / nearest.sum())]])
+    labels = np.zeros(len(points), dtype=int)
+    for _ in range(iterations):
+        labels = ((points[:, None, :] - centers[None]) ** 2).sum(axis=2).argmin(axis=1)
+        moved = np.array([points[labels == j].mean(axis=0) if np.any(labels == j) else centers[j] for j in range(k)])
+        if np.allclose(moved, centers):
+            break
+        centers = moved
+    return labels
+
+
+def _spread_subset(points: np.ndarray, limit: int) -> np.ndarray:
+    """At most `limit` of the rows of `points`, every k-th (the rows are a seeded random subset already)."""
+    return points[::max(1, -(-len(points) // limit))]
+
+
+def _torus_level(p: torch.Tensor, center: torch.Tensor, axis: torch.Tensor, major: torch.Tensor,
+                 stretch: torch.Tensor) -> torch.Tensor:
+    """`LatentTorus.level` of points p for a torus given as tensors (the axis need not be a unit vector)."""
+    unit = axis / axis.norm()
+    w = p - center
+    height = w @ unit
+    rho = (w - height[:, None] * unit).norm(dim=1)
+    return torch.sqrt((rho - major) ** 2 + (height / stretch) ** 2 + 1e-30)
+
+
+def fit_tori(points: np.ndarray, genus: int, *, seed: int = 0) -> tuple[LatentTori, float, float] | None:
+    """The `genus` tori, joined side by side, nearest to points that sample a surface with `genus` handles:
+    (tori, size, residual) or None.
+
+    The points are split into `genus` clusters (k-means, seeded) and a torus is fitted to each (`fit_torus`: a
+    cluster holds one hole's ring, open where it meets the next); then, `REASSIGN_ROUNDS` times, each point goes to
+    the torus whose surface it lies closest to and the tori are fitted again (k-means cuts a small ring's cluster
+    into a larger neighbour); and then all of them are fitted together with one shared size, to
+    minimise the mean |smin_j level_j - size| (seam `BLEND` times the size; Adam on at most `JOINT_POINTS` points,
+    `JOINT_STEPS` steps). None where a cluster's torus or the joint fit leaves no hole.
+    """
+    if genus < 2:
+        raise PcflowError(f"fit_tori joins two or more tori, got genus {genus}")
+    data = np.asarray(points, dtype=np.float64)
+    if len(data) > FIT_POINTS:
+        data = data[np.sort(np.random.default_rng(seed).choice(len(data), FIT_POINTS, replace=False))]
+    labels = _kmeans(data, genus, seed)
+    p = torch.as_tensor(data)
+    pieces, fitted_on = [None] * genus, [None] * genus
+    for round_ in range(1 + REASSIGN_ROUNDS):
+        for j in range(genus):
+            members = labels == j
+            if fitted_on[j] is not None and np.sum(members != fitted_on[j]) <= REFIT_SHARE * np.sum(members):
+                continue  # the cluster barely changed: its torus stands
+            pieces[j] = fit_torus(_spread_subset(data[members], CLUSTER_POINTS), seed=seed) \
+                if np.sum(members) >= 10 else None
+            fitted_on[j] = members
+        if any(piece is None for piece in pieces):
+            return None
+        with torch.no_grad():  # each point to the torus it lies closest to the surface of
+            offsets = torch.stack([(torus.level(p) - size).abs() for torus, size, _ in pieces])
+        closest = offsets.argmin(dim=0).numpy()
+        if round_ == REASSIGN_ROUNDS or np.array_equal(closest, labels):
+            break
+        labels = closest
+    p = torch.as_tensor(_spread_subset(data, JOINT_POINTS))
+    centers = torch.tensor(np.array([piece[0].center for piece in pieces])).requires_grad_(True)
+    axes = torch.tensor(np.array([piece[0].axis for piece in pieces])).requires_grad_(True)
+    logs = torch.tensor(np.log([[piece[0].major, piece[0].stretch] for piece in pieces])).requires_grad_(True)
+    log_size = torch.tensor(math.log(float(np.median([piece[1] for piece in pieces])))).requires_grad_(True)
+    optimizer = adam([centers, axes, logs, log_size], lr=0.01)
+    for _ in range(JOINT_STEPS):
+        levels = torch.stack([_torus_level(p, centers[j], axes[j], *logs[j].exp()) for j in range(genus)])
+        size = log_size.exp()
+        loss = (smooth_min(levels, BLEND * size) - size).abs().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        size = float(log_size.exp())
+        tori = tuple(LatentTorus(tuple(centers[j].numpy()), tuple((axes[j] / axes[j].norm()).numpy()),
+                                 float(logs[j, 0].exp()), float(logs[j, 1].exp())) for j in range(genus))
+    if any(size >= torus.major for torus in tori):
+        return None
+    return LatentTori(tori, BLEND * size), size, float(loss.detach()) / size

@@ -1,4 +1,5 @@
-"""Tests of the latent torus: its level function, its surface and solid samples, its fit to points, its file form."""
+"""Tests of the latent torus and of joined tori: level functions, surface and solid samples, fits to points, file
+forms."""
 
 import math
 
@@ -8,7 +9,7 @@ import torch
 
 from pcflow.errors import PcflowError
 from pcflow.io import read_mesh
-from pcflow.latent import LatentTorus, fit_torus
+from pcflow.latent import LatentTori, LatentTorus, fit_tori, fit_torus, template_from_array
 from pcflow.synthetic import synthetic_scan
 
 TILTED = LatentTorus((0.2, -0.1, 0.3), tuple(np.array([1.0, 2.0, 2.0]) / 3.0), 1.5, 1.7)
@@ -68,6 +69,10 @@ def test_solid_points_are_uniform_inside_and_the_volume_is_the_closed_form():
 
 def test_array_round_trip():
     assert LatentTorus.from_array(TILTED.to_array()) == TILTED
+    assert template_from_array(TILTED.to_array()) == TILTED
+    assert template_from_array(PAIR.to_array()) == PAIR
+    with pytest.raises(PcflowError, match="8 values per torus"):
+        template_from_array(np.zeros(12))
 
 
 def test_fit_recovers_a_stretched_torus_from_noisy_points():
@@ -92,3 +97,69 @@ def test_fit_finds_the_nut_s_axis_where_its_principal_axes_miss_it(shared_data):
     radius = np.linalg.norm(scaled, axis=1)
     fitted, size, residual = fit_torus(scaled[radius <= np.quantile(radius, 0.95)])
     assert abs(fitted.axis[1]) > 0.99 and residual < 0.15 and size < fitted.major
+
+
+#: Two rings side by side, the second turned about the x axis and stretched: their solids overlap in the middle.
+PAIR = LatentTori((LatentTorus((-1.0, 0.0, 0.0), (0.0, 0.0, 1.0), 0.8),
+                   LatentTorus((0.95, 0.05, 0.0), tuple(np.array([0.0, 0.5, 1.0]) / math.sqrt(1.25)), 0.7, 1.4)),
+                  0.15)
+
+
+def test_tori_level_is_the_least_of_the_tori_s_levels_away_from_the_seam():
+    rng = np.random.default_rng(4)
+    z = torch.as_tensor(rng.uniform(-2.0, 2.0, size=(4000, 3)))
+    first, second = (torus.level(z).numpy() for torus in PAIR.tori)
+    level, least = PAIR.level(z).numpy(), np.minimum(first, second)
+    apart = np.abs(first - second) >= PAIR.blend
+    np.testing.assert_allclose(level[apart], least[apart], rtol=1e-12)
+    assert (level <= least + 1e-12).all() and (level >= least - PAIR.blend / 4 - 1e-12).all()
+    np.testing.assert_array_equal(PAIR.nearest_torus(z.numpy()), np.argmin([first, second], axis=0))
+    assert PAIR.genus == 2
+
+
+def test_tori_surface_points_lie_on_the_surface_spread_by_area():
+    import trimesh
+
+    from pcflow.meshing import Tori
+
+    points = PAIR.points(6000, 0.3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert len(points) == 6000
+    np.testing.assert_allclose(PAIR.level(points).numpy(), 0.3, rtol=1e-6)
+    # the share of points on each torus is its share of the surface, as a mesh of another resolution measures it
+    latent, faces = Tori(PAIR).start(5, 0.3)
+    mesh = trimesh.Trimesh(latent, faces, process=False)
+    area_share = mesh.area_faces[PAIR.nearest_torus(mesh.triangles_center) == 0].sum() / mesh.area
+    assert abs(float(np.mean(PAIR.nearest_torus(points.numpy()) == 0)) - area_share) < 0.01
+    again = PAIR.points(6000, 0.3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    torch.testing.assert_close(points, again)  # seeded
+
+
+def test_tori_solid_points_are_uniform_inside_and_the_volume_is_the_mesh_s():
+    import trimesh
+
+    from pcflow.meshing import Tori
+
+    solid = PAIR.solid_points(20_000, 0.3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert len(solid) == 20_000 and bool((PAIR.level(solid) <= 0.3).all())
+    latent, faces = Tori(PAIR).start(5, 0.3)
+    volume = trimesh.Trimesh(latent, faces, process=False).volume
+    assert math.isclose(volume, math.exp(PAIR.log_solid_volume(0.3)), rel_tol=0.01)
+    # uniform inside: the share in the first solid torus (which the joined solid holds) is its share of the volume
+    first = float((PAIR.tori[0].level(solid) <= 0.3).double().mean())
+    assert abs(first - math.exp(PAIR.tori[0].log_solid_volume(0.3)) / volume) < 0.01
+
+
+def test_fit_tori_recovers_two_joined_rings_from_noisy_points():
+    rng = np.random.default_rng(5)
+    points = PAIR.points(6000, 0.3, generator=torch.Generator().manual_seed(5), dtype=torch.float64).numpy()
+    points = points + rng.normal(scale=0.01, size=points.shape)
+    fitted, size, residual = fit_tori(points, 2, seed=0)
+    assert math.isclose(size, 0.3, rel_tol=0.03) and residual < 0.05 and fitted.blend == pytest.approx(0.5 * size)
+    order = np.argsort([torus.center[0] for torus in fitted.tori])
+    for torus, truth in zip((fitted.tori[k] for k in order), PAIR.tori, strict=True):
+        np.testing.assert_allclose(torus.center, truth.center, atol=0.02)
+        assert abs(abs(float(np.dot(torus.axis, truth.axis))) - 1.0) < 2e-3
+        assert math.isclose(torus.major, truth.major, rel_tol=0.03)
+        assert math.isclose(torus.stretch, truth.stretch, rel_tol=0.05)
+    with pytest.raises(PcflowError, match="two or more"):
+        fit_tori(points, 1)

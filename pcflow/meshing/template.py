@@ -15,7 +15,7 @@ class Template(ABC):
 
     The boundary mesh is a template's mesh mapped through the inverse flow and refined by bisecting edges at
     the template point between their ends, so a template gives its starting mesh, those edge midpoints and its
-    chart. A torus or another genus-g surface is another subclass.
+    chart. A torus (`Torus`) and tori joined side by side (`Tori`) are the other subclasses.
 
     Attributes:
         genus: genus of the surface (0 for the sphere); its meshes have Euler characteristic 2 - 2 genus.
@@ -161,15 +161,88 @@ class Torus(Template):
         return corners
 
 
+#: `Tori.start`'s marching-cubes grid spacing is sqrt(this * area / faces wanted), for about 20 * 4**s faces, and
+#: at most `_TUBE_CELLS` times the tube's least half-extent (so that the grid resolves the tube at any level).
+_CELLS_PER_FACE = 2.6
+_TUBE_CELLS = 0.7
+
+
+@dataclass(frozen=True)
+class Tori(Template):
+    """Latent tori joined side by side (`pcflow.latent.LatentTori`), meshed by marching cubes of their level
+    function with the vertices moved onto the surface (`pcflow.latent.LatentTori.mesh`); chart: each torus's ring
+    and tube angles (`Torus`), the tori side by side in u.
+
+    Example:
+        >>> from pcflow.latent import LatentTori, LatentTorus
+        >>> pair = LatentTori((LatentTorus((-1.0, 0.0, 0.0), (0.0, 0.0, 1.0), 0.8),
+        ...                    LatentTorus((1.0, 0.0, 0.0), (0.0, 0.0, 1.0), 0.8)), 0.15)
+        >>> latent, faces = Tori(pair).start(2, 0.3)
+        >>> import trimesh; trimesh.Trimesh(latent, faces).euler_number
+        -2
+    """
+
+    tori: object  # a pcflow.latent.LatentTori
+    max_subdivisions = 6
+
+    @property
+    def genus(self) -> int:
+        return self.tori.genus
+
+    def start(self, subdivisions: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
+        """The surface of size `radius` meshed with about 20 * 4**subdivisions faces, or more where the grid needs
+        them to resolve the tube (see `Template.start`)."""
+        area = sum(torus.area(radius) for torus in self.tori.tori)
+        spacing = min(np.sqrt(_CELLS_PER_FACE * area / (20 * 4 ** int(subdivisions))),
+                      _TUBE_CELLS * self.tori.thinnest(radius))
+        return self.tori.mesh(radius, spacing)
+
+    def midpoints(self, first: np.ndarray, second: np.ndarray, radius: float) -> np.ndarray:
+        """The chord midpoints moved onto the surface of size `radius` (`pcflow.latent.LatentTori.project`)."""
+        return self.tori.project(0.5 * (first + second), radius)
+
+    def _local_uv(self, latent: np.ndarray, piece: np.ndarray) -> np.ndarray:
+        """(V, 2) ring and tube angle shares in [0, 1) of latent points, each on the torus `piece` names."""
+        chart = np.empty((len(latent), 2))
+        for j, torus in enumerate(self.tori.tori):
+            on = piece == j
+            chart[on] = Torus(torus).uv(latent[on])
+        return chart
+
+    def uv(self, latent: np.ndarray) -> np.ndarray:
+        """u = (torus index + its ring angle share) / genus, v = the tube angle share, of the torus each point is
+        on (the one of least level)."""
+        piece = self.tori.nearest_torus(latent)
+        chart = self._local_uv(latent, piece)
+        chart[:, 0] = (piece + chart[:, 0]) / self.genus
+        return chart
+
+    def face_uv(self, latent: np.ndarray, uv: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """Per-corner chart coordinates of each face on the torus of its centroid, unbroken across that torus's
+        seams (a corner on the low side of a seam is moved up by one torus's share of u, or by 1 in v); faces
+        on the rounded join of two tori take all their corners from one torus's chart."""
+        piece = self.tori.nearest_torus(latent[faces].mean(axis=1))
+        corners = self._local_uv(latent[faces].reshape(-1, 3), np.repeat(piece, 3)).reshape(-1, 3, 2)
+        for k in range(2):
+            values = corners[..., k]
+            span = values.max(axis=1) - values.min(axis=1)
+            values[(span > 0.5)[:, None] & (values < 0.5)] += 1.0
+        corners[..., 0] = (piece[:, None] + corners[..., 0]) / self.genus
+        return corners
+
+
 def _turn(angle: np.ndarray) -> np.ndarray:
     """Angle differences wrapped into [-pi, pi)."""
     return np.mod(angle + np.pi, 2 * np.pi) - np.pi
 
 
 def model_template(model) -> Template:
-    """The latent template of a fitted model's surface: its torus (`template_`) where it has one, else `SPHERE`."""
-    torus = getattr(model, "template_", None)
-    return SPHERE if torus is None else Torus(torus)
+    """The latent template of a fitted model's surface: its torus or tori (`template_`) where it has them, else
+    `SPHERE`."""
+    latent = getattr(model, "template_", None)
+    if latent is None:
+        return SPHERE
+    return Torus(latent) if latent.genus == 1 else Tori(latent)
 
 
 def _sphere_uv(latent: np.ndarray) -> np.ndarray:
