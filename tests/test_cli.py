@@ -146,6 +146,27 @@ def test_a_handle_gets_a_genus_1_mesh(torus_file, tmp_path, capsys):
     assert "warning" not in capsys.readouterr().err
 
 
+def test_two_handles_side_by_side_get_a_genus_2_mesh_with_its_chart(tmp_path, capsys):
+    import trimesh
+
+    from pcflow.latent import LatentTori, LatentTorus
+
+    pair = LatentTori((LatentTorus((-1.2, 0.0, 0.0), (0.0, 0.0, 1.0), 1.0),
+                       LatentTorus((1.2, 0.0, 0.0), (0.0, 0.0, 1.0), 1.0)), 0.175)
+    rng = np.random.default_rng(1)
+    surface = pair.points(12_000, 0.35, generator=torch.Generator().manual_seed(1), dtype=torch.float64).numpy()
+    points = np.vstack([surface, rng.uniform(1.5 * surface.min(axis=0), 1.5 * surface.max(axis=0), size=(300, 3))])
+    path = write_ply(tmp_path / "pair.ply", points)
+    assert main(["reconstruct", str(path), "-o", str(tmp_path / "out"), "--uv", *FAST]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["training"]["genus"] == 2 and report["genus_estimate"] == 2
+    assert report["mesh"]["genus"] == 2 and report["mesh"]["watertight"] and report["mesh"]["self_intersections"] == 0
+    assert report["warnings"] == [] and "warning" not in capsys.readouterr().err
+    textured = trimesh.load(tmp_path / "out" / "mesh_uv.obj", process=False)
+    uv = textured.visual.uv
+    assert len(uv) >= report["mesh"]["n_vertices"] and 0 <= uv.min() and uv.max() <= 1.5
+
+
 def test_a_handle_is_counted_and_the_user_warned_of_a_genus_0_mesh(torus_file, tmp_path, capsys):
     path = torus_file
     settings = ["reconstruct", str(path), "-o", str(tmp_path / "out"), "--mode", "surface", "--genus", "0", *FAST]

@@ -22,8 +22,8 @@ def marching_cubes_mesh(
     resolution: int = 64,
     padding: float = 0.1,
 ) -> trimesh.Trimesh:
-    """Zero level set of `radius - |transform(x)|` (the torus's level for a genus-1 model) on a grid, by marching
-    cubes: a cross-check mesh.
+    """Zero level set of `radius - |transform(x)|` (the latent tori's level for a model of genus 1 or 2) on a grid,
+    by marching cubes: a cross-check mesh.
 
     The grid covers the bounding box of the boundary mesh (refined, unchecked) grown by `padding`
     of its extent on each side (and at least two grid cells), with `resolution` samples along its
@@ -73,7 +73,7 @@ def marching_cubes_mesh(
 
 
 def _level(model, latent: np.ndarray) -> np.ndarray:
-    """The latent level of (M, 3) latent points: their radius, or the level of the model's torus (`template_`)."""
+    """The latent level of (M, 3) latent points: their radius, or the level of the model's tori (`template_`)."""
     torus = getattr(model, "template_", None)
     if torus is None:
         return np.linalg.norm(latent, axis=1)

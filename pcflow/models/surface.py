@@ -11,7 +11,7 @@ import torch
 
 from ..distributed import SingleProcess
 from ..errors import PcflowError
-from ..latent import LatentTorus, fit_torus
+from ..latent import fit_tori, fit_torus, template_from_array
 from ..objectives import RADIAL_WEIGHT, Objective, spread_unit_sphere
 from ..optim import CosineSchedule, adam
 from ..quantile import check_alpha
@@ -30,8 +30,9 @@ PLANE_NEIGHBORS = 12
 #: `n_neighbors` nearest other training points (the default), or the ``'kth'`` (models saved without one).
 NEIGHBOR_STATISTICS = ("mean", "kth")
 
-#: The genera of the latent surfaces `SurfaceFlow` fits: the sphere (0) and the torus (1, `pcflow.latent.LatentTorus`).
-GENERA = (0, 1)
+#: The genera of the latent surfaces `SurfaceFlow` fits: the sphere (0), the torus (1, `pcflow.latent.LatentTorus`)
+#: and two tori joined side by side (2, `pcflow.latent.LatentTori`).
+GENERA = (0, 1, 2)
 
 #: `SurfaceFlow.fit` calls its `surface_check` after this many steps of the surface fit: a setting of the check (the
 #: caller's), which leaves the model as it is unless the check ends the fit.
@@ -142,22 +143,40 @@ def train_surface(model: "SurfaceFlow", data: torch.Tensor, radius: float, gener
 
 
 def start_torus(model: "SurfaceFlow", inliers: torch.Tensor, parallel: SingleProcess) -> float | None:
-    """Sets up a genus-1 surface fit: the torus `fit_torus` finds through the envelope's (normalised) `inliers` of
-    every rank becomes `model.template_`, and a fresh flow (the identity, seeded) replaces the envelope's, since the
-    torus lies in the input's coordinates. Returns the torus's size, or None (the model untouched) where no torus
-    fits, as for a cloud without a hole."""
-    found = fit_torus(parallel.gather(inliers.detach().double().cpu().numpy()), seed=model.seed_)
+    """Sets up a surface fit of genus 1 or 2: the torus `fit_torus` finds through the envelope's (normalised)
+    `inliers` of every rank, or the two joined tori of `fit_tori`, becomes `model.template_`, and a fresh flow (the
+    identity, seeded) replaces the envelope's, since the tori lie in the input's coordinates. Returns the surface's
+    size, or None (the model untouched) where none fits, as for a cloud without a hole, or where two tori fitted do
+    not bound a genus-2 surface (they miss each other, or one covers the other's hole)."""
+    points = parallel.gather(inliers.detach().double().cpu().numpy())
+    found = fit_torus(points, seed=model.seed_) if model.genus == 1 else fit_tori(points, model.genus, seed=model.seed_)
+    if found is not None and model.genus > 1 and not _bounds_genus(found[0], found[1]):
+        found = None
     if found is None:
-        _log.warning("no torus fits the points; fitting a genus-0 surface")
+        _log.warning("no %s the points; fitting a genus-0 surface", "torus fits" if model.genus == 1 else
+                     f"{model.genus} joined tori fit")
         return None
     model.template_, size, residual = found
-    _log.info("torus: ring %.3f, tube %.3f, stretch %.2f, residual %.3f", model.template_.major, size,
-              model.template_.stretch, residual)
+    for torus in getattr(model.template_, "tori", (model.template_,)):
+        _log.info("torus: ring %.3f, tube %.3f, stretch %.2f, residual %.3f", torus.major, size, torus.stretch,
+                  residual)
     param = next(model.flow_.parameters())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(model.seed_)
         model.flow_ = model._build_flow(inliers.shape[1]).to(device=param.device, dtype=param.dtype)
     return size
+
+
+def _bounds_genus(tori, size: float) -> bool:
+    """Whether joined tori's surface of size `size` is one closed surface of their genus (its template mesh's
+    Euler characteristic and components)."""
+    import trimesh
+
+    from ..meshing.template import Tori
+
+    latent, faces = Tori(tori).start(0, size)
+    mesh = trimesh.Trimesh(latent, faces, process=False)
+    return mesh.body_count == 1 and mesh.euler_number == 2 - 2 * tori.genus
 
 
 class ReferencePoints:
@@ -262,8 +281,9 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         surface_block: steps per entry of ``history_["surface_loss"]`` (and per `surface_patience` count).
         surface_cooldown: steps that bring the learning rate down to its lowest once the loss stops falling.
         n_reference_points: most training points kept for the neighbour distances (a seeded subset).
-        genus: the genus of the surface, 0 (the sphere's preimage) or 1 (a torus's, for an object with a handle:
-            `start_torus`; 3D only). Where no torus fits, the surface is of genus 0.
+        genus: the genus of the surface, 0 (the sphere's preimage), 1 (a torus's, for an object with a handle) or
+            2 (two joined tori's, for an object with two handles side by side): `start_torus`; 3D only. Where no
+            torus fits, the surface is of genus 0.
 
     Attributes:
         As `OneFlow`'s, with radius_ the latent radius of the surface, and offset_ = -distance_threshold_, plus:
@@ -271,8 +291,9 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         reference_points_: up to `n_reference_points` training points (a seeded subset), minus center_.
         n_surface_steps_: steps of the surface fit run. history_ also holds ``surface_loss``, the mean loss of
             each block of `surface_block` steps.
-        template_: the latent torus (`pcflow.latent.LatentTorus`) whose surface of size radius_ the surface is the
-            preimage of, or None for the sphere; the latent radius is then the torus's level.
+        template_: the latent torus (`pcflow.latent.LatentTorus`) or joined tori (`pcflow.latent.LatentTori`) whose
+            surface of size radius_ the surface is the preimage of, or None for the sphere; the latent radius is
+            then their level.
     """
 
     def __init__(
@@ -370,15 +391,15 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         """
         self.template_ = None
         X, data, parallel, generator = self._fit_flow(X)
-        if self.genus == 1 and data.shape[1] != 3:
-            raise PcflowError(f"genus 1 needs 3-D points, got {data.shape[1]} features")
+        if self.genus > 0 and data.shape[1] != 3:
+            raise PcflowError(f"genus {self.genus} needs 3-D points, got {data.shape[1]} features")
         alpha = check_alpha(self.alpha)
         local = self._latent_radius_normalized(data)
         radii = parallel.gather(local)
         envelope = float(np.quantile(radii, 1.0 - alpha))
         inliers = torch.as_tensor(local <= envelope, device=data.device)
         radius = float(np.median(radii[radii <= envelope]))
-        if self.genus == 1:
+        if self.genus > 0:
             radius = start_torus(self, data[inliers], parallel) or radius
         self.radius_ = radius
         reference = parallel.gather(X - self.center_)
@@ -489,4 +510,4 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         self._tree = None
         self.n_surface_steps_ = int(state.get("n_surface_steps", self.surface_steps))  # older files ran them all
         template = state.get("template")
-        self.template_ = None if template is None else LatentTorus.from_array(template.numpy().reshape(8))
+        self.template_ = None if template is None else template_from_array(template.numpy())

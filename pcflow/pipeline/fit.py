@@ -11,7 +11,7 @@ import numpy as np
 from ..models import OneFlow
 from ..distributed import group, shard
 from ..errors import PcflowError
-from .options import OPEN_SCENE_GAP, FitOptions, genus_params
+from .options import GENUS_NORMALIZE, OPEN_SCENE_GAP, FitOptions, genus_params
 from .timing import Timer
 
 _log = logging.getLogger(__name__)
@@ -70,8 +70,8 @@ def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow
 
 
 def choose_genus(model, train: np.ndarray, seed: int):
-    """Sets a surface model's genus to 1 (with its normalisation, `genus_params`) where the training points enclose
-    a volume with one handle (`pcflow.meshing.estimate_genus` of a seeded subset of them, as
+    """Sets a surface model's genus to 1 or 2 (with its normalisation, `genus_params`) where the training points
+    enclose a volume with that many handles (`pcflow.meshing.estimate_genus` of a seeded subset of them, as
     `pcflow.meshing.topology` takes); returns the estimate, which the report reuses."""
     from ..meshing.genus import estimate_genus, topology_points
 
@@ -79,9 +79,10 @@ def choose_genus(model, train: np.ndarray, seed: int):
     train = topology_points(train, seed)
     estimate = estimate_genus(train) if len(train) >= 10 else None
     _log.debug("genus estimate: %s, %.2f s", None if estimate is None else estimate.genus, time.perf_counter() - start)
-    if estimate is not None and estimate.encloses and estimate.genus == 1:
-        _log.info("the points need a surface with one handle: a genus-1 fit")
-        model.set_params(**genus_params(1))
+    if estimate is not None and estimate.encloses and estimate.genus in GENUS_NORMALIZE and estimate.genus > 0:
+        _log.info("the points need a surface with %s: a genus-%d fit",
+                  "one handle" if estimate.genus == 1 else f"{estimate.genus} handles", estimate.genus)
+        model.set_params(**genus_params(estimate.genus))
     return estimate
 
 

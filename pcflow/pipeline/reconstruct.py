@@ -299,7 +299,7 @@ def _report(input_path: Path, counts: dict, model: OneFlow, boundary, checks: di
             "epochs_run": model.n_iter_,
             "final_loss": model.history_["loss"][-1],
             "surface_steps": model.n_surface_steps_ if model.objective == "surface" else 0,
-            "genus": int(getattr(model, "template_", None) is not None),  # the latent torus, or 0 (fallback included)
+            "genus": getattr(getattr(model, "template_", None), "genus", 0),  # the latent tori's, or 0 (fallback too)
             "n_couplings": model.n_couplings,
             "hidden_features": model.hidden_features,
         },
