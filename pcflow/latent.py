@@ -1,8 +1,8 @@
-"""Latent tori: the genus-1 and genus-2 surfaces a flow's inverse maps onto a scanned object with handles.
+"""Latent tori: the surfaces of genus 1 and more a flow's inverse maps onto a scanned object with handles.
 
 A flow is a diffeomorphism, so the preimage of a latent torus is a genus-1 surface without self-intersections, as
-the preimage of the sphere is a genus-0 one; the union of two overlapping solid tori is bounded by a genus-2 surface
-(`LatentTori`). The level function plays the part of the latent radius ||z||: the surface of size b is where the
+the preimage of the sphere is a genus-0 one; solid tori joined side by side, each overlapping the next, are bounded by
+a surface with one handle per torus (`LatentTori`). The level function plays the part of the latent radius ||z||: the surface of size b is where the
 level is b.
 """
 

@@ -85,6 +85,11 @@ def _double_torus(p: np.ndarray) -> np.ndarray:
     return np.minimum(_torus(p, [-0.85, 0.0, 0.0], 0.7, 0.25), _torus(p, [0.85, 0.0, 0.0], 0.7, 0.25))
 
 
+def _triple_torus(p: np.ndarray) -> np.ndarray:
+    rings = [_torus(p, [x, 0.0, 0.0], 0.7, 0.25) for x in (-1.7, 0.0, 1.7)]
+    return np.minimum(np.minimum(rings[0], rings[1]), rings[2])
+
+
 def _two_hole_plate(p: np.ndarray) -> np.ndarray:
     slab = _box(p, [0.0, 0.0, 0.0], [0.9, 0.45, 0.08]) - 0.07  # a plate with rounded edges
     holes = np.minimum(np.hypot(p[:, 0] + 0.45, p[:, 1]), np.hypot(p[:, 0] - 0.45, p[:, 1])) - 0.22
@@ -108,4 +113,5 @@ HARD_SHAPE_DISTANCES = {
     "double_torus": (_double_torus, (-1.85, -0.95, -0.3), (1.85, 0.95, 0.3), 160),
     "two_hole_plate": (_two_hole_plate, (-1.0, -0.55, -0.18), (1.0, 0.55, 0.18), 160),
     "ring_pair": (_ring_pair, (-1.55, -1.0, -0.6), (1.5, 1.0, 0.6), 160),
+    "triple_torus": (_triple_torus, (-2.7, -0.95, -0.3), (2.7, 0.95, 0.3), 180),
 }

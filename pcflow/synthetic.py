@@ -22,11 +22,12 @@ HELD_OUT_SHAPES = ("cylinder", "cone", "torus", "icosahedron", "bumpy_sphere", "
 #: Shapes of the kinds a genus-0 surface finds hardest, also kept out of every choice of settings, made by marching
 #: cubes from signed distances: a flat cut-out animal (3% as thick as it is long), a stick figure (limbs 6% of its
 #: height across), a ball with fourteen thin spikes (fine detail), an L bracket with a step (flat faces, sharp
-#: edges), and three of genus 2: a double torus, a plate with two holes and two rings of different sizes at an angle,
-#: fused with a rounded seam.
-HARD_SHAPES = ("flat_animal", "stick_figure", "spiky_ball", "bracket", "double_torus", "two_hole_plate", "ring_pair")
+#: edges), three of genus 2: a double torus, a plate with two holes and two rings of different sizes at an angle,
+#: fused with a rounded seam, and a triple torus (three rings in a row, genus 3).
+HARD_SHAPES = ("flat_animal", "stick_figure", "spiky_ball", "bracket", "double_torus", "two_hole_plate", "ring_pair",
+               "triple_torus")
 #: Genus of every built-in shape that is not genus 0.
-SHAPE_GENUS = {"torus": 1, "double_torus": 2, "two_hole_plate": 2, "ring_pair": 2}
+SHAPE_GENUS = {"torus": 1, "double_torus": 2, "two_hole_plate": 2, "ring_pair": 2, "triple_torus": 3}
 
 
 @dataclass

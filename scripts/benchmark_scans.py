@@ -454,9 +454,8 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         f"{surface.n_neighbors} nearest other training points, combined (root of the sum of squares) with "
         f"{surface.plane_weight:g} times the distance to the plane through the {surface.plane_neighbors} nearest; "
         "its mesh is the surface, snapped onto its training inliers "
-        "(`pcflow.meshing.snap_to_points`); where the genus estimate of the training points finds one or two "
-        "handles, the surface is a latent torus (genus 1) or two joined tori (genus 2) instead of a sphere, as in "
-        "the CLI.",
+        "(`pcflow.meshing.snap_to_points`); where the genus estimate of the training points finds one to three "
+        "handles, the surface is a latent torus (genus 1) or as many joined tori instead of a sphere, as in the CLI.",
         "IsolationForest and LOF get contamination = the outlier ratio, kNN-distance (distance to the 8th nearest "
         "other point) flags the same share; Open3D statistical (20 neighbours, std 2) "
         "and radius (2% of the diagonal, 8 points) removal get nothing.",

@@ -163,3 +163,14 @@ def test_fit_tori_recovers_two_joined_rings_from_noisy_points():
         assert math.isclose(torus.stretch, truth.stretch, rel_tol=0.05)
     with pytest.raises(PcflowError, match="two or more"):
         fit_tori(points, 1)
+
+
+def test_fit_tori_recovers_three_rings_in_a_row():
+    up = (0.0, 0.0, 1.0)
+    chain = LatentTori(tuple(LatentTorus((x, 0.0, 0.0), up, 0.7) for x in (-1.7, 0.0, 1.7)), 0.12)
+    points = chain.points(6000, 0.25, generator=torch.Generator().manual_seed(7), dtype=torch.float64).numpy()
+    fitted, size, residual = fit_tori(points, 3, seed=0)
+    assert fitted.genus == 3 and math.isclose(size, 0.25, rel_tol=0.03) and residual < 0.05
+    centers = np.sort([torus.center[0] for torus in fitted.tori])
+    np.testing.assert_allclose(centers, [-1.7, 0.0, 1.7], atol=0.03)
+    assert all(math.isclose(torus.major, 0.7, rel_tol=0.03) for torus in fitted.tori)

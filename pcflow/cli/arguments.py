@@ -27,10 +27,10 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fast", action="store_true",
                        help="a shorter fit, 55-70%% of the fit time, with a coarser surface: half the envelope "
                             "epochs, at most 400 surface steps (--epochs and --surface-steps still set their own)")
-    group.add_argument("--genus", choices=("auto", "0", "1", "2"), default="auto",
+    group.add_argument("--genus", choices=("auto", "0", "1", "2", "3"), default="auto",
                        help="genus of a surface fit's mesh: 0 (a sphere's preimage), 1 (a torus's, for an object "
-                            "with one handle), 2 (two joined tori's, for two handles side by side), auto (default): "
-                            "1 or 2 where the points enclose a volume with that many handles")
+                            "with one handle), 2 or 3 (joined tori's, for handles side by side), auto (default): "
+                            "1 to 3 where the points enclose a volume with that many handles")
     group.add_argument("--couplings", type=int, default=None,
                        help="number of coupling layers (default: 10 for a surface fit, 6 for an envelope fit)")
     group.add_argument("--hidden", type=int, default=None,

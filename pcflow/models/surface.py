@@ -31,8 +31,8 @@ PLANE_NEIGHBORS = 12
 NEIGHBOR_STATISTICS = ("mean", "kth")
 
 #: The genera of the latent surfaces `SurfaceFlow` fits: the sphere (0), the torus (1, `pcflow.latent.LatentTorus`)
-#: and two tori joined side by side (2, `pcflow.latent.LatentTori`).
-GENERA = (0, 1, 2)
+#: and two or three tori joined side by side (2 and 3, `pcflow.latent.LatentTori`).
+GENERA = (0, 1, 2, 3)
 
 #: `SurfaceFlow.fit` calls its `surface_check` after this many steps of the surface fit: a setting of the check (the
 #: caller's), which leaves the model as it is unless the check ends the fit.
@@ -143,11 +143,12 @@ def train_surface(model: "SurfaceFlow", data: torch.Tensor, radius: float, gener
 
 
 def start_torus(model: "SurfaceFlow", inliers: torch.Tensor, parallel: SingleProcess) -> float | None:
-    """Sets up a surface fit of genus 1 or 2: the torus `fit_torus` finds through the envelope's (normalised)
-    `inliers` of every rank, or the two joined tori of `fit_tori`, becomes `model.template_`, and a fresh flow (the
-    identity, seeded) replaces the envelope's, since the tori lie in the input's coordinates. Returns the surface's
-    size, or None (the model untouched) where none fits, as for a cloud without a hole, or where two tori fitted do
-    not bound a genus-2 surface (they miss each other, or one covers the other's hole)."""
+    """Sets up a surface fit of genus 1 to 3: the torus `fit_torus` finds through the envelope's (normalised)
+    `inliers` of every rank, or the `genus` joined tori of `fit_tori`, becomes `model.template_`, and a fresh flow
+    (the identity, seeded) replaces the envelope's, since the tori lie in the input's coordinates. Returns the
+    surface's size, or None (the model untouched) where none fits, as for a cloud without a hole, or where the tori
+    fitted do not bound a surface of that genus (two miss each other, one covers another's hole, or three close a
+    loop around a further hole)."""
     points = parallel.gather(inliers.detach().double().cpu().numpy())
     found = fit_torus(points, seed=model.seed_) if model.genus == 1 else fit_tori(points, model.genus, seed=model.seed_)
     if found is not None and model.genus > 1 and not _bounds_genus(found[0], found[1]):
@@ -281,9 +282,9 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         surface_block: steps per entry of ``history_["surface_loss"]`` (and per `surface_patience` count).
         surface_cooldown: steps that bring the learning rate down to its lowest once the loss stops falling.
         n_reference_points: most training points kept for the neighbour distances (a seeded subset).
-        genus: the genus of the surface, 0 (the sphere's preimage), 1 (a torus's, for an object with a handle) or
-            2 (two joined tori's, for an object with two handles side by side): `start_torus`; 3D only. Where no
-            torus fits, the surface is of genus 0.
+        genus: the genus of the surface, 0 (the sphere's preimage), 1 (a torus's, for an object with a handle), 2
+            or 3 (two or three joined tori's, for an object with that many handles side by side): `start_torus`; 3D
+            only. Where no torus fits, the surface is of genus 0.
 
     Attributes:
         As `OneFlow`'s, with radius_ the latent radius of the surface, and offset_ = -distance_threshold_, plus:

@@ -70,7 +70,7 @@ def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow
 
 
 def choose_genus(model, train: np.ndarray, seed: int):
-    """Sets a surface model's genus to 1 or 2 (with its normalisation, `genus_params`) where the training points
+    """Sets a surface model's genus to 1, 2 or 3 (with its normalisation, `genus_params`) where the training points
     enclose a volume with that many handles (`pcflow.meshing.estimate_genus` of a seeded subset of them, as
     `pcflow.meshing.topology` takes); returns the estimate, which the report reuses."""
     from ..meshing.genus import estimate_genus, topology_points

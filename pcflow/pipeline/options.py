@@ -29,14 +29,14 @@ FAST["auto"] = FAST["surface"]
 #: SurfaceFlow's own default.
 SURFACE_STEPS = SurfaceFlow().surface_steps
 
-#: `FitOptions.genus`: a surface fit's genus, or ``'auto'``: 1 or 2 where the training points need a surface with
+#: `FitOptions.genus`: a surface fit's genus, or ``'auto'``: 1, 2 or 3 where the training points need a surface with
 #: that many handles (`pcflow.meshing.estimate_genus`), else 0.
-GENERA = ("auto", 0, 1, 2)
+GENERA = ("auto", 0, 1, 2, 3)
 
 #: The input normalisation of a fit of each genus. The isotropic one keeps a shape undistorted; a torus's tube
 #: stretches along its axis only, and a torus fit follows the points closer with each axis scaled by its spread
 #: (docs/benchmarks/fit_settings.md).
-GENUS_NORMALIZE = {0: "isotropic", 1: "standard", 2: "isotropic"}
+GENUS_NORMALIZE = {0: "isotropic", 1: "standard", 2: "isotropic", 3: "isotropic"}
 
 
 def genus_params(genus: int) -> dict:

@@ -394,7 +394,7 @@ def test_plane_distance_against_brute_force(surface_models, shell_scan):
         ({"surface_cooldown": 2.5}, "surface_cooldown must be a positive integer"),
         ({"n_reference_points": 0}, "n_reference_points must be a positive integer"),
         ({"epochs": 0}, "epochs must be a positive integer"),
-        ({"genus": 3}, "genus must be one of"),
+        ({"genus": 4}, "genus must be one of"),
     ],
 )
 def test_bad_surface_parameters(shell_scan, params, match):
@@ -537,3 +537,17 @@ def test_genus_2_falls_back_to_the_sphere_where_no_tori_fit(shell_scan, monkeypa
     model = SurfaceFlow(flow="general", n_couplings=2, hidden_features=8, epochs=2, surface_steps=5, genus=2,
                         random_state=0).fit(shell_scan)
     assert model.template_ is None and "no 2 joined tori fit" in caplog.text
+
+
+def test_joined_tori_count_only_where_they_bound_a_surface_of_their_genus():
+    from pcflow.latent import LatentTori, LatentTorus
+    from pcflow.models.surface import _bounds_genus
+
+    up = (0.0, 0.0, 1.0)
+    chain = LatentTori(tuple(LatentTorus((x, 0.0, 0.0), up, 0.7) for x in (-1.7, 0.0, 1.7)), 0.12)
+    assert _bounds_genus(chain, 0.25)  # three rings in a row: genus 3
+    apart = LatentTori((LatentTorus((-2.0, 0.0, 0.0), up, 0.7), LatentTorus((2.0, 0.0, 0.0), up, 0.7)), 0.12)
+    assert not _bounds_genus(apart, 0.25)  # two rings that miss each other: two surfaces
+    around = LatentTori(tuple(LatentTorus((0.95 * np.cos(a), 0.95 * np.sin(a), 0.0), up, 0.6)
+                              for a in (0.0, 2 * np.pi / 3, 4 * np.pi / 3)), 0.11)
+    assert not _bounds_genus(around, 0.22)  # three rings around a centre close a loop: a fourth handle
