@@ -55,7 +55,7 @@ def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
                        help="mesh the boundary of the region holding this share of the training points (default: "
                             "the fitted surface of a surface fit, 1 - alpha of an envelope fit)")
     group.add_argument("--no-snap", action="store_true",
-                       help="keep a surface fit's mesh the exact image of the latent sphere (by default its vertices "
+                       help="keep a surface fit's mesh the exact image of the latent surface (by default its vertices "
                             "are moved along their normals onto the training inliers, without folds or crossings)")
 
 
@@ -66,7 +66,7 @@ def add_reconstruct_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", nargs="+", choices=("stl", "off", "glb"), default=(),
                         help="extra mesh formats beside mesh.ply and mesh.obj")
     parser.add_argument("--uv", action="store_true",
-                        help="also write mesh_uv.obj: the mesh with texture coordinates of the sphere chart per face "
+                        help="also write mesh_uv.obj: the mesh with texture coordinates of the latent chart per face "
                              "corner, for texturing (trimesh and Open3D split its vertices at the chart's seam, "
                              "meshio cannot read it; mesh.obj and mesh.ply stay watertight for them)")
     parser.add_argument("--no-preview", action="store_true", help="do not render preview.png")

@@ -15,11 +15,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "mesh", formatter_class=argparse.RawDescriptionHelpFormatter,
         help="mesh a saved model at any resolution or coverage",
-        description="Extract the boundary mesh of a saved 3-D model: the latent sphere mapped through the inverse flow "
-                    "(watertight, genus 0), or a marching-cubes surface of the decision function for cross-checking.",
+        description="Extract the boundary mesh of a saved 3-D model: the latent sphere (or a genus-1 to 3 fit's tori) "
+                    "mapped through the inverse flow (watertight, of the fit's genus), or a marching-cubes surface of "
+                    "the decision function for cross-checking.",
         epilog="example:\n  pcflow mesh out/model.pt -o fine.obj --subdivisions 5 --coverage 0.99\n"
                "  pcflow mesh out/model.pt -o mc.ply --marching-cubes 128\n"
-               "  pcflow mesh out/model.pt -o textured.obj --uv   # texture coordinates of the sphere chart",
+               "  pcflow mesh out/model.pt -o textured.obj --uv   # texture coordinates of the latent chart",
     )
     p.add_argument("model", help="model file written by pcflow fit or reconstruct")
     p.add_argument("-o", "--output", required=True,
@@ -27,10 +28,10 @@ def register(subparsers) -> None:
                         "normals, in Open3D, trimesh and meshio (STL has facet normals, OFF none)")
     add_mesh_arguments(p)
     p.add_argument("--uv", action="store_true",
-                   help="write the sphere chart's texture coordinates per face corner into the .obj output, for "
+                   help="write the latent chart's texture coordinates per face corner into the .obj output, for "
                         "texturing (trimesh and Open3D then split its vertices at the chart's seam)")
     p.add_argument("--marching-cubes", type=int, default=None, metavar="RESOLUTION",
-                   help="use marching cubes on a grid of this many cells per axis instead of the sphere mesh")
+                   help="use marching cubes on a grid of this many cells per axis instead of the latent surface's mesh")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     add_common_arguments(p)
     p.set_defaults(func=cmd_mesh)
@@ -47,7 +48,7 @@ def cmd_mesh(args) -> int:
     if args.uv and output.suffix.lower() != ".obj":
         raise PcflowError(f"--uv writes texture coordinates per face corner, which only OBJ holds; got {output}")
     if args.uv and args.marching_cubes:
-        raise PcflowError("--uv needs the sphere mesh: a marching-cubes mesh has no texture chart")
+        raise PcflowError("--uv needs the latent surface's mesh: a marching-cubes mesh has no texture chart")
     prepare_outdir(output.parent, [output.name], overwrite=args.overwrite, inputs=(args.model,))
     model = load_model(args.model, device=args.device)
     if args.marching_cubes:
