@@ -173,6 +173,47 @@ _SAMPLING_SPACING = 0.35
 _SAMPLING_NEWTON_STEPS = 2
 
 
+def project_onto(level, z: np.ndarray, size: float, steps: int = _NEWTON_STEPS) -> np.ndarray:
+    """(M, 3) latent points moved onto the level set `level` = `size` (`level`: (N, 3) -> (N,) tensors) by `steps`
+    Newton steps along the level's gradient."""
+    z = torch.as_tensor(np.array(z, dtype=np.float64))
+    for _ in range(steps):
+        z.requires_grad_(True)
+        value = level(z)
+        (gradient,) = torch.autograd.grad(value.sum(), z)
+        with torch.no_grad():
+            z = z - ((value - size) / (gradient * gradient).sum(dim=1).clamp_min(1e-12))[:, None] * gradient
+    return z.detach().numpy()
+
+
+def level_set_mesh(level, bounds: np.ndarray, size: float, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """The level set `level` = `size` inside the box `bounds` ((2, 3) corners) meshed: marching cubes on a grid of
+    `spacing`, each vertex moved onto the surface (`project_onto`) and the triangles evened out by
+    `_SMOOTHING_ROUNDS` rounds of a Laplacian step and the projection. (V, 3) vertices, (F, 3) int64 faces wound
+    outward (the level rising outward)."""
+    from skimage.measure import marching_cubes
+
+    low, high = bounds
+    low = low - 2.3137 * spacing  # off the lattice of the surface's own round numbers
+    axes = [np.arange(a, b + 2.5 * spacing, spacing) for a, b in zip(low, high, strict=True)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    with torch.no_grad():
+        values = level(torch.as_tensor(grid)).numpy().reshape(tuple(len(axis) for axis in axes)) - size
+    vertices, faces, _, _ = marching_cubes(values, 0.0, spacing=(spacing,) * 3)
+    unique, inverse = np.unique(vertices + low, axis=0, return_inverse=True)  # exact duplicates merged
+    faces = inverse.reshape(-1)[faces]
+    faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    degree = np.maximum(np.bincount(edges[:, 0], minlength=len(unique)), 1).astype(np.float64)
+    latent = unique
+    for _ in range(_SMOOTHING_ROUNDS):
+        mean = np.stack([np.bincount(edges[:, 0], latent[edges[:, 1], k], len(latent)) for k in range(3)], 1)
+        latent = project_onto(level, mean / degree[:, None], size)
+    corners = latent[faces]
+    volume = np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2])).sum()
+    return latent, (faces if volume > 0 else faces[:, ::-1]).astype(np.int64)
+
+
 def smooth_min(levels: torch.Tensor, blend: float) -> torch.Tensor:
     """The least of each column of `levels` (K, N), with a seam `blend` wide (the polynomial smooth minimum, taken
     pairwise in turn): differentiable everywhere, below the least by at most blend / 4."""
@@ -222,46 +263,16 @@ class LatentTori:
         return torch.stack([torus.level(z) for torus in self.tori]).argmin(dim=0).numpy()
 
     def project(self, z: np.ndarray, size: float, steps: int = _NEWTON_STEPS) -> np.ndarray:
-        """(M, 3) latent points moved onto the surface of size `size` by `steps` Newton steps along the level's
-        gradient."""
-        z = torch.as_tensor(np.array(z, dtype=np.float64))
-        for _ in range(steps):
-            z.requires_grad_(True)
-            level = self.level(z)
-            (gradient,) = torch.autograd.grad(level.sum(), z)
-            with torch.no_grad():
-                z = z - ((level - size) / (gradient * gradient).sum(dim=1).clamp_min(1e-12))[:, None] * gradient
-        return z.detach().numpy()
+        """(M, 3) latent points moved onto the surface of size `size` (`project_onto`)."""
+        return project_onto(self.level, z, size, steps)
 
     def thinnest(self, size: float) -> float:
         """The least half-extent of the tubes of the surface of size `size`."""
         return size * min(1.0, *(torus.stretch for torus in self.tori))
 
     def mesh(self, size: float, spacing: float) -> tuple[np.ndarray, np.ndarray]:
-        """The surface of size `size` meshed: marching cubes of its level on a grid of `spacing`, each vertex moved
-        onto the surface (`project`) and the triangles evened out by `_SMOOTHING_ROUNDS` rounds of a Laplacian step
-        and the projection. (V, 3) vertices, (F, 3) int64 faces wound outward."""
-        from skimage.measure import marching_cubes
-
-        low, high = self.bounds(size)
-        low = low - 2.3137 * spacing  # off the lattice of the surface's own round numbers
-        axes = [np.arange(a, b + 2.5 * spacing, spacing) for a, b in zip(low, high, strict=True)]
-        grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-        with torch.no_grad():
-            values = self.level(torch.as_tensor(grid)).numpy().reshape(tuple(len(axis) for axis in axes)) - size
-        vertices, faces, _, _ = marching_cubes(values, 0.0, spacing=(spacing,) * 3)
-        unique, inverse = np.unique(vertices + low, axis=0, return_inverse=True)  # exact duplicates merged
-        faces = inverse.reshape(-1)[faces]
-        faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
-        edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-        degree = np.maximum(np.bincount(edges[:, 0], minlength=len(unique)), 1).astype(np.float64)
-        latent = unique
-        for _ in range(_SMOOTHING_ROUNDS):
-            mean = np.stack([np.bincount(edges[:, 0], latent[edges[:, 1], k], len(latent)) for k in range(3)], 1)
-            latent = self.project(mean / degree[:, None], size)
-        corners = latent[faces]
-        volume = np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2])).sum()
-        return latent, (faces if volume > 0 else faces[:, ::-1]).astype(np.int64)
+        """The surface of size `size` meshed on a grid of `spacing` (`level_set_mesh`)."""
+        return level_set_mesh(self.level, self.bounds(size), size, spacing)
 
     def points(self, n: int, size: float, *, generator: torch.Generator | None = None, dtype=torch.float32,
                device="cpu") -> torch.Tensor:

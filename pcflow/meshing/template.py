@@ -119,7 +119,14 @@ class Torus(Template):
     max_subdivisions = 6
 
     def start(self, subdivisions: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
-        """The grid on the torus's surface of size `radius` (see `Template.start`)."""
+        """The grid on the torus's surface of size `radius` (see `Template.start`); from size `major` on, where the
+        tube closes the hole and the grid would fold, the surface meshed by marching cubes of the level instead
+        (`pcflow.latent.level_set_mesh`: genus 0 there)."""
+        from pcflow.latent import level_set_mesh
+
+        if self._closed(radius):
+            spacing = _implicit_spacing(self.torus.area(radius), radius * min(1.0, self.torus.stretch), subdivisions)
+            return level_set_mesh(self.torus.level, self.torus.bounds(radius), radius, spacing)
         stretch = self.torus.stretch
         # the tube's perimeter (Ramanujan's ellipse) against the ring's
         tube = np.pi * radius * (3 * (1 + stretch) - np.sqrt((3 + stretch) * (1 + 3 * stretch)))
@@ -138,8 +145,17 @@ class Torus(Template):
             faces = faces[:, ::-1].copy()
         return latent, faces.astype(np.int64)
 
+    def _closed(self, radius: float) -> bool:
+        """Whether the surface of size `radius` has no hole (the tube reaches the axis)."""
+        return radius >= self.torus.major
+
     def midpoints(self, first: np.ndarray, second: np.ndarray, radius: float) -> np.ndarray:
-        """The points of the surface of size `radius` at the mean ring and tube angles, each taken the short way."""
+        """The points of the surface of size `radius` at the mean ring and tube angles, each taken the short way
+        (where the hole has closed, the chord midpoints moved onto the surface, `pcflow.latent.project_onto`)."""
+        if self._closed(radius):
+            from pcflow.latent import project_onto
+
+            return project_onto(self.torus.level, 0.5 * (first + second), radius)
         u1, v1 = self.torus.angles(first)
         u2, v2 = self.torus.angles(second)
         return self.torus.point(u1 + 0.5 * _turn(u2 - u1), v1 + 0.5 * _turn(v2 - v1), radius)
@@ -161,10 +177,17 @@ class Torus(Template):
         return corners
 
 
-#: `Tori.start`'s marching-cubes grid spacing is sqrt(this * area / faces wanted), for about 20 * 4**s faces, and
+#: The marching-cubes grid spacing of `Tori.start` (and of `Torus.start` where the hole has closed) is
+#: sqrt(this * area / faces wanted), for about 20 * 4**s faces, and
 #: at most `_TUBE_CELLS` times the tube's least half-extent (so that the grid resolves the tube at any level).
 _CELLS_PER_FACE = 2.6
 _TUBE_CELLS = 0.7
+
+
+def _implicit_spacing(area: float, thinnest: float, subdivisions: int) -> float:
+    """The marching-cubes grid spacing for a surface of `area` whose tube's least half-extent is `thinnest`: about
+    20 * 4**subdivisions faces, finer where the tube needs it."""
+    return min(float(np.sqrt(_CELLS_PER_FACE * area / (20 * 4 ** int(subdivisions)))), _TUBE_CELLS * thinnest)
 
 
 @dataclass(frozen=True)
@@ -193,9 +216,7 @@ class Tori(Template):
         """The surface of size `radius` meshed with about 20 * 4**subdivisions faces, or more where the grid needs
         them to resolve the tube (see `Template.start`)."""
         area = sum(torus.area(radius) for torus in self.tori.tori)
-        spacing = min(np.sqrt(_CELLS_PER_FACE * area / (20 * 4 ** int(subdivisions))),
-                      _TUBE_CELLS * self.tori.thinnest(radius))
-        return self.tori.mesh(radius, spacing)
+        return self.tori.mesh(radius, _implicit_spacing(area, self.tori.thinnest(radius), subdivisions))
 
     def midpoints(self, first: np.ndarray, second: np.ndarray, radius: float) -> np.ndarray:
         """The chord midpoints moved onto the surface of size `radius` (`pcflow.latent.LatentTori.project`)."""

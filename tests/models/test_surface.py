@@ -449,6 +449,14 @@ def test_genus_1_surface_is_a_torus_through_the_points(ring_model, ring_scan):
     assert abs(ring_model.volume_ / mesh.volume - 1) < 0.1
 
 
+def test_genus_1_mesh_at_a_coverage_past_the_ring_closes_the_hole_cleanly(ring_model):
+    from pcflow.meshing import boundary_mesh, validity
+
+    assert ring_model.radius_at(0.99) > ring_model.template_.major  # the tube reaches the axis at this coverage
+    checks = validity(boundary_mesh(ring_model, coverage=0.99).mesh)
+    assert checks["watertight"] and checks["genus"] == 0 and checks["self_intersections"] == 0
+
+
 def test_genus_1_model_file_keeps_its_torus(ring_model, ring_scan, tmp_path):
     from pcflow.models import load
 
