@@ -2,8 +2,8 @@
 
 A flow is a diffeomorphism, so the preimage of a latent torus is a genus-1 surface without self-intersections, as
 the preimage of the sphere is a genus-0 one; solid tori joined side by side, each overlapping the next, are bounded by
-a surface with one handle per torus (`LatentTori`). The level function plays the part of the latent radius ||z||: the surface of size b is where the
-level is b.
+a surface with one handle per torus (`LatentTori`). The level function plays the part of the latent radius ||z||:
+the surface of size b is where the level is b.
 """
 
 from __future__ import annotations
@@ -105,9 +105,7 @@ class LatentTorus:
         index = np.arange(n) + 0.5
         share = np.mod(index / n + shift[0], 1.0)
         u = 2.0 * np.pi * np.mod(index * _GOLDEN + shift[1], 1.0)
-        grid = np.linspace(0.0, 2.0 * np.pi, _TABLE)
-        # area per tube angle: ring length times the tube's arc length
-        density = (self.major + size * np.cos(grid)) * np.hypot(np.sin(grid), self.stretch * np.cos(grid))
+        grid, density = self._tube_density(size)
         cumulative = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(grid))])
         v = np.interp(share * cumulative[-1], cumulative, grid)
         return torch.as_tensor(self.point(u, v, size), dtype=dtype, device=device)
@@ -134,11 +132,16 @@ class LatentTorus:
         """log of the solid torus's volume, 2 pi^2 major size^2 stretch."""
         return math.log(2.0 * math.pi**2 * self.major * size**2 * self.stretch)
 
+    def _tube_density(self, size: float) -> tuple[np.ndarray, np.ndarray]:
+        """`_TABLE` tube angles over [0, 2 pi] and the area per tube angle there of the surface of size `size`, over
+        2 pi size: the ring's length times the tube's arc length."""
+        grid = np.linspace(0.0, 2.0 * np.pi, _TABLE)
+        return grid, (self.major + size * np.cos(grid)) * np.hypot(np.sin(grid), self.stretch * np.cos(grid))
+
     def area(self, size: float) -> float:
         """Area of the surface of size `size`: the ring's length times the tube's arc length, integrated over the
         tube angle."""
-        grid = np.linspace(0.0, 2.0 * np.pi, _TABLE)
-        density = (self.major + size * np.cos(grid)) * np.hypot(np.sin(grid), self.stretch * np.cos(grid))
+        grid, density = self._tube_density(size)
         return float(2.0 * np.pi * size * np.sum(0.5 * (density[1:] + density[:-1]) * np.diff(grid)))
 
     def bounds(self, size: float) -> np.ndarray:
@@ -162,56 +165,11 @@ class LatentTorus:
 _VOLUME_DRAWS = 400_000
 #: The width of the seam where joined tori meet, as a share of the surface's size (`fit_tori`'s `LatentTori.blend`).
 BLEND = 0.5
-#: `LatentTori.mesh`: smoothing rounds (a Laplacian step, then the projection back onto the surface) and the
-#: Newton steps of each projection (`LatentTori.project`).
-_SMOOTHING_ROUNDS = 4
-_NEWTON_STEPS = 4
 #: `LatentTori.points` draws from a mesh of the surface whose grid spacing is this share of the tube's least
 #: half-extent, and moves the points from its faces onto the surface in this many Newton steps (they start within
 #: about 1% of the size of it).
 _SAMPLING_SPACING = 0.35
 _SAMPLING_NEWTON_STEPS = 2
-
-
-def project_onto(level, z: np.ndarray, size: float, steps: int = _NEWTON_STEPS) -> np.ndarray:
-    """(M, 3) latent points moved onto the level set `level` = `size` (`level`: (N, 3) -> (N,) tensors) by `steps`
-    Newton steps along the level's gradient."""
-    z = torch.as_tensor(np.array(z, dtype=np.float64))
-    for _ in range(steps):
-        z.requires_grad_(True)
-        value = level(z)
-        (gradient,) = torch.autograd.grad(value.sum(), z)
-        with torch.no_grad():
-            z = z - ((value - size) / (gradient * gradient).sum(dim=1).clamp_min(1e-12))[:, None] * gradient
-    return z.detach().numpy()
-
-
-def level_set_mesh(level, bounds: np.ndarray, size: float, spacing: float) -> tuple[np.ndarray, np.ndarray]:
-    """The level set `level` = `size` inside the box `bounds` ((2, 3) corners) meshed: marching cubes on a grid of
-    `spacing`, each vertex moved onto the surface (`project_onto`) and the triangles evened out by
-    `_SMOOTHING_ROUNDS` rounds of a Laplacian step and the projection. (V, 3) vertices, (F, 3) int64 faces wound
-    outward (the level rising outward)."""
-    from skimage.measure import marching_cubes
-
-    low, high = bounds
-    low = low - 2.3137 * spacing  # off the lattice of the surface's own round numbers
-    axes = [np.arange(a, b + 2.5 * spacing, spacing) for a, b in zip(low, high, strict=True)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    with torch.no_grad():
-        values = level(torch.as_tensor(grid)).numpy().reshape(tuple(len(axis) for axis in axes)) - size
-    vertices, faces, _, _ = marching_cubes(values, 0.0, spacing=(spacing,) * 3)
-    unique, inverse = np.unique(vertices + low, axis=0, return_inverse=True)  # exact duplicates merged
-    faces = inverse.reshape(-1)[faces]
-    faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    degree = np.maximum(np.bincount(edges[:, 0], minlength=len(unique)), 1).astype(np.float64)
-    latent = unique
-    for _ in range(_SMOOTHING_ROUNDS):
-        mean = np.stack([np.bincount(edges[:, 0], latent[edges[:, 1], k], len(latent)) for k in range(3)], 1)
-        latent = project_onto(level, mean / degree[:, None], size)
-    corners = latent[faces]
-    volume = np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2])).sum()
-    return latent, (faces if volume > 0 else faces[:, ::-1]).astype(np.int64)
 
 
 def smooth_min(levels: torch.Tensor, blend: float) -> torch.Tensor:
@@ -262,16 +220,21 @@ class LatentTori:
         z = torch.as_tensor(np.array(z, dtype=np.float64))
         return torch.stack([torus.level(z) for torus in self.tori]).argmin(dim=0).numpy()
 
-    def project(self, z: np.ndarray, size: float, steps: int = _NEWTON_STEPS) -> np.ndarray:
-        """(M, 3) latent points moved onto the surface of size `size` (`project_onto`)."""
-        return project_onto(self.level, z, size, steps)
+    def project(self, z: np.ndarray, size: float, steps: int | None = None) -> np.ndarray:
+        """(M, 3) latent points moved onto the surface of size `size` (`pcflow.meshing.implicit.project_onto`;
+        `steps` Newton steps, default its own)."""
+        from .meshing.implicit import NEWTON_STEPS, project_onto
+
+        return project_onto(self.level, z, size, NEWTON_STEPS if steps is None else steps)
 
     def thinnest(self, size: float) -> float:
         """The least half-extent of the tubes of the surface of size `size`."""
         return size * min(1.0, *(torus.stretch for torus in self.tori))
 
     def mesh(self, size: float, spacing: float) -> tuple[np.ndarray, np.ndarray]:
-        """The surface of size `size` meshed on a grid of `spacing` (`level_set_mesh`)."""
+        """The surface of size `size` meshed on a grid of `spacing` (`pcflow.meshing.implicit.level_set_mesh`)."""
+        from .meshing.implicit import level_set_mesh
+
         return level_set_mesh(self.level, self.bounds(size), size, spacing)
 
     def points(self, n: int, size: float, *, generator: torch.Generator | None = None, dtype=torch.float32,
@@ -367,20 +330,36 @@ def _spread_axes(n: int) -> torch.Tensor:
     return torch.as_tensor(np.stack([across * np.cos(angle), across * np.sin(angle), height], axis=1))
 
 
+def _heights_and_radii(p: torch.Tensor, center: torch.Tensor, unit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Height along each of S axes (unit vectors through centres: (S, 3) each) of the points p (N, 3), and distance
+    from the axis: two (S, N) tensors."""
+    w = p[None] - center[:, None, :]
+    height = (w * unit[:, None, :]).sum(dim=2)
+    return height, (w - height[..., None] * unit[:, None, :]).norm(dim=2)
+
+
+def _torus_levels(p: torch.Tensor, center: torch.Tensor, axis: torch.Tensor, major: torch.Tensor,
+                  stretch: torch.Tensor) -> torch.Tensor:
+    """`LatentTorus.level` of the points p (N, 3) for S tori given as tensors (centres and axes (S, 3), the axes of
+    any length; ring radii and stretches (S,)): (S, N)."""
+    height, rho = _heights_and_radii(p, center, axis / axis.norm(dim=1, keepdim=True))
+    return torch.sqrt((rho - major[:, None]) ** 2 + (height / stretch[:, None]) ** 2 + 1e-30)
+
+
+def _seeded_subset(points: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """The rows of `points` as float64, or a seeded random subset of `limit` of them (in their order)."""
+    data = np.asarray(points, dtype=np.float64)
+    if len(data) > limit:
+        data = data[np.sort(np.random.default_rng(seed).choice(len(data), limit, replace=False))]
+    return data
+
+
 def _fit_from(p: torch.Tensor, center0: torch.Tensor, axes0: torch.Tensor, steps: int) -> list:
     """Tori fitted to points p from starts (one centre, S unit axes: (S, 3)) for `steps` Adam steps, all starts at
     once (each start's loss and Adam update are its own): a list of (residual, leaves a hole, torus, size), one per
     start."""
-    def levels(center, unit, major, stretch):  # (S, N) levels of the S tori
-        w = p[None] - center[:, None, :]
-        height = (w * unit[:, None, :]).sum(dim=2)
-        rho = (w - height[..., None] * unit[:, None, :]).norm(dim=2)
-        return torch.sqrt((rho - major[:, None]) ** 2 + (height / stretch[:, None]) ** 2 + 1e-30)
-
     centers = center0.expand(len(axes0), 3)
-    w = p[None] - centers[:, None, :]
-    height = (w * axes0[:, None, :]).sum(dim=2)
-    rho = (w - height[..., None] * axes0[:, None, :]).norm(dim=2)
+    height, rho = _heights_and_radii(p, centers, axes0)
     major0 = rho.mean(dim=1)
     half_width = (rho - major0[:, None]).abs().amax(dim=1).clamp_min(1e-6)
     stretch0 = (height.abs().amax(dim=1) / half_width).clamp(0.2, 5.0)
@@ -391,8 +370,7 @@ def _fit_from(p: torch.Tensor, center0: torch.Tensor, axes0: torch.Tensor, steps
     optimizer = adam([center, axis, logs], lr=0.01)
     for _ in range(steps):
         major, size, stretch = logs.exp().unbind(dim=1)
-        losses = (levels(center, axis / axis.norm(dim=1, keepdim=True), major, stretch) - size[:, None]).abs()
-        losses = losses.mean(dim=1)
+        losses = (_torus_levels(p, center, axis, major, stretch) - size[:, None]).abs().mean(dim=1)
         optimizer.zero_grad()
         losses.sum().backward()
         optimizer.step()
@@ -415,10 +393,7 @@ def fit_torus(points: np.ndarray, *, seed: int = 0) -> tuple[LatentTorus, float,
     `SCREEN_STEPS` steps; the `KEPT_STARTS` best are fitted for `FIT_STEPS`, and the one with the smallest residual
     (that mean over the size) whose tube leaves a hole (size < major) is kept. None when none does.
     """
-    data = np.asarray(points, dtype=np.float64)
-    if len(data) > FIT_POINTS:
-        data = data[np.sort(np.random.default_rng(seed).choice(len(data), FIT_POINTS, replace=False))]
-    p = torch.as_tensor(data)
+    p = torch.as_tensor(_seeded_subset(points, FIT_POINTS, seed))
     center0 = p.mean(dim=0)
     _, vectors = torch.linalg.eigh(torch.cov((p - center0).T))
     starts = [*vectors.T, *_spread_axes(SPREAD_STARTS)]
@@ -464,16 +439,6 @@ def _spread_subset(points: np.ndarray, limit: int) -> np.ndarray:
     return points[::max(1, -(-len(points) // limit))]
 
 
-def _torus_level(p: torch.Tensor, center: torch.Tensor, axis: torch.Tensor, major: torch.Tensor,
-                 stretch: torch.Tensor) -> torch.Tensor:
-    """`LatentTorus.level` of points p for a torus given as tensors (the axis need not be a unit vector)."""
-    unit = axis / axis.norm()
-    w = p - center
-    height = w @ unit
-    rho = (w - height[:, None] * unit).norm(dim=1)
-    return torch.sqrt((rho - major) ** 2 + (height / stretch) ** 2 + 1e-30)
-
-
 def fit_tori(points: np.ndarray, genus: int, *, seed: int = 0) -> tuple[LatentTori, float, float] | None:
     """The `genus` tori, joined side by side, nearest to points that sample a surface with `genus` handles:
     (tori, size, residual) or None.
@@ -487,9 +452,7 @@ def fit_tori(points: np.ndarray, genus: int, *, seed: int = 0) -> tuple[LatentTo
     """
     if genus < 2:
         raise PcflowError(f"fit_tori joins two or more tori, got genus {genus}")
-    data = np.asarray(points, dtype=np.float64)
-    if len(data) > FIT_POINTS:
-        data = data[np.sort(np.random.default_rng(seed).choice(len(data), FIT_POINTS, replace=False))]
+    data = _seeded_subset(points, FIT_POINTS, seed)
     labels = _kmeans(data, genus, seed)
     p = torch.as_tensor(data)
     pieces, fitted_on = [None] * genus, [None] * genus
@@ -503,10 +466,12 @@ def fit_tori(points: np.ndarray, genus: int, *, seed: int = 0) -> tuple[LatentTo
             fitted_on[j] = members
         if any(piece is None for piece in pieces):
             return None
+        if round_ == REASSIGN_ROUNDS:
+            break
         with torch.no_grad():  # each point to the torus it lies closest to the surface of
             offsets = torch.stack([(torus.level(p) - size).abs() for torus, size, _ in pieces])
         closest = offsets.argmin(dim=0).numpy()
-        if round_ == REASSIGN_ROUNDS or np.array_equal(closest, labels):
+        if np.array_equal(closest, labels):
             break
         labels = closest
     p = torch.as_tensor(_spread_subset(data, JOINT_POINTS))
@@ -516,8 +481,8 @@ def fit_tori(points: np.ndarray, genus: int, *, seed: int = 0) -> tuple[LatentTo
     log_size = torch.tensor(math.log(float(np.median([piece[1] for piece in pieces])))).requires_grad_(True)
     optimizer = adam([centers, axes, logs, log_size], lr=0.01)
     for _ in range(JOINT_STEPS):
-        levels = torch.stack([_torus_level(p, centers[j], axes[j], *logs[j].exp()) for j in range(genus)])
         size = log_size.exp()
+        levels = _torus_levels(p, centers, axes, *logs.exp().unbind(dim=1))
         loss = (smooth_min(levels, BLEND * size) - size).abs().mean()
         optimizer.zero_grad()
         loss.backward()

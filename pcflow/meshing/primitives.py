@@ -67,6 +67,13 @@ def _adjacency(faces: np.ndarray, n_vertices: int):
     return coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n_vertices, n_vertices)).tocsr()
 
 
+def _ring_mean(adjacency):
+    """Sparse (V, V) matrix that takes the mean over each vertex's neighbours in `adjacency` (`_adjacency`)."""
+    from scipy.sparse import diags
+
+    return diags(1.0 / np.maximum(adjacency.sum(axis=1).A1, 1.0)) @ adjacency
+
+
 def _face_normals(vertices: np.ndarray, faces: np.ndarray, *, unit: bool = True) -> np.ndarray:
     a = vertices[faces[:, 0]]
     normals = np.cross(vertices[faces[:, 1]] - a, vertices[faces[:, 2]] - a)

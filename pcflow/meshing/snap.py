@@ -10,7 +10,8 @@ import trimesh
 from pcflow.errors import PcflowError
 
 from .intersections import _intersecting_pairs
-from .primitives import _adjacency, _check_count, _check_positive, _face_normals, _is_int, _vertex_normals
+from .primitives import (_adjacency, _check_count, _check_positive, _face_normals, _is_int, _ring_mean,
+                         _vertex_normals)
 
 #: `snap_to_points`'s default reach (`max_offset`): this share of the mesh's bounding-box diagonal.
 SNAP_OFFSET_FRACTION = 0.04
@@ -104,10 +105,8 @@ def snap_to_points(
     if crossings is None and iterations > 0:
         crossings = len(_intersecting_pairs(start, faces))
     if not crossings and iterations > 0 and len(start):
-        from scipy.sparse import diags
-
         adjacency = _adjacency(faces, len(start))
-        ring_mean = diags(1.0 / np.maximum(adjacency.sum(axis=1).A1, 1.0)) @ adjacency  # mean over the neighbours
+        ring_mean = _ring_mean(adjacency)
         pool = _ring_pool(adjacency, _pool_rings(len(points) / len(start), pool_points, max_rings))
         vertices, rounds, backoffs = _snap_rounds(start, faces, points, ring_mean, pool, int(iterations), max_offset,
                                                   **settings)

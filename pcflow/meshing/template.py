@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .implicit import level_set_mesh, project_onto
 from .primitives import _signed_volume
 
 
@@ -121,9 +122,7 @@ class Torus(Template):
     def start(self, subdivisions: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
         """The grid on the torus's surface of size `radius` (see `Template.start`); from size `major` on, where the
         tube closes the hole and the grid would fold, the surface meshed by marching cubes of the level instead
-        (`pcflow.latent.level_set_mesh`: genus 0 there)."""
-        from pcflow.latent import level_set_mesh
-
+        (`pcflow.meshing.implicit.level_set_mesh`: genus 0 there)."""
         if self._closed(radius):
             spacing = _implicit_spacing(self.torus.area(radius), radius * min(1.0, self.torus.stretch), subdivisions)
             return level_set_mesh(self.torus.level, self.torus.bounds(radius), radius, spacing)
@@ -151,10 +150,8 @@ class Torus(Template):
 
     def midpoints(self, first: np.ndarray, second: np.ndarray, radius: float) -> np.ndarray:
         """The points of the surface of size `radius` at the mean ring and tube angles, each taken the short way
-        (where the hole has closed, the chord midpoints moved onto the surface, `pcflow.latent.project_onto`)."""
+        (where the hole has closed, the chord midpoints moved onto the surface, `pcflow.meshing.implicit.project_onto`)."""
         if self._closed(radius):
-            from pcflow.latent import project_onto
-
             return project_onto(self.torus.level, 0.5 * (first + second), radius)
         u1, v1 = self.torus.angles(first)
         u2, v2 = self.torus.angles(second)
@@ -169,12 +166,7 @@ class Torus(Template):
     def face_uv(self, latent: np.ndarray, uv: np.ndarray, faces: np.ndarray) -> np.ndarray:
         """Per-corner `uv`, unbroken across both seams: a face that spans more than half of u or v has its corners
         on the low side moved up by 1 (for a texture that repeats)."""
-        corners = uv[faces].copy()
-        for k in range(2):
-            values = corners[..., k]
-            span = values.max(axis=1) - values.min(axis=1)
-            values[(span > 0.5)[:, None] & (values < 0.5)] += 1.0
-        return corners
+        return _unwrapped(uv[faces].copy())
 
 
 #: The marching-cubes grid spacing of `Tori.start` (and of `Torus.start` where the hole has closed) is
@@ -243,13 +235,19 @@ class Tori(Template):
         seams (a corner on the low side of a seam is moved up by one torus's share of u, or by 1 in v); faces
         on the rounded join of two tori take all their corners from one torus's chart."""
         piece = self.tori.nearest_torus(latent[faces].mean(axis=1))
-        corners = self._local_uv(latent[faces].reshape(-1, 3), np.repeat(piece, 3)).reshape(-1, 3, 2)
-        for k in range(2):
-            values = corners[..., k]
-            span = values.max(axis=1) - values.min(axis=1)
-            values[(span > 0.5)[:, None] & (values < 0.5)] += 1.0
+        corners = _unwrapped(self._local_uv(latent[faces].reshape(-1, 3), np.repeat(piece, 3)).reshape(-1, 3, 2))
         corners[..., 0] = (piece[:, None] + corners[..., 0]) / self.genus
         return corners
+
+
+def _unwrapped(corners: np.ndarray) -> np.ndarray:
+    """(F, 3, 2) per-corner chart coordinates in [0, 1), changed in place and returned: in each coordinate, a face that
+    spans more than half the chart has its corners on the low side moved up by 1 (both of a torus's seams)."""
+    for k in range(2):
+        values = corners[..., k]
+        span = values.max(axis=1) - values.min(axis=1)
+        values[(span > 0.5)[:, None] & (values < 0.5)] += 1.0
+    return corners
 
 
 def _turn(angle: np.ndarray) -> np.ndarray:
