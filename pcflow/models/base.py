@@ -238,8 +238,8 @@ def preimage_volume(flow: Flow, scale: np.ndarray, radius: float, *, seed: int, 
                     template=None) -> tuple[float, float]:
     """Volume of f^-1(B(0, radius)) in input units (normalised by `scale`: (D,) array), and its standard error:
     closed form for a constant-Jacobian flow, else from `n_samples` uniform samples of the ball seeded by `seed`.
-    With a latent `template` (`pcflow.latent.LatentTorus`), the region inside its surface of size `radius` instead
-    of the ball."""
+    With a latent `template` (`pcflow.latent.LatentTorus` or `LatentTori`), the region inside its surface of size
+    `radius` instead of the ball."""
     dim = len(scale)
     log_input_scale = float(np.sum(np.log(scale)))
     if template is None:
@@ -485,8 +485,8 @@ class FlowDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         return self._map(Z, self.flow_.inverse) * self.scale_ + self.center_
 
     def latent_radius(self, X) -> np.ndarray:
-        """||f(x)|| for each row of X: (N,) float64 array."""
-        return np.linalg.norm(self.transform(X), axis=1)
+        """||f(x)|| for each row of X (the latent level, `_level`): (N,) float64 array."""
+        return self._level(torch.as_tensor(self.transform(X), dtype=torch.float64)).numpy()
 
     def score_samples(self, X) -> np.ndarray:
         """Minus the latent radius of each row of X: (N,) array, higher for more normal points."""

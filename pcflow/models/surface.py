@@ -427,14 +427,8 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         """Nothing: the surface's radius and distance threshold are set by `fit`."""
 
     def _level(self, z: torch.Tensor) -> torch.Tensor:
-        """The latent radius, or the torus's level (`template_`)."""
+        """The latent radius, or the level of the latent tori (`template_`)."""
         return z.norm(dim=1) if self.template_ is None else self.template_.level(z)
-
-    def latent_radius(self, X) -> np.ndarray:
-        """||f(x)|| for each row of X, or the torus's level (`template_`): (N,) float64 array."""
-        if self.template_ is None:
-            return super().latent_radius(X)
-        return self.template_.level(torch.as_tensor(self.transform(X))).numpy()
 
     # ----------------------------------------------------------------------------------------------------------
     # scoring
