@@ -151,8 +151,8 @@ def boundary_mesh(
     check_intersections: bool = True,
     snap: bool = True,
 ) -> BoundaryMesh:
-    """Boundary mesh of a fitted model's region: its latent ball's sphere (a genus-1 surface model's torus,
-    `model_template`) mapped through the inverse flow.
+    """Boundary mesh of a fitted model's region: its latent ball's sphere (a surface model's torus or
+    joined tori, `model_template`) mapped through the inverse flow.
 
     A surface model's own surface (no `coverage`) is then moved onto the model's training inliers (its reference
     points that it predicts as inliers) by `snap_to_points`, unless `snap` is False; an envelope, or a surface

@@ -22,7 +22,7 @@ def marching_cubes_mesh(
     resolution: int = 64,
     padding: float = 0.1,
 ) -> trimesh.Trimesh:
-    """Zero level set of `radius - |transform(x)|` (the latent tori's level for a model of genus 1 or 2) on a grid,
+    """Zero level set of `radius - |transform(x)|` (the latent tori's level for a model of genus 1 to 3) on a grid,
     by marching cubes: a cross-check mesh.
 
     The grid covers the bounding box of the boundary mesh (refined, unchecked) grown by `padding`

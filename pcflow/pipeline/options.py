@@ -35,7 +35,8 @@ GENERA = ("auto", 0, 1, 2, 3)
 
 #: The input normalisation of a fit of each genus. The isotropic one keeps a shape undistorted; a torus's tube
 #: stretches along its axis only, and a torus fit follows the points closer with each axis scaled by its spread
-#: (docs/benchmarks/fit_settings.md).
+#: (docs/benchmarks/fit_settings.md); joined tori keep the isotropic one (with each axis scaled, no two tori fitted
+#: the double torus and its fit fell back to genus 0).
 GENUS_NORMALIZE = {0: "isotropic", 1: "standard", 2: "isotropic", 3: "isotropic"}
 
 
@@ -66,7 +67,7 @@ class FitOptions:
     hidden_features: int | None = None
     progress: bool = False
     fast: bool = False  # a shorter fit where epochs and surface_steps are None (`FAST`)
-    genus: int | str = "auto"  # of a surface fit: 0, 1, or "auto" (`pcflow.pipeline.fit_cloud` estimates it)
+    genus: int | str = "auto"  # of a surface fit: 0 to 3, or "auto" (`pcflow.pipeline.fit_cloud` estimates it)
 
     def resolved(self, name: str):
         """The setting `name`, taking the mode's default where it is None or not a field (``objective``, ``batch_size``,
