@@ -182,43 +182,11 @@ def smooth_min(levels: torch.Tensor, blend: float) -> torch.Tensor:
     return out
 
 
-@dataclass(frozen=True)
-class LatentTori:
-    """Tori joined side by side: the union of their solid tori with a rounded seam, whose level function is the
-    smooth minimum of theirs (`smooth_min`),
-
-        level(z) = smin_j level_j(z),
-
-    so that the surface of size b bounds the solid tori of size b, joined where they meet by a seam about `blend`
-    wide. Where each torus's solid overlaps the next one's in one piece and leaves its hole open, the surface has
-    one handle per torus (`genus`).
-
-    Attributes:
-        tori: the `LatentTorus` pieces, two or more.
-        blend: the seam's width, > 0.
-
-    Example:
-        >>> left = LatentTorus((-1.0, 0.0, 0.0), (0.0, 0.0, 1.0), 0.8)
-        >>> right = LatentTorus((1.0, 0.0, 0.0), (0.0, 0.0, 1.0), 0.8)
-        >>> round(float(LatentTori((left, right), 0.1).level(torch.tensor([[0.0, 0.0, 0.0]]).double())[0]), 6)
-        0.175
-    """
-
-    tori: tuple
-    blend: float
-
-    @property
-    def genus(self) -> int:
-        return len(self.tori)
-
-    def level(self, z: torch.Tensor) -> torch.Tensor:
-        """The level of each row of z: (N, 3) -> (N,), differentiable (smooth away from the rings and axes)."""
-        return smooth_min(torch.stack([torus.level(z) for torus in self.tori]), self.blend)
-
-    def nearest_torus(self, z: np.ndarray) -> np.ndarray:
-        """(M,) index of the torus of least level at each of the (M, 3) latent points: the piece a point is on."""
-        z = torch.as_tensor(np.array(z, dtype=np.float64))
-        return torch.stack([torus.level(z) for torus in self.tori]).argmin(dim=0).numpy()
+class ImplicitSurface:
+    """What a latent surface given by a level function (`level`, the surface of size b where it is b) gets from it:
+    projections onto the surface, meshes, and points spread over it and drawn inside it. A subclass gives `level`,
+    `bounds(size)` (a box holding the surface of size `size`) and `_sampling_spacing(size)` (the grid spacing of the
+    mesh `points` draws from)."""
 
     def project(self, z: np.ndarray, size: float, steps: int | None = None) -> np.ndarray:
         """(M, 3) latent points moved onto the surface of size `size` (`pcflow.meshing.implicit.project_onto`;
@@ -226,10 +194,6 @@ class LatentTori:
         from .meshing.implicit import NEWTON_STEPS, project_onto
 
         return project_onto(self.level, z, size, NEWTON_STEPS if steps is None else steps)
-
-    def thinnest(self, size: float) -> float:
-        """The least half-extent of the tubes of the surface of size `size`."""
-        return size * min(1.0, *(torus.stretch for torus in self.tori))
 
     def mesh(self, size: float, spacing: float) -> tuple[np.ndarray, np.ndarray]:
         """The surface of size `size` meshed on a grid of `spacing` (`pcflow.meshing.implicit.level_set_mesh`)."""
@@ -276,6 +240,52 @@ class LatentTori:
         share = float((self.level(box) <= size).double().mean())
         return math.log(float(np.prod(high - low)) * share)
 
+
+@dataclass(frozen=True)
+class LatentTori(ImplicitSurface):
+    """Tori joined side by side: the union of their solid tori with a rounded seam, whose level function is the
+    smooth minimum of theirs (`smooth_min`),
+
+        level(z) = smin_j level_j(z),
+
+    so that the surface of size b bounds the solid tori of size b, joined where they meet by a seam about `blend`
+    wide. Where each torus's solid overlaps the next one's in one piece and leaves its hole open, the surface has
+    one handle per torus (`genus`).
+
+    Attributes:
+        tori: the `LatentTorus` pieces, two or more.
+        blend: the seam's width, > 0.
+
+    Example:
+        >>> left = LatentTorus((-1.0, 0.0, 0.0), (0.0, 0.0, 1.0), 0.8)
+        >>> right = LatentTorus((1.0, 0.0, 0.0), (0.0, 0.0, 1.0), 0.8)
+        >>> round(float(LatentTori((left, right), 0.1).level(torch.tensor([[0.0, 0.0, 0.0]]).double())[0]), 6)
+        0.175
+    """
+
+    tori: tuple
+    blend: float
+
+    @property
+    def genus(self) -> int:
+        return len(self.tori)
+
+    def level(self, z: torch.Tensor) -> torch.Tensor:
+        """The level of each row of z: (N, 3) -> (N,), differentiable (smooth away from the rings and axes)."""
+        return smooth_min(torch.stack([torus.level(z) for torus in self.tori]), self.blend)
+
+    def nearest_torus(self, z: np.ndarray) -> np.ndarray:
+        """(M,) index of the torus of least level at each of the (M, 3) latent points: the piece a point is on."""
+        z = torch.as_tensor(np.array(z, dtype=np.float64))
+        return torch.stack([torus.level(z) for torus in self.tori]).argmin(dim=0).numpy()
+
+    def thinnest(self, size: float) -> float:
+        """The least half-extent of the tubes of the surface of size `size`."""
+        return size * min(1.0, *(torus.stretch for torus in self.tori))
+
+    def _sampling_spacing(self, size: float) -> float:
+        return _SAMPLING_SPACING * self.thinnest(size)
+
     def bounds(self, size: float) -> np.ndarray:
         """(2, 3) low and high corners of a box holding the surface of size `size`."""
         boxes = np.stack([torus.bounds(size + self.blend) for torus in self.tori])
@@ -292,9 +302,10 @@ class LatentTori:
 
 
 @functools.lru_cache(maxsize=8)
-def _sampling_mesh(tori: LatentTori, size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A fine mesh of the surface of size `size` (`LatentTori.mesh`) and its faces' cumulative areas."""
-    vertices, faces = tori.mesh(size, _SAMPLING_SPACING * tori.thinnest(size))
+def _sampling_mesh(surface: ImplicitSurface, size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A fine mesh of the surface of size `size` (`ImplicitSurface.mesh` at its `_sampling_spacing`) and its faces'
+    cumulative areas."""
+    vertices, faces = surface.mesh(size, surface._sampling_spacing(size))
     corners = vertices[faces]
     areas = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
     return vertices, faces, np.cumsum(areas)
