@@ -8,7 +8,7 @@ from .intersections import count_self_intersections
 from .marching import marching_cubes_mesh
 from .refine import DEFAULT_TOLERANCE_FRACTION
 from .snap import SNAP_OFFSET_FRACTION, snap_to_points
-from .template import SPHERE, IcoSphere, Template, Tori, Torus, model_template
+from .template import SPHERE, IcoSphere, Shaped, Template, Tori, Torus, model_template
 
 __all__ = [
     "DEFAULT_TOLERANCE_FRACTION",
@@ -18,6 +18,7 @@ __all__ = [
     "GenusEstimate",
     "IcoSphere",
     "Template",
+    "Shaped",
     "Tori",
     "Torus",
     "boundary_mesh",

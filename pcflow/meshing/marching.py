@@ -73,7 +73,8 @@ def marching_cubes_mesh(
 
 
 def _level(model, latent: np.ndarray) -> np.ndarray:
-    """The latent level of (M, 3) latent points: their radius, or the level of the model's tori (`template_`)."""
+    """The latent level of (M, 3) latent points: their radius, or the level of the model's latent surface
+    (`template_`: a torus, joined tori or a shaped surface)."""
     torus = getattr(model, "template_", None)
     if torus is None:
         return np.linalg.norm(latent, axis=1)

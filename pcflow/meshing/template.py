@@ -240,6 +240,32 @@ class Tori(Template):
         return corners
 
 
+@dataclass(frozen=True)
+class Shaped(Template):
+    """A latent surface shaped like the data (`pcflow.shaped.LatentGrid`), meshed at its grid's spacing by marching
+    cubes of its level function with the vertices moved onto the surface; chart: the sphere's (`IcoSphere.uv`) of the
+    direction from the grid's centre, which is one-to-one only where every such direction meets the surface once.
+    """
+
+    grid: object  # a pcflow.shaped.LatentGrid
+    max_subdivisions = 6
+
+    def start(self, subdivisions: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
+        """The surface of size `radius` meshed at the grid's spacing (the same mesh at every subdivision level: the
+        refinement splits its edges where they map long)."""
+        return self.grid.surface_mesh(radius)
+
+    def midpoints(self, first: np.ndarray, second: np.ndarray, radius: float) -> np.ndarray:
+        """The chord midpoints moved onto the surface of size `radius` (`pcflow.latent.ImplicitSurface.project`)."""
+        return self.grid.project(0.5 * (first + second), radius)
+
+    def uv(self, latent: np.ndarray) -> np.ndarray:
+        return SPHERE.uv(latent - self.grid.centre())
+
+    def face_uv(self, latent: np.ndarray, uv: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        return SPHERE.face_uv(latent - self.grid.centre(), uv, faces)
+
+
 def _unwrapped(corners: np.ndarray) -> np.ndarray:
     """(F, 3, 2) per-corner chart coordinates in [0, 1), changed in place and returned: in each coordinate, a face that
     spans more than half the chart has its corners on the low side moved up by 1 (both of a torus's seams)."""
@@ -256,11 +282,13 @@ def _turn(angle: np.ndarray) -> np.ndarray:
 
 
 def model_template(model) -> Template:
-    """The latent template of a fitted model's surface: its torus or tori (`template_`) where it has them, else
-    `SPHERE`."""
+    """The latent template of a fitted model's surface: its torus, tori or shaped surface (`template_`) where it has
+    them, else `SPHERE`."""
     latent = getattr(model, "template_", None)
     if latent is None:
         return SPHERE
+    if latent.genus == 0:
+        return Shaped(latent)
     return Torus(latent) if latent.genus == 1 else Tori(latent)
 
 

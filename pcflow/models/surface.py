@@ -12,6 +12,7 @@ import torch
 from ..distributed import SingleProcess
 from ..errors import PcflowError
 from ..latent import fit_tori, fit_torus, template_from_array
+from ..shaped import GRID_SIZE, SPACING_NEIGHBORS, LatentGrid, fit_grid
 from ..objectives import RADIAL_WEIGHT, Objective, spread_unit_sphere
 from ..optim import CosineSchedule, adam
 from ..quantile import check_alpha
@@ -33,6 +34,10 @@ NEIGHBOR_STATISTICS = ("mean", "kth")
 #: The genera of the latent surfaces `SurfaceFlow` fits: the sphere (0), the torus (1, `pcflow.latent.LatentTorus`)
 #: and two or three tori joined side by side (2 and 3, `pcflow.latent.LatentTori`).
 GENERA = (0, 1, 2, 3)
+
+#: The latent surfaces of a genus-0 fit: the sphere, or one shaped like the data (`pcflow.shaped.LatentGrid`,
+#: `start_from_data`), where the surface fit starts from the object's shape instead of the envelope's.
+LATENTS = ("sphere", "shaped")
 
 #: `SurfaceFlow.fit` calls its `surface_check` after this many steps of the surface fit: a setting of the check (the
 #: caller's), which leaves the model as it is unless the check ends the fit.
@@ -83,15 +88,16 @@ def train_surface(model: "SurfaceFlow", data: torch.Tensor, radius: float, gener
     n, dim = data.shape
     batch = min(model.surface_batch_size, n)
     template = model.template_
+    total = model.shaped_steps if isinstance(template, LatentGrid) else model.surface_steps
     objective = parallel.wrap(Objective(model.flow_, "surface", check_alpha(model.alpha), radius=radius,
                                         level=None if template is None else template.level))
     optimizer = adam(model.flow_.parameters(), lr=model.surface_lr)
     lowest_lr = 0.05 * model.surface_lr
-    scheduler = CosineSchedule(optimizer, model.surface_steps, eta_min=lowest_lr)
+    scheduler = CosineSchedule(optimizer, total, eta_min=lowest_lr)
     show = model.progress and parallel.rank == 0
     start = time.perf_counter()
-    steps = tqdm(range(model.surface_steps), desc="surface fit", unit="step", disable=not show, leave=False)
-    coarse_steps = int(model.coarse_share * model.surface_steps)
+    steps = tqdm(range(total), desc="surface fit", unit="step", disable=not show, leave=False)
+    coarse_steps = int(model.coarse_share * total)
     every, block_steps, cooldown = model.radial_every, model.surface_block, model.surface_cooldown
     losses, best, stale = [], math.inf, 0
     cooling = None  # (first step, learning rate) of the last steps, once the loss has stopped falling
@@ -123,7 +129,7 @@ def train_surface(model: "SurfaceFlow", data: torch.Tensor, radius: float, gener
             model.flow_.eval()
             check(model)
             model.flow_.train()
-        if len(losses) == block_steps or step == model.surface_steps - 1:
+        if len(losses) == block_steps or step == total - 1:
             # the block's mean loss over all ranks, so that every rank stops at the same step
             block = float(parallel.sum(np.array([np.mean(losses)]))[0] / parallel.world_size)
             model.history_["surface_loss"].append(block)
@@ -137,7 +143,7 @@ def train_surface(model: "SurfaceFlow", data: torch.Tensor, radius: float, gener
                     cooling = (step + 1, optimizer.param_groups[0]["lr"])
         if cooling is not None and step + 1 - cooling[0] >= cooldown:
             break
-    model.n_surface_steps_ = step + 1  # surface_steps >= 1, so the loop ran
+    model.n_surface_steps_ = step + 1  # total >= 1, so the loop ran
     model.flow_.eval()
     _log.info("surface fit: %d steps, %.2f s", model.n_surface_steps_, time.perf_counter() - start)
 
@@ -166,6 +172,48 @@ def start_torus(model: "SurfaceFlow", inliers: torch.Tensor, parallel: SinglePro
         torch.manual_seed(model.seed_)
         model.flow_ = model._build_flow(inliers.shape[1]).to(device=param.device, dtype=param.dtype)
     return size
+
+
+def start_from_data(model: "SurfaceFlow", data: torch.Tensor, parallel: SingleProcess) -> bool:
+    """Sets up a surface fit that needs no envelope stage: a genus-0 one from a latent surface shaped like the data
+    (`latent` ``'shaped'``), or one of genus 1 to 3, whose tori `start_torus` fits to the inliers. The inliers are
+    the points whose mean distance to their `SPACING_NEIGHBORS` nearest others (over every rank's points) is within
+    the (1 - alpha) quantile; this rank's mask becomes `_start_inliers`, a shaped surface around them (`fit_grid`)
+    `template_`, and n_iter_ is 0 (no envelope epochs). Returns whether it did; not where a shaped surface was asked
+    for and the inliers enclose no volume with a genus-0 boundary (an open scan: the fit then starts from the
+    sphere, after the envelope stage)."""
+    from scipy.spatial import cKDTree
+
+    if data.shape[1] != 3:
+        needs = "latent 'shaped'" if model.genus == 0 else f"genus {model.genus}"
+        raise PcflowError(f"{needs} needs 3-D points, got {data.shape[1]} features")
+    local = data.detach().double().cpu().numpy()
+    points = parallel.gather(local)
+    k = min(SPACING_NEIGHBORS, len(points) - 1)
+    tree = cKDTree(points)
+    spread = neighbor_distances(tree, points, k, "mean")
+    threshold = float(np.quantile(spread, 1.0 - check_alpha(model.alpha)))
+    if model.genus == 0:
+        start = time.perf_counter()
+        grid = fit_grid(points[spread <= threshold])
+        if grid is None:
+            _log.info("the points enclose no genus-0 volume: the surface fit starts from the sphere")
+            return False
+        _log.info("shaped latent surface: grid %s, spacing %.4f, %.2f s", grid.values.shape, grid.spacing,
+                  time.perf_counter() - start)
+        model.template_ = grid
+    model.n_iter_ = 0
+    model._start_inliers = torch.as_tensor(neighbor_distances(tree, local, k, "mean") <= threshold, device=data.device)
+    return True
+
+
+def envelope_inliers(model: "SurfaceFlow", data: torch.Tensor, parallel: SingleProcess) -> tuple[torch.Tensor, float]:
+    """The envelope's inliers (this rank's mask: latent radius within the (1 - alpha) quantile of every rank's) and
+    the median latent radius of every rank's inliers."""
+    local = model._latent_radius_normalized(data)
+    radii = parallel.gather(local)
+    envelope = float(np.quantile(radii, 1.0 - check_alpha(model.alpha)))
+    return torch.as_tensor(local <= envelope, device=data.device), float(np.median(radii[radii <= envelope]))
 
 
 def _bounds_genus(tori, size: float) -> bool:
@@ -244,7 +292,9 @@ class SurfaceFlow(ReferencePoints, OneFlow):
     its mean distance to the `n_neighbors` nearest other training points where that is smaller, combined (root of
     the sum of squares) with `plane_weight` times its distance to the plane through its `plane_neighbors` nearest
     other training points; the points beyond the (1 - alpha) quantile of the training points' outlyingness are
-    outliers, inside the object as well as outside.
+    outliers, inside the object as well as outside. A fit of genus 1 to 3, or from a shaped latent surface
+    (`latent`), has no envelope stage: its latent surface is fitted to the points near their neighbours
+    (`start_from_data`), and the flow starts from the identity.
     The fit works in any dimension D >= 2 (the meshing, not the estimator, is 3D only).
 
     Args:
@@ -285,6 +335,9 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         genus: the genus of the surface, 0 (the sphere's preimage), 1 (a torus's, for an object with a handle), 2
             or 3 (two or three joined tori's, for an object with that many handles side by side): `start_torus`; 3D
             only. Where no torus fits, the surface is of genus 0.
+        latent: a genus-0 fit's latent surface: ``'sphere'``, or ``'shaped'`` (3D only; `start_from_data`), a closed
+            surface around the points that the flow refines from the identity, with no envelope stage, in at most
+            `shaped_steps` steps (the sphere where the points enclose no genus-0 volume).
 
     Attributes:
         As `OneFlow`'s, with radius_ the latent radius of the surface, and offset_ = -distance_threshold_, plus:
@@ -292,9 +345,10 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         reference_points_: up to `n_reference_points` training points (a seeded subset), minus center_.
         n_surface_steps_: steps of the surface fit run. history_ also holds ``surface_loss``, the mean loss of
             each block of `surface_block` steps.
-        template_: the latent torus (`pcflow.latent.LatentTorus`) or joined tori (`pcflow.latent.LatentTori`) whose
-            surface of size radius_ the surface is the preimage of, or None for the sphere; the latent radius is
-            then their level.
+        template_: the latent torus (`pcflow.latent.LatentTorus`), joined tori (`pcflow.latent.LatentTori`) or
+            shaped surface (`pcflow.shaped.LatentGrid`) whose surface of size radius_ the surface is the preimage
+            of, or None for the sphere; the latent radius is then their level. A shaped start runs no envelope
+            epochs (n_iter_ 0).
     """
 
     def __init__(
@@ -328,6 +382,8 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         surface_cooldown: int = 100,
         n_reference_points: int = 20_000,
         genus: int = 0,
+        latent: str = "sphere",
+        shaped_steps: int = 200,
         normalize: str = "standard",
         dtype: str = "float32",
         device: str = "cpu",
@@ -355,6 +411,8 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         self.surface_cooldown = surface_cooldown
         self.n_reference_points = n_reference_points
         self.genus = genus
+        self.latent = latent
+        self.shaped_steps = shaped_steps
 
     @property
     def objective(self) -> str:
@@ -363,9 +421,9 @@ class SurfaceFlow(ReferencePoints, OneFlow):
 
     def _check_params(self) -> None:
         super()._check_params()
-        check_choices(self, {"neighbor_statistic": NEIGHBOR_STATISTICS, "genus": GENERA})
-        check_positive_int(self, ("surface_steps", "surface_batch_size", "n_surface_samples", "radial_every",
-                                  "surface_block", "surface_cooldown", "n_reference_points"))
+        check_choices(self, {"neighbor_statistic": NEIGHBOR_STATISTICS, "genus": GENERA, "latent": LATENTS})
+        check_positive_int(self, ("surface_steps", "shaped_steps", "surface_batch_size", "n_surface_samples",
+                                  "radial_every", "surface_block", "surface_cooldown", "n_reference_points"))
         check_positive_int(self, ("n_neighbors",), allow_zero=True)
         check_number(self, ("surface_lr", "surface_weight"))
         check_number(self, ("plane_weight",), allow_zero=True)
@@ -395,13 +453,15 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         if self.genus > 0 and data.shape[1] != 3:
             raise PcflowError(f"genus {self.genus} needs 3-D points, got {data.shape[1]} features")
         alpha = check_alpha(self.alpha)
-        local = self._latent_radius_normalized(data)
-        radii = parallel.gather(local)
-        envelope = float(np.quantile(radii, 1.0 - alpha))
-        inliers = torch.as_tensor(local <= envelope, device=data.device)
-        radius = float(np.median(radii[radii <= envelope]))
+        inliers = self.__dict__.pop("_start_inliers", None)  # where `_train` skipped the envelope stage
+        radius = GRID_SIZE if isinstance(self.template_, LatentGrid) else None
         if self.genus > 0:
-            radius = start_torus(self, data[inliers], parallel) or radius
+            radius = start_torus(self, data[inliers], parallel)
+            if radius is None:  # no torus fits: the sphere, which starts from the envelope
+                super()._train(data, generator, parallel)
+                inliers = None
+        if inliers is None:
+            inliers, radius = envelope_inliers(self, data, parallel)
         self.radius_ = radius
         reference = parallel.gather(X - self.center_)
         if len(reference) > self.n_reference_points:
@@ -422,6 +482,11 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         self.offset_ = -self.distance_threshold_
         self._outlying_grid = outlying[self._set_region(data, parallel)]
         return self
+
+    def _train(self, data: torch.Tensor, generator: torch.Generator, parallel: SingleProcess) -> None:
+        """The envelope stage, or none where the surface fit starts from the data (`start_from_data`)."""
+        if not ((self.genus > 0 or self.latent == "shaped") and start_from_data(self, data, parallel)):
+            super()._train(data, generator, parallel)
 
     def _set_threshold(self, radii: np.ndarray) -> None:
         """Nothing: the surface's radius and distance threshold are set by `fit`."""
@@ -490,13 +555,16 @@ class SurfaceFlow(ReferencePoints, OneFlow):
                  "outlying_grid": torch.as_tensor(self._outlying_grid), "n_surface_steps": self.n_surface_steps_}
         if self.template_ is not None:
             state["template"] = torch.as_tensor(self.template_.to_array())
+            if isinstance(self.template_, LatentGrid):  # float32 numbers (`fit_grid`'s): kept exactly
+                state["template"], state["template_kind"] = state["template"].float(), "grid"
         return state
 
     @classmethod
     def _legacy_params(cls, params: dict) -> dict:
         # files from before surface_weight, neighbor_statistic and plane_weight keep the score they were thresholded
         # with (a format-1 file holds none of them)
-        return {"surface_weight": 1.0, "neighbor_statistic": "kth", "plane_weight": 0.0, "genus": 0, **params}
+        return {"surface_weight": 1.0, "neighbor_statistic": "kth", "plane_weight": 0.0, "genus": 0, "latent": "sphere",
+                **params}
 
     def _load_extra(self, state: dict) -> None:
         self.distance_threshold_ = -self.offset_
@@ -505,4 +573,9 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         self._tree = None
         self.n_surface_steps_ = int(state.get("n_surface_steps", self.surface_steps))  # older files ran them all
         template = state.get("template")
-        self.template_ = None if template is None else template_from_array(template.numpy())
+        if template is None:
+            self.template_ = None
+        elif state.get("template_kind") == "grid":
+            self.template_ = LatentGrid.from_array(template.double().numpy())
+        else:
+            self.template_ = template_from_array(template.numpy())
