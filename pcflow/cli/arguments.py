@@ -23,14 +23,20 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
                             "stage of a surface fit, 100 for an envelope fit; half as many with --fast)")
     group.add_argument("--surface-steps", type=int, default=None,
                        help="most optimisation steps of the surface fit; it stops earlier once its loss stops "
-                            "falling (default 600; 400 with --fast)")
+                            "falling (default 600 from the sphere or tori, 400 with --fast; 200 from a shaped latent "
+                            "surface)")
     group.add_argument("--fast", action="store_true",
-                       help="a shorter fit, 55-70%% of the fit time, with a coarser surface: half the envelope "
-                            "epochs, at most 400 surface steps (--epochs and --surface-steps still set their own)")
+                       help="a shorter fit from the sphere or tori, 55-70%% of the fit time, with a coarser surface: "
+                            "half the envelope epochs, at most 400 surface steps (--epochs and --surface-steps still "
+                            "set their own)")
     group.add_argument("--genus", choices=("auto", "0", "1", "2", "3"), default="auto",
                        help="genus of a surface fit's mesh: 0 (a sphere's preimage), 1 (a torus's, for an object "
                             "with one handle), 2 or 3 (joined tori's, for handles side by side), auto (default): "
                             "1 to 3 where the points enclose a volume with that many handles")
+    group.add_argument("--latent", choices=("auto", "sphere", "shaped"), default="auto",
+                       help="latent surface of a genus-0 surface fit: the sphere, or shaped like the points (a "
+                            "closed surface around them that the flow refines in at most 200 steps, with no "
+                            "envelope stage); auto (default): shaped where the points close around a volume")
     group.add_argument("--couplings", type=int, default=None,
                        help="number of coupling layers (default: 10 for a surface fit, 6 for an envelope fit)")
     group.add_argument("--hidden", type=int, default=None,
@@ -47,7 +53,8 @@ def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
     """The boundary mesh's settings (group ``mesh``)."""
     group = parser.add_argument_group("mesh")
     group.add_argument("--subdivisions", type=int, default=3,
-                       help="icosphere subdivisions before adaptive refinement (default 3: 1280 faces)")
+                       help="icosphere subdivisions before adaptive refinement (default 3: 1280 faces; a shaped "
+                            "latent surface is meshed at its grid's spacing)")
     group.add_argument("--tolerance", type=float, default=None,
                        help="longest mesh edge allowed, in input units (default: 2%% of the bounding-box diagonal)")
     group.add_argument("--max-faces", type=int, default=200_000, help="face budget of the refinement (default 200000)")

@@ -20,6 +20,7 @@ def fit_options(args, quiet: bool):
         surface_steps=args.surface_steps,
         fast=args.fast,
         genus=args.genus if args.genus == "auto" else int(args.genus),
+        latent=args.latent,
         seed=args.seed,
         device=args.device,
         max_train_points=args.max_train_points or None,

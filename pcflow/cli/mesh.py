@@ -15,9 +15,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "mesh", formatter_class=argparse.RawDescriptionHelpFormatter,
         help="mesh a saved model at any resolution or coverage",
-        description="Extract the boundary mesh of a saved 3-D model: the latent sphere (or a genus-1 to 3 fit's tori) "
-                    "mapped through the inverse flow (watertight, of the fit's genus), or a marching-cubes surface of "
-                    "the decision function for cross-checking.",
+        description="Extract the boundary mesh of a saved 3-D model: the latent sphere (or a genus-1 to 3 fit's "
+                    "tori, or a shaped fit's latent surface) mapped through the inverse flow (watertight, of the fit's "
+                    "genus), or a marching-cubes surface of the decision function for cross-checking.",
         epilog="example:\n  pcflow mesh out/model.pt -o fine.obj --subdivisions 5 --coverage 0.99\n"
                "  pcflow mesh out/model.pt -o mc.ply --marching-cubes 128\n"
                "  pcflow mesh out/model.pt -o textured.obj --uv   # texture coordinates of the latent chart",

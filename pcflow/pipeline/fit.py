@@ -53,8 +53,8 @@ def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow
         )
     train = points[training_rows(len(points), options)]
     with timer("fit"):
-        if options.genus == "auto" and model.objective == "surface":
-            model.genus_estimate_ = choose_genus(model, train, options.seed)
+        if "auto" in (options.genus, options.latent) and model.objective == "surface":
+            model.genus_estimate_ = choose_genus(model, train, options.seed, options)
         train = shard(train, group())  # under torchrun each rank trains on its share
         if options.mode != "auto":
             return model.fit(train)
@@ -69,20 +69,27 @@ def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow
     return model
 
 
-def choose_genus(model, train: np.ndarray, seed: int):
+def choose_genus(model, train: np.ndarray, seed: int, options: FitOptions | None = None):
     """Sets a surface model's genus to 1, 2 or 3 (with its normalisation, `genus_params`) where the training points
     enclose a volume with that many handles (`pcflow.meshing.estimate_genus` of a seeded subset of them, as
-    `pcflow.meshing.topology` takes); returns the estimate, which the report reuses."""
+    `pcflow.meshing.topology` takes), and a genus-0 model's latent surface to the shaped one, which falls back to the
+    sphere where the inliers close around no volume (as `options` ask: their ``'auto'`` genus and latent; both by
+    default); returns the estimate, which the report reuses."""
+    genus_auto = options is None or options.genus == "auto"
+    latent_auto = options is None or options.latent == "auto"
     from ..meshing.genus import estimate_genus, topology_points
 
     start = time.perf_counter()
     train = topology_points(train, seed)
     estimate = estimate_genus(train) if len(train) >= 10 else None
     _log.debug("genus estimate: %s, %.2f s", None if estimate is None else estimate.genus, time.perf_counter() - start)
-    if estimate is not None and estimate.encloses and estimate.genus in GENUS_NORMALIZE and estimate.genus > 0:
+    if genus_auto and estimate is not None and estimate.encloses and estimate.genus in GENUS_NORMALIZE \
+            and estimate.genus > 0:
         _log.info("the points need a surface with %s: a genus-%d fit",
                   "one handle" if estimate.genus == 1 else f"{estimate.genus} handles", estimate.genus)
         model.set_params(**genus_params(estimate.genus))
+    if latent_auto and model.genus == 0:
+        model.set_params(latent="shaped")
     return estimate
 
 

@@ -39,6 +39,11 @@ GENERA = ("auto", 0, 1, 2, 3)
 #: the double torus and its fit fell back to genus 0).
 GENUS_NORMALIZE = {0: "isotropic", 1: "standard", 2: "isotropic", 3: "isotropic"}
 
+#: `FitOptions.latent`: a genus-0 surface fit's latent surface (`pcflow.models.SurfaceFlow`'s `latent`), or
+#: ``'auto'``: shaped like the data where the inliers close around a volume (`pcflow.shaped.fit_grid`), else the
+#: sphere (`pcflow.pipeline.fit_cloud` sets it).
+LATENTS = ("auto", "sphere", "shaped")
+
 
 def genus_params(genus: int) -> dict:
     """The SurfaceFlow settings of a surface fit of `genus`: the genus and its normalisation (`GENUS_NORMALIZE`)."""
@@ -68,6 +73,7 @@ class FitOptions:
     progress: bool = False
     fast: bool = False  # a shorter fit where epochs and surface_steps are None (`FAST`)
     genus: int | str = "auto"  # of a surface fit: 0 to 3, or "auto" (`pcflow.pipeline.fit_cloud` estimates it)
+    latent: str = "auto"  # of a genus-0 surface fit: "sphere", "shaped", or "auto" (`LATENTS`)
 
     def resolved(self, name: str):
         """The setting `name`, taking the mode's default where it is None or not a field (``objective``, ``batch_size``,
@@ -76,6 +82,8 @@ class FitOptions:
             raise PcflowError(f"mode must be one of {', '.join(map(repr, MODES))}, got {self.mode!r}")
         if self.genus not in GENERA:
             raise PcflowError(f"genus must be one of {', '.join(map(repr, GENERA))}, got {self.genus!r}")
+        if self.latent not in LATENTS:
+            raise PcflowError(f"latent must be one of {', '.join(map(repr, LATENTS))}, got {self.latent!r}")
         value = getattr(self, name, None)
         if value is not None:
             return value
@@ -85,17 +93,20 @@ class FitOptions:
 
     def estimator(self) -> OneFlow:
         """An unfitted estimator with these settings: a SurfaceFlow for the surface objective (of genus 0 where
-        `genus` is ``'auto'``, normalised as `genus_params` says), else a OneFlow with the isotropic normalisation
-        that keeps shapes undistorted."""
+        `genus` is ``'auto'``, normalised as `genus_params` says, with the sphere where `latent` is ``'auto'``; a
+        `surface_steps` given also bounds the fit from a shaped surface), else a OneFlow with the isotropic
+        normalisation that keeps shapes undistorted."""
         surface = self.resolved("objective") == "surface"
         genus = 0 if self.genus == "auto" else self.genus
+        latent = "sphere" if self.latent == "auto" else self.latent
         return (SurfaceFlow if surface else OneFlow)(
             alpha=self.alpha,
             flow=self.resolved("flow"),
             epochs=self.resolved("epochs"),
             batch_size=self.resolved("batch_size"),
             lr=self.resolved("lr"),
-            **({"surface_steps": self.resolved("surface_steps"), **genus_params(genus)} if surface
+            **({"surface_steps": self.resolved("surface_steps"), "latent": latent, **genus_params(genus),
+                **({} if self.surface_steps is None else {"shaped_steps": self.surface_steps})} if surface
                else {"normalize": "isotropic"}),
             n_couplings=self.resolved("n_couplings"),
             hidden_features=self.resolved("hidden_features"),

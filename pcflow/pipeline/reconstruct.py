@@ -297,9 +297,10 @@ def _report(input_path: Path, counts: dict, model: OneFlow, boundary, checks: di
         "refinement": boundary.info,
         "training": {
             "epochs_run": model.n_iter_,
-            "final_loss": model.history_["loss"][-1],
+            "final_loss": model.history_["loss"][-1] if model.history_["loss"] else None,
             "surface_steps": model.n_surface_steps_ if model.objective == "surface" else 0,
             "genus": getattr(getattr(model, "template_", None), "genus", 0),  # the latent tori's, or 0 (fallback too)
+            "latent": latent_kind(model),
             "n_couplings": model.n_couplings,
             "hidden_features": model.hidden_features,
         },
@@ -317,3 +318,14 @@ def _try_preview(cloud, inside, mesh, path: Path) -> str | None:
     except PcflowError as error:
         return f"no preview: {error}"
     return None
+
+
+def latent_kind(model) -> str:
+    """The latent surface a fitted model's mesh is the preimage of: ``'sphere'``, ``'shaped'`` (like the data),
+    ``'torus'`` or ``'tori'``."""
+    template = getattr(model, "template_", None)
+    if template is None:
+        return "sphere"
+    if template.genus == 0:
+        return "shaped"
+    return "torus" if template.genus == 1 else "tori"
