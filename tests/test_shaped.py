@@ -141,14 +141,17 @@ def test_shaped_needs_3d_points_and_latent_is_checked():
         SurfaceFlow(latent="blob").fit(rng.normal(size=(300, 3)))
 
 
-def test_auto_takes_the_shaped_surface_for_genus_0_and_keeps_what_is_asked():
+def test_auto_takes_the_shaped_surface_only_where_the_points_enclose_a_volume():
     from pcflow.pipeline import FitOptions
     from pcflow.pipeline.fit import choose_genus
 
+    rng = np.random.default_rng(0)
     closed = ellipsoid_points(3000)
-    model = FitOptions().estimator()
-    choose_genus(model, closed, 0, FitOptions())
-    assert model.latent == "shaped" and model.genus == 0
+    sheet = np.column_stack([rng.uniform(-1, 1, size=(3000, 2)), rng.normal(scale=0.005, size=3000)])
+    for points, expected in ((closed, "shaped"), (sheet, "sphere")):
+        model = FitOptions().estimator()
+        choose_genus(model, points, 0, FitOptions())
+        assert model.latent == expected and model.genus == 0
     model = FitOptions(latent="sphere").estimator()
     choose_genus(model, closed, 0, FitOptions(latent="sphere"))
     assert model.latent == "sphere"

@@ -36,7 +36,7 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--latent", choices=("auto", "sphere", "shaped"), default="auto",
                        help="latent surface of a genus-0 surface fit: the sphere, or shaped like the points (a "
                             "closed surface around them that the flow refines in at most 200 steps, with no "
-                            "envelope stage); auto (default): shaped where the points close around a volume")
+                            "envelope stage); auto (default): shaped where the points enclose a volume")
     group.add_argument("--couplings", type=int, default=None,
                        help="number of coupling layers (default: 10 for a surface fit, 6 for an envelope fit)")
     group.add_argument("--hidden", type=int, default=None,

@@ -40,8 +40,8 @@ GENERA = ("auto", 0, 1, 2, 3)
 GENUS_NORMALIZE = {0: "isotropic", 1: "standard", 2: "isotropic", 3: "isotropic"}
 
 #: `FitOptions.latent`: a genus-0 surface fit's latent surface (`pcflow.models.SurfaceFlow`'s `latent`), or
-#: ``'auto'``: shaped like the data where the inliers close around a volume (`pcflow.shaped.fit_grid`), else the
-#: sphere (`pcflow.pipeline.fit_cloud` sets it).
+#: ``'auto'``: shaped like the data where the training points enclose a volume (`pcflow.meshing.estimate_genus`),
+#: else the sphere (`pcflow.pipeline.fit_cloud` sets it).
 LATENTS = ("auto", "sphere", "shaped")
 
 
