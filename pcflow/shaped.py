@@ -159,13 +159,9 @@ def _grid_at(points: np.ndarray, spacing: float) -> LatentGrid | None:
 def _is_sphere_like(grid: LatentGrid) -> bool:
     """Whether the grid's surface of size `GRID_SIZE` is one closed surface of genus 0 (its mesh's bodies and Euler
     characteristic)."""
-    import trimesh
+    from .meshing.checks import bounds_one_surface
 
-    vertices, faces = grid.surface_mesh(GRID_SIZE)
-    if len(faces) == 0:
-        return False
-    mesh = trimesh.Trimesh(vertices, faces, process=False)
-    return mesh.body_count == 1 and mesh.euler_number == 2
+    return bounds_one_surface(*grid.surface_mesh(GRID_SIZE), 0)
 
 
 def fit_grid(points: np.ndarray) -> LatentGrid | None:

@@ -9,6 +9,15 @@ from .intersections import count_self_intersections
 from .primitives import _signed_volume, _unique_rows
 
 
+def bounds_one_surface(vertices: np.ndarray, faces: np.ndarray, genus: int) -> bool:
+    """Whether a template mesh is one closed surface of `genus`: one body, Euler characteristic 2 - 2 genus (a mesh
+    without faces is none)."""
+    if len(faces) == 0:
+        return False
+    mesh = trimesh.Trimesh(vertices, faces, process=False)
+    return mesh.body_count == 1 and mesh.euler_number == 2 - 2 * genus
+
+
 def validity(mesh: trimesh.Trimesh, *, check_intersections: bool = True) -> dict:
     """Validity report of a triangle mesh, as defined in docs/evaluation.md.
 

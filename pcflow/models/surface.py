@@ -203,7 +203,8 @@ def start_from_data(model: "SurfaceFlow", data: torch.Tensor, parallel: SinglePr
                   time.perf_counter() - start)
         model.template_ = grid
     model.n_iter_ = 0
-    model._start_inliers = torch.as_tensor(neighbor_distances(tree, local, k, "mean") <= threshold, device=data.device)
+    own = spread if parallel.world_size == 1 else neighbor_distances(tree, local, k, "mean")  # this rank's points
+    model._start_inliers = torch.as_tensor(own <= threshold, device=data.device)
     return True
 
 
@@ -219,13 +220,10 @@ def envelope_inliers(model: "SurfaceFlow", data: torch.Tensor, parallel: SingleP
 def _bounds_genus(tori, size: float) -> bool:
     """Whether joined tori's surface of size `size` is one closed surface of their genus (its template mesh's
     Euler characteristic and components)."""
-    import trimesh
-
+    from ..meshing.checks import bounds_one_surface
     from ..meshing.template import Tori
 
-    latent, faces = Tori(tori).start(0, size)
-    mesh = trimesh.Trimesh(latent, faces, process=False)
-    return mesh.body_count == 1 and mesh.euler_number == 2 - 2 * tori.genus
+    return bounds_one_surface(*Tori(tori).start(0, size), tori.genus)
 
 
 class ReferencePoints:
@@ -449,9 +447,7 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         unfitted), so that a fit going nowhere costs no more steps.
         """
         self.template_ = None
-        X, data, parallel, generator = self._fit_flow(X)
-        if self.genus > 0 and data.shape[1] != 3:
-            raise PcflowError(f"genus {self.genus} needs 3-D points, got {data.shape[1]} features")
+        X, data, parallel, generator = self._fit_flow(X)  # a fit of genus > 0 checks for 3-D points there
         alpha = check_alpha(self.alpha)
         inliers = self.__dict__.pop("_start_inliers", None)  # where `_train` skipped the envelope stage
         radius = GRID_SIZE if isinstance(self.template_, LatentGrid) else None
