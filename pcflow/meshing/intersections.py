@@ -25,32 +25,47 @@ def count_self_intersections(mesh) -> int:
 
 
 def _intersecting_pairs(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(K, 2) face index pairs i < j that intersect and share no vertex."""
+    """(K, 2) face index pairs i < j that intersect and share no vertex, sorted."""
+    found = [np.empty((0, 2), dtype=np.int64)]
     if len(faces) < 2:
-        return np.empty((0, 2), dtype=np.int64)
-    first, second = _candidate_pairs(vertices, faces)
-    shares = (faces[first][:, :, None] == faces[second][:, None, :]).any(axis=(1, 2))
-    first, second = first[~shares], second[~shares]
-    hits = np.zeros(len(first), dtype=bool)
+        return found[0]
     scale = float(np.ptp(vertices, axis=0).max()) or 1.0
-    for start in range(0, len(first), _PAIR_CHUNK):
-        stop = start + _PAIR_CHUNK
-        t1 = vertices[faces[first[start:stop]]] / scale
-        t2 = vertices[faces[second[start:stop]]] / scale
-        hits[start:stop] = _triangles_intersect(t1, t2)
-    return np.column_stack([first[hits], second[hits]])
+
+    def test(first, second):
+        shares = (faces[first][:, :, None] == faces[second][:, None, :]).any(axis=(1, 2))
+        first, second = first[~shares], second[~shares]
+        hits = _triangles_intersect(vertices[faces[first]] / scale, vertices[faces[second]] / scale)
+        found.append(np.column_stack([first[hits], second[hits]]))
+
+    waiting, n_waiting = [], 0  # small chunks wait to be tested together, large ones are cut
+    for first, second in _candidate_chunks(vertices, faces):
+        waiting.append((first, second))
+        n_waiting += len(first)
+        if n_waiting < _PAIR_CHUNK:
+            continue
+        first, second = (np.concatenate(column) for column in zip(*waiting))
+        for start in range(0, len(first), _PAIR_CHUNK):
+            test(first[start:start + _PAIR_CHUNK], second[start:start + _PAIR_CHUNK])
+        waiting, n_waiting = [], 0
+    if waiting:
+        test(*(np.concatenate(column) for column in zip(*waiting)))
+    return np.concatenate(found)
 
 
-#: `_candidate_pairs` gives the bounding boxes to an R-tree instead of the k-d tree of their centres when the largest
+#: `_candidate_chunks` gives the bounding boxes to an R-tree instead of the k-d tree of their centres when the largest
 #: box's half-diagonal is more than this many times the median one (the centres within reach of each other, and the
 #: pairs to sort out, grow with the square of that ratio).
 _MAX_SIZE_RATIO = 4.0
+#: The most candidate pairs one R-tree query hands over: a mesh with faces across most of it (a flow stretched
+#: along a slab) has up to F^2 of them, so they come in chunks instead of all at once.
+_QUERY_PAIRS = 16_000_000
 
 
-def _candidate_pairs(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Face pairs i < j whose bounding boxes overlap, sorted: the pairs of box centres closer than the two largest
-    half-diagonals (scipy's k-d tree), kept where the boxes overlap; an R-tree of the boxes where the largest face
-    is so much larger than the rest that the centres close enough would be too many pairs."""
+def _candidate_chunks(vertices: np.ndarray, faces: np.ndarray):
+    """Face pairs i < j whose bounding boxes overlap, as (first, second) chunks, in (i, j) order over all chunks:
+    the pairs of box centres closer than the two largest half-diagonals (scipy's k-d tree), kept where the boxes
+    overlap; an R-tree of the boxes where the largest face is so much larger than the rest that the centres close
+    enough would be too many pairs (in chunks of at most `_QUERY_PAIRS`)."""
     from scipy.spatial import cKDTree
 
     triangles = vertices[faces]
@@ -60,31 +75,35 @@ def _candidate_pairs(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarra
     centres, half = 0.5 * (mins + maxs), 0.5 * np.linalg.norm(maxs - mins, axis=1)
     reach = 2.0 * float(half.max()) * (1.0 + 1e-9)  # boxes that overlap have centres closer than their half-diagonals
     if float(half.max()) > _MAX_SIZE_RATIO * float(np.median(half)):
-        first, second = _rtree_pairs(mins, maxs)
+        chunks = _rtree_pairs(mins, maxs)
     else:
         pairs = cKDTree(centres).query_pairs(reach, output_type="ndarray")  # i < j in each row
-        first, second = pairs[:, 0], pairs[:, 1]
-    for axis in range(3):  # one axis at a time, on the pairs the axes before left
-        low, high = mins[:, axis], maxs[:, axis]
-        overlap = (low[first] <= high[second]) & (low[second] <= high[first])
-        first, second = first[overlap], second[overlap]
-    order = np.lexsort((second, first))
-    return first[order], second[order]
+        chunks = [(pairs[:, 0], pairs[:, 1])]
+    for first, second in chunks:
+        for axis in range(3):  # one axis at a time, on the pairs the axes before left
+            low, high = mins[:, axis], maxs[:, axis]
+            overlap = (low[first] <= high[second]) & (low[second] <= high[first])
+            first, second = first[overlap], second[overlap]
+        order = np.lexsort((second, first))
+        yield first[order], second[order]
 
 
-def _rtree_pairs(mins: np.ndarray, maxs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Box pairs i < j that overlap, from an R-tree of the boxes."""
+def _rtree_pairs(mins: np.ndarray, maxs: np.ndarray):
+    """Box pairs i < j that overlap, from an R-tree of the boxes: (first, second) chunks, each from the boxes of a
+    run of first indices, at most `_QUERY_PAIRS` pairs each."""
     from rtree import index
 
     properties = index.Property()
     properties.dimension = 3
     properties.leaf_capacity = properties.index_capacity = 16
     tree = index.Index((np.arange(len(mins), dtype=np.int64), mins, maxs), properties=properties)
-    ids, counts = tree.intersection_v(mins, maxs)
-    first = np.repeat(np.arange(len(mins)), np.asarray(counts, dtype=np.int64))
-    second = np.asarray(ids, dtype=np.int64)
-    keep = first < second
-    return first[keep], second[keep]
+    block = max(1, _QUERY_PAIRS // len(mins))
+    for start in range(0, len(mins), block):
+        ids, counts = tree.intersection_v(mins[start:start + block], maxs[start:start + block])
+        first = np.repeat(np.arange(start, start + len(counts)), np.asarray(counts, dtype=np.int64))
+        second = np.asarray(ids, dtype=np.int64)
+        keep = first < second
+        yield first[keep], second[keep]
 
 
 def _orient(a, b, c, d) -> np.ndarray:

@@ -71,6 +71,7 @@ def test_candidate_pairs_are_every_pair_of_overlapping_boxes(huge, monkeypatch):
     calls = []
     rtree_pairs = intersections._rtree_pairs
     monkeypatch.setattr(intersections, "_rtree_pairs", lambda *args: calls.append(1) or rtree_pairs(*args))
+    monkeypatch.setattr(intersections, "_QUERY_PAIRS", 2_000)  # the R-tree's pairs in chunks of at most 2,000
 
     rng = np.random.default_rng(3)
     corners = rng.uniform(0, 1, size=(300, 1, 3)) + rng.normal(scale=0.03, size=(300, 3, 3))
@@ -80,8 +81,24 @@ def test_candidate_pairs_are_every_pair_of_overlapping_boxes(huge, monkeypatch):
     mins, maxs = corners.min(axis=1), corners.max(axis=1)
     expected = [(i, j) for i, j in itertools.combinations(range(300), 2)
                 if np.all(mins[i] <= maxs[j]) and np.all(mins[j] <= maxs[i])]
-    first, second = intersections._candidate_pairs(vertices, faces)
+    chunks = list(intersections._candidate_chunks(vertices, faces))
+    first, second = (np.concatenate(column) for column in zip(*chunks))
     assert list(zip(first.tolist(), second.tolist())) == expected
     assert len(calls) == int(huge)
+    assert len(chunks) == (50 if huge else 1)  # 300 boxes, 6 queried at a time (2,000 pairs at most)
     if huge:
         assert sum(i == 0 for i, _ in expected) == 299  # its box holds every other
+
+
+def test_count_in_small_chunks_matches_brute_force(monkeypatch):
+    """A soup with faces across all of it, its R-tree pairs handed over a few at a time: the same count."""
+    import pcflow.meshing.intersections as intersections
+
+    rng = np.random.default_rng(4)
+    centres = rng.uniform(0, 3, size=(60, 1, 3))
+    triangles = centres + rng.normal(scale=0.2, size=(60, 3, 3))
+    triangles[:3] = rng.uniform(-0.5, 3.5, size=(3, 3, 3))  # three faces across the soup: the R-tree path
+    expected = brute_force_count(triangles)
+    assert expected > 5
+    monkeypatch.setattr(intersections, "_QUERY_PAIRS", 100)
+    assert count_self_intersections(soup(*triangles)) == expected
