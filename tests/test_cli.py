@@ -446,7 +446,13 @@ def test_fast_fits_take_fewer_steps_unless_told():
         model = options.estimator()
         return model.epochs, model.surface_steps
 
+    def start_steps(options):  # the most steps from fitted tori and from a shaped latent surface
+        model = options.estimator()
+        return model.torus_steps, model.shaped_steps
+
     assert steps(FitOptions()) == (40, 600)
+    assert start_steps(FitOptions()) == start_steps(FitOptions(fast=True)) == (300, 25)
+    assert start_steps(FitOptions(surface_steps=9)) == (9, 9)
     assert steps(FitOptions(fast=True)) == (20, 400)
     assert steps(FitOptions(mode="surface", fast=True)) == (20, 400)
     assert FitOptions(mode="envelope", fast=True).estimator().epochs == 50

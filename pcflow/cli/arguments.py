@@ -23,10 +23,10 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
                             "stage of a surface fit, 100 for an envelope fit; half as many with --fast)")
     group.add_argument("--surface-steps", type=int, default=None,
                        help="most optimisation steps of the surface fit; it stops earlier once its loss stops "
-                            "falling (default 600 from the sphere or tori, 400 with --fast; 200 from a shaped latent "
-                            "surface)")
+                            "falling (default 600 from the sphere, 400 with --fast; 300 from tori; 25 from a shaped "
+                            "latent surface)")
     group.add_argument("--fast", action="store_true",
-                       help="a shorter fit from the sphere or tori, 55-70%% of the fit time, with a coarser surface: "
+                       help="a shorter fit from the sphere, 55-70%% of the fit time, with a coarser surface: "
                             "half the envelope epochs, at most 400 surface steps (--epochs and --surface-steps still "
                             "set their own)")
     group.add_argument("--genus", choices=("auto", "0", "1", "2", "3"), default="auto",
@@ -35,7 +35,7 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
                             "1 to 3 where the points enclose a volume with that many handles")
     group.add_argument("--latent", choices=("auto", "sphere", "shaped"), default="auto",
                        help="latent surface of a genus-0 surface fit: the sphere, or shaped like the points (a "
-                            "closed surface around them that the flow refines in at most 200 steps, with no "
+                            "closed surface around them that the flow refines in at most 25 steps, with no "
                             "envelope stage); auto (default): shaped where the points enclose a volume")
     group.add_argument("--couplings", type=int, default=None,
                        help="number of coupling layers (default: 10 for a surface fit, 6 for an envelope fit)")

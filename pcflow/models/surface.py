@@ -88,7 +88,8 @@ def train_surface(model: "SurfaceFlow", data: torch.Tensor, radius: float, gener
     n, dim = data.shape
     batch = min(model.surface_batch_size, n)
     template = model.template_
-    total = model.shaped_steps if isinstance(template, LatentGrid) else model.surface_steps
+    total = (model.surface_steps if template is None else model.shaped_steps if isinstance(template, LatentGrid)
+             else model.torus_steps)
     objective = parallel.wrap(Objective(model.flow_, "surface", check_alpha(model.alpha), radius=radius,
                                         level=None if template is None else template.level))
     optimizer = adam(model.flow_.parameters(), lr=model.surface_lr)
@@ -299,7 +300,7 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         alpha, flow, n_couplings, hidden_features, n_hidden_layers, epochs, batch_size, lr, patience, tol,
             n_volume_samples, normalize, dtype, device, random_state, progress: the envelope fit's, as `OneFlow`'s
             (`normalize`, `dtype`, `device`, `random_state` and `progress` hold for both stages).
-        surface_steps: optimisation steps of the surface fit; the most it runs.
+        surface_steps: optimisation steps of the surface fit from the sphere; the most it runs.
         surface_patience: once the mean loss of a block of `surface_block` steps has not fallen below the best
             block's by the share `surface_tol` for this many blocks, the surface fit runs `surface_cooldown` more
             steps that bring its learning rate down to the lowest (a cosine from where it is) and ends; None runs all
@@ -333,6 +334,7 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         genus: the genus of the surface, 0 (the sphere's preimage), 1 (a torus's, for an object with a handle), 2
             or 3 (two or three joined tori's, for an object with that many handles side by side): `start_torus`; 3D
             only. Where no torus fits, the surface is of genus 0.
+        torus_steps: the most steps of a surface fit from fitted tori (genus 1 to 3), as `surface_steps`.
         latent: a genus-0 fit's latent surface: ``'sphere'``, or ``'shaped'`` (3D only; `start_from_data`), a closed
             surface around the points that the flow refines from the identity, with no envelope stage, in at most
             `shaped_steps` steps (the sphere where the points enclose no genus-0 volume).
@@ -381,7 +383,8 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         n_reference_points: int = 20_000,
         genus: int = 0,
         latent: str = "sphere",
-        shaped_steps: int = 200,
+        torus_steps: int = 300,
+        shaped_steps: int = 25,
         normalize: str = "standard",
         dtype: str = "float32",
         device: str = "cpu",
@@ -410,6 +413,7 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         self.n_reference_points = n_reference_points
         self.genus = genus
         self.latent = latent
+        self.torus_steps = torus_steps
         self.shaped_steps = shaped_steps
 
     @property
@@ -420,8 +424,9 @@ class SurfaceFlow(ReferencePoints, OneFlow):
     def _check_params(self) -> None:
         super()._check_params()
         check_choices(self, {"neighbor_statistic": NEIGHBOR_STATISTICS, "genus": GENERA, "latent": LATENTS})
-        check_positive_int(self, ("surface_steps", "shaped_steps", "surface_batch_size", "n_surface_samples",
-                                  "radial_every", "surface_block", "surface_cooldown", "n_reference_points"))
+        check_positive_int(self, ("surface_steps", "torus_steps", "shaped_steps", "surface_batch_size",
+                                  "n_surface_samples", "radial_every", "surface_block", "surface_cooldown",
+                                  "n_reference_points"))
         check_positive_int(self, ("n_neighbors",), allow_zero=True)
         check_number(self, ("surface_lr", "surface_weight"))
         check_number(self, ("plane_weight",), allow_zero=True)

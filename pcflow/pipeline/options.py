@@ -21,8 +21,8 @@ MODES = {
 MODES["auto"] = MODES["surface"]
 
 #: What a fast fit (``--fast``, `FitOptions.fast`) takes instead of a mode's defaults, where no setting is given: half
-#: the envelope epochs and, in a surface fit, at most 400 surface steps; a coarser surface in 55-70% of the fit time
-#: (docs/benchmarks/speed.md).
+#: the envelope epochs and, in a surface fit from the sphere, at most 400 surface steps; a coarser surface in 55-70%
+#: of the fit time (docs/benchmarks/speed.md).
 FAST = {"surface": {"epochs": 20, "surface_steps": 400}, "envelope": {"epochs": 50}}
 FAST["auto"] = FAST["surface"]
 #: The most steps of a surface fit where neither `FitOptions.surface_steps` nor `FitOptions.fast` says otherwise:
@@ -94,7 +94,7 @@ class FitOptions:
     def estimator(self) -> OneFlow:
         """An unfitted estimator with these settings: a SurfaceFlow for the surface objective (of genus 0 where
         `genus` is ``'auto'``, normalised as `genus_params` says, with the sphere where `latent` is ``'auto'``; a
-        `surface_steps` given also bounds the fit from a shaped surface), else a OneFlow with the isotropic
+        `surface_steps` given also bounds the fits from tori and from a shaped surface), else a OneFlow with the isotropic
         normalisation that keeps shapes undistorted."""
         surface = self.resolved("objective") == "surface"
         genus = 0 if self.genus == "auto" else self.genus
@@ -106,7 +106,8 @@ class FitOptions:
             batch_size=self.resolved("batch_size"),
             lr=self.resolved("lr"),
             **({"surface_steps": self.resolved("surface_steps"), "latent": latent, **genus_params(genus),
-                **({} if self.surface_steps is None else {"shaped_steps": self.surface_steps})} if surface
+                **({} if self.surface_steps is None else {"torus_steps": self.surface_steps,
+                                                         "shaped_steps": self.surface_steps})} if surface
                else {"normalize": "isotropic"}),
             n_couplings=self.resolved("n_couplings"),
             hidden_features=self.resolved("hidden_features"),

@@ -422,7 +422,7 @@ def ring_scan():
 
 @pytest.fixture(scope="module")
 def ring_model(ring_scan):
-    return SurfaceFlow(flow="general", n_couplings=4, hidden_features=32, epochs=10, surface_steps=150,
+    return SurfaceFlow(flow="general", n_couplings=4, hidden_features=32, epochs=10, torus_steps=150,
                        surface_batch_size=512, n_surface_samples=512, normalize="isotropic", random_state=0,
                        genus=1).fit(ring_scan[0])
 
@@ -434,6 +434,7 @@ def test_genus_1_surface_is_a_torus_through_the_points(ring_model, ring_scan):
     from pcflow.meshing import Torus, boundary_mesh, model_template, validity
 
     points, truth = ring_scan
+    assert ring_model.n_iter_ == 0 and 0 < ring_model.n_surface_steps_ <= 150  # torus_steps, not surface_steps
     assert isinstance(ring_model.template_, LatentTorus) and isinstance(model_template(ring_model), Torus)
     mesh = boundary_mesh(ring_model).mesh
     checks = validity(mesh)
@@ -507,7 +508,7 @@ def pair_scan():
 
 @pytest.fixture(scope="module")
 def pair_model(pair_scan):
-    return SurfaceFlow(flow="general", n_couplings=4, hidden_features=32, epochs=10, surface_steps=150,
+    return SurfaceFlow(flow="general", n_couplings=4, hidden_features=32, epochs=10, torus_steps=150,
                        surface_batch_size=512, n_surface_samples=512, normalize="isotropic", random_state=0,
                        genus=2).fit(pair_scan[0])
 
