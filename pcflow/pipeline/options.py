@@ -94,8 +94,8 @@ class FitOptions:
     def estimator(self) -> OneFlow:
         """An unfitted estimator with these settings: a SurfaceFlow for the surface objective (of genus 0 where
         `genus` is ``'auto'``, normalised as `genus_params` says, with the sphere where `latent` is ``'auto'``; a
-        `surface_steps` given also bounds the fits from tori and from a shaped surface), else a OneFlow with the isotropic
-        normalisation that keeps shapes undistorted."""
+        `surface_steps` given also bounds the fits from tori and from a shaped surface), else a OneFlow with the
+        isotropic normalisation that keeps shapes undistorted."""
         surface = self.resolved("objective") == "surface"
         genus = 0 if self.genus == "auto" else self.genus
         latent = "sphere" if self.latent == "auto" else self.latent
