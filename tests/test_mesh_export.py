@@ -122,6 +122,8 @@ def test_ply_header_follows_the_common_conventions(boundary, tmp_path):
     (faces,) = ply["face"].properties
     assert (faces.name, faces.len_dtype, faces.val_dtype) == ("vertex_indices", "u1", "i4")
     np.testing.assert_array_equal(ply["vertex"]["x"], boundary.mesh.vertices[:, 0])  # float64 kept
+    np.testing.assert_array_equal(np.column_stack([ply["vertex"][c] for c in "yz"]), boundary.mesh.vertices[:, 1:])
+    np.testing.assert_array_equal(np.stack(ply["face"]["vertex_indices"]), boundary.mesh.faces)
 
 
 def test_default_obj_has_normals_and_no_texture_coordinates(boundary, tmp_path):
