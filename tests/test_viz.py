@@ -364,6 +364,27 @@ def test_first_use_checks_opengl_in_a_child_process(monkeypatch):
         gl._pyvista()
 
 
+def test_an_early_check_is_the_one_first_use_waits_for(monkeypatch):
+    pytest.importorskip("pyvista")
+    started = []
+
+    def start():
+        started.append(probe())
+        return started[-1]
+
+    probe = gl._start_gl_probe
+    monkeypatch.setattr(gl, "_gl_checked", None)
+    monkeypatch.setattr(gl, "_gl_probe", None)
+    monkeypatch.setattr(gl, "_GL_PROBE", "import os; os.abort()")
+    monkeypatch.setattr(gl, "_start_gl_probe", start)
+    gl.start_gl_check()
+    gl.start_gl_check()
+    assert len(started) == 1
+    with pytest.raises(PcflowError, match="crashed with signal"):
+        gl._pyvista()
+    assert len(started) == 1 and gl._gl_probe is None  # its verdict was read, no second probe started
+
+
 def test_a_failed_import_stops_the_opengl_check(monkeypatch):
     started = []
 

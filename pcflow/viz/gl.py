@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ window.Render()
 print("ok", window.GetClassName())
 """
 _gl_checked: str | None = None  # "ok" once a probe rendered, else the reason it failed
+_gl_probe: subprocess.Popen | str | None = None  # a probe `start_gl_check` started that no one has waited for yet
 
 
 def _headless() -> bool:
@@ -29,18 +31,36 @@ def _headless() -> bool:
     return sys.platform.startswith("linux") and not os.environ.get("DISPLAY")
 
 
+def start_gl_check() -> None:
+    """Starts the check that OpenGL renders here (where pyvista is installed), for a picture drawn later: a
+    command that ends with a picture calls it first, so that the check runs while the command works, and `_pyvista`
+    then only reads its verdict."""
+    global _gl_probe
+    if _gl_checked is None and _gl_probe is None and importlib.util.find_spec("pyvista") is not None:
+        _set_up_headless()
+        _gl_probe = _start_gl_probe()
+
+
+def _set_up_headless() -> None:
+    """Off-screen rendering through EGL where there is no display (before pyvista or a probe loads VTK)."""
+    if _headless():
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+
+
 def _pyvista(*, interactive: bool = False):
     """Imports pyvista, set up for EGL off-screen rendering when there is no display.
 
-    The first call also checks that OpenGL renders here, in a child process that runs while pyvista imports.
+    The first call also checks that OpenGL renders here, in a child process that runs while pyvista imports (or
+    since `start_gl_check`). Once it rendered, pyvista's own check (``ALLOW_PLOTTING``) is not made again.
 
     Raises:
         PcflowError: pyvista is missing, OpenGL cannot render here, or a window is wanted without a display.
     """
-    global _gl_checked
-    if _headless():
-        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
-    probe = _start_gl_probe() if _gl_checked is None else None
+    global _gl_checked, _gl_probe
+    _set_up_headless()
+    probe = None
+    if _gl_checked is None:
+        probe, _gl_probe = _gl_probe or _start_gl_probe(), None
     try:
         try:
             import pyvista
@@ -50,6 +70,8 @@ def _pyvista(*, interactive: bool = False):
             raise PcflowError("no display to open a window on (DISPLAY is not set); draw pictures with `pcflow render`")
         if probe is not None:
             _gl_checked = _finish_gl_probe(probe)
+            if _gl_checked == "ok":
+                os.environ.setdefault("ALLOW_PLOTTING", "true")
     finally:
         if isinstance(probe, subprocess.Popen) and probe.poll() is None:  # an error above left it running
             probe.kill()
