@@ -62,6 +62,7 @@ class LatentTorus:
     stretch: float = 1.0
 
     genus = 1
+    kind = "torus"  # `pcflow.pipeline.reconstruct.latent_kind`'s name, `pcflow.meshing.model_template`'s key
 
     def _tensors(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         center = torch.as_tensor(self.center, dtype=like.dtype, device=like.device)
@@ -265,6 +266,8 @@ class LatentTori(ImplicitSurface):
 
     tori: tuple
     blend: float
+
+    kind = "tori"
 
     @property
     def genus(self) -> int:

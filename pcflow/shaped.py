@@ -1,9 +1,9 @@
-"""A latent genus-0 surface shaped like the data: the template that lets a surface fit start from the object's shape.
+"""A latent surface shaped like the data: the template that lets a surface fit start from the object's shape.
 
 The flow's inverse maps any closed latent surface onto the scan without self-intersections, and keeps its genus. A
-sphere leaves the flow to grow every leg, spike and thin part out of a ball; a latent surface that already has the
-object's shape (`LatentGrid`, from the points by `fit_grid`) leaves it small corrections, fitted in a few hundred
-steps without the envelope stage.
+sphere (or a torus) leaves the flow to grow every leg, spike, thin part and handle out of a ball (or a ring); a
+latent surface that already has the object's shape and handles (`LatentGrid`, from the points by `fit_grid`) leaves
+it small corrections, fitted in a few dozen steps without the envelope stage.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ SMOOTHING = 1.0
 
 @dataclass(frozen=True, eq=False)
 class LatentGrid(ImplicitSurface):
-    """A closed latent surface given by a level function sampled on a regular grid, trilinearly interpolated,
+    """A closed latent surface of genus `genus` given by a level function sampled on a regular grid, trilinearly
+    interpolated,
 
         level(z) = trilinear(values)(clamp(z)) + |z - clamp(z)|,
 
@@ -45,6 +46,7 @@ class LatentGrid(ImplicitSurface):
         values: (X, Y, Z) levels at the grid's nodes.
         origin: (3,) position of node (0, 0, 0).
         spacing: distance between neighbouring nodes, > 0.
+        genus: the genus of the surface of size `GRID_SIZE` (`fit_grid` checks it).
 
     Example:
         >>> axes = np.arange(-3, 4) * 0.5
@@ -57,8 +59,9 @@ class LatentGrid(ImplicitSurface):
     values: np.ndarray
     origin: tuple
     spacing: float
+    genus: int = 0
 
-    genus = 0
+    kind = "shaped"
 
     @functools.cached_property
     def _grid(self) -> torch.Tensor:
@@ -110,10 +113,10 @@ class LatentGrid(ImplicitSurface):
                                [self.spacing], np.asarray(self.values, dtype=np.float64).ravel()])
 
     @classmethod
-    def from_array(cls, values) -> "LatentGrid":
+    def from_array(cls, values, genus: int = 0) -> "LatentGrid":
         values = np.asarray(values, dtype=np.float64).ravel()
         shape = tuple(int(n) for n in values[:3])
-        return cls(values[7:].reshape(shape), tuple(float(v) for v in values[3:6]), float(values[6]))
+        return cls(values[7:].reshape(shape), tuple(float(v) for v in values[3:6]), float(values[6]), int(genus))
 
 
 def _closed_solid(points: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -138,7 +141,7 @@ def _closed_solid(points: np.ndarray, spacing: float) -> tuple[np.ndarray, np.nd
     return solid | (occupied & (pieces == largest)), low + 0.5 * spacing
 
 
-def _grid_at(points: np.ndarray, spacing: float) -> LatentGrid | None:
+def _grid_at(points: np.ndarray, spacing: float, genus: int = 0) -> LatentGrid | None:
     """The `LatentGrid` of the points' closed solid at `spacing`: its smoothed signed distance, offset so that the
     points' median level is `GRID_SIZE`; None where the points enclose nothing."""
     from scipy import ndimage
@@ -153,20 +156,21 @@ def _grid_at(points: np.ndarray, spacing: float) -> LatentGrid | None:
     values = (distance - float(np.median(at_points))) * spacing + GRID_SIZE
     # float32 numbers throughout, so that a model file keeps the grid exactly in half the bytes
     return LatentGrid(values.astype(np.float32).astype(np.float64), tuple(float(np.float32(v)) for v in origin),
-                      float(np.float32(spacing)))
+                      float(np.float32(spacing)), genus)
 
 
-def _is_sphere_like(grid: LatentGrid) -> bool:
-    """Whether the grid's surface of size `GRID_SIZE` is one closed surface of genus 0 (its mesh's bodies and Euler
-    characteristic)."""
+def _bounds_its_genus(grid: LatentGrid) -> bool:
+    """Whether the grid's surface of size `GRID_SIZE` is one closed surface of the grid's genus (its mesh's bodies and
+    Euler characteristic)."""
     from .meshing.checks import bounds_one_surface
 
-    return bounds_one_surface(*grid.surface_mesh(GRID_SIZE), 0)
+    return bounds_one_surface(*grid.surface_mesh(GRID_SIZE), grid.genus)
 
 
-def fit_grid(points: np.ndarray) -> LatentGrid | None:
-    """A genus-0 `LatentGrid` of size `GRID_SIZE` through the (M, 3) points (inliers of a closed scan), or None where
-    they do not enclose a volume bounded by one genus-0 surface at any of the spacings tried (see `GRID_CELLS`)."""
+def fit_grid(points: np.ndarray, genus: int = 0) -> LatentGrid | None:
+    """A `LatentGrid` of size `GRID_SIZE` and genus `genus` through the (M, 3) points (inliers of a closed scan), or
+    None where they do not enclose a volume bounded by one surface of that genus at any of the spacings tried (see
+    `GRID_CELLS`)."""
     from scipy.spatial import cKDTree
 
     points = np.asarray(points, dtype=np.float64)
@@ -176,8 +180,8 @@ def fit_grid(points: np.ndarray) -> LatentGrid | None:
     distances, _ = cKDTree(points).query(points, k + 1)
     spacing = max(float(np.ptp(points, axis=0).max()) / GRID_CELLS, float(np.median(distances[:, 1:].mean(axis=1))))
     for _ in range(TRIES):
-        grid = _grid_at(points, spacing)
-        if grid is not None and _is_sphere_like(grid):
+        grid = _grid_at(points, spacing, genus)
+        if grid is not None and _bounds_its_genus(grid):
             return grid
         spacing *= GROWTH
     return None

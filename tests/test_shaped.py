@@ -131,6 +131,75 @@ def test_a_shaped_fit_starts_from_the_sphere_where_the_points_enclose_nothing():
     assert model.template_ is None and model.n_iter_ > 0
 
 
+def torus_points(n=6000, seed=0, noise=0.004):
+    """A torus (ring 1.0, tube 0.35) around z, flattened along y: genus 1."""
+    rng = np.random.default_rng(seed)
+    ring, tube = rng.uniform(0, 2 * np.pi, size=(2, n))
+    rho = 1.0 + 0.35 * np.cos(tube)
+    points = np.column_stack([rho * np.cos(ring), 0.8 * rho * np.sin(ring), 0.35 * np.sin(tube)])
+    return points + rng.normal(scale=noise, size=(n, 3))
+
+
+def test_fit_grid_closes_a_surface_of_the_genus_asked_for_or_none():
+    import trimesh
+
+    points = torus_points()
+    assert fit_grid(points) is None  # no genus-0 surface bounds a solid torus
+    grid = fit_grid(points, genus=1)
+    assert grid is not None and grid.genus == 1 and grid.kind == "shaped"
+    mesh = trimesh.Trimesh(*grid.surface_mesh(GRID_SIZE), process=False)
+    assert mesh.is_watertight and mesh.body_count == 1 and mesh.euler_number == 0
+    assert fit_grid(points, genus=2) is None
+    again = LatentGrid.from_array(grid.to_array(), grid.genus)
+    assert again.genus == 1 and np.array_equal(again.values, grid.values)
+
+
+@pytest.fixture(scope="module")
+def ring_model():
+    from pcflow.models import SurfaceFlow
+
+    rng = np.random.default_rng(3)
+    points = np.vstack([torus_points(4000, seed=3), rng.uniform(-1.6, 1.6, size=(150, 3)) * (1.0, 1.0, 0.5)])
+    model = SurfaceFlow(flow="general", n_couplings=4, hidden_features=32, shaped_steps=40, surface_batch_size=512,
+                        n_surface_samples=512, genus=1, latent="shaped", random_state=0).fit(points)
+    return model, points
+
+
+def test_a_shaped_fit_of_genus_1_meshes_a_closed_torus_through_the_points_without_tori(ring_model, tmp_path):
+    from pcflow.meshing import Shaped, boundary_mesh, model_template, validity
+    from pcflow.models import load
+    from pcflow.pipeline.reconstruct import latent_kind
+
+    model, points = ring_model
+    assert isinstance(model.template_, LatentGrid) and model.template_.genus == 1
+    assert isinstance(model_template(model), Shaped) and model_template(model).genus == 1
+    assert latent_kind(model) == "shaped" and model.n_iter_ == 0 and model.n_surface_steps_ <= 40
+    boundary = boundary_mesh(model)
+    checks = validity(boundary.mesh)
+    assert checks["watertight"] and checks["genus"] == 1 and checks["n_components"] == 1
+    assert checks["self_intersections"] == 0
+    # the mesh lies on the torus: its vertices' distance from the tube's centre circle is near the tube radius
+    vertices = np.asarray(boundary.mesh.vertices) / (1.0, 0.8, 1.0)
+    tube = np.hypot(np.hypot(vertices[:, 0], vertices[:, 1]) - 1.0, vertices[:, 2])
+    assert np.quantile(np.abs(tube - 0.35), 0.9) < 0.06
+    model.save(tmp_path / "ring.pt")
+    again = load(tmp_path / "ring.pt")
+    assert again.template_.genus == 1 and latent_kind(again) == "shaped"
+    assert np.array_equal(again.score_samples(points[:200]), model.score_samples(points[:200]))
+
+
+def test_auto_fits_a_shape_with_a_handle_from_a_shaped_surface_of_genus_1():
+    from pcflow.pipeline import FitOptions
+    from pcflow.pipeline.fit import choose_genus
+
+    model = FitOptions().estimator()
+    estimate = choose_genus(model, torus_points(), 0, FitOptions())
+    assert estimate.genus == 1 and model.genus == 1 and model.latent == "shaped"
+    model = FitOptions(latent="sphere").estimator()
+    choose_genus(model, torus_points(), 0, FitOptions(latent="sphere"))
+    assert model.genus == 1 and model.latent == "sphere"  # the fitted torus, as asked
+
+
 def test_shaped_needs_3d_points_and_latent_is_checked():
     from pcflow.models import SurfaceFlow
 

@@ -34,9 +34,10 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
                             "with one handle), 2 or 3 (joined tori's, for handles side by side), auto (default): "
                             "1 to 3 where the points enclose a volume with that many handles")
     group.add_argument("--latent", choices=("auto", "sphere", "shaped"), default="auto",
-                       help="latent surface of a genus-0 surface fit: the sphere, or shaped like the points (a "
-                            "closed surface around them that the flow refines in at most 25 steps, with no "
-                            "envelope stage); auto (default): shaped where the points enclose a volume")
+                       help="latent surface of a surface fit: the sphere (fitted tori for genus 1 to 3), or "
+                            "shaped like the points (a closed surface of the fit's genus around them that the flow "
+                            "refines in at most 25 steps, with no envelope stage); auto (default): shaped where the "
+                            "points enclose a volume")
     group.add_argument("--couplings", type=int, default=None,
                        help="number of coupling layers (default: 10 for a surface fit, 6 for an envelope fit)")
     group.add_argument("--hidden", type=int, default=None,

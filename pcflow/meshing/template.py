@@ -242,13 +242,18 @@ class Tori(Template):
 
 @dataclass(frozen=True)
 class Shaped(Template):
-    """A latent surface shaped like the data (`pcflow.shaped.LatentGrid`), meshed at its grid's spacing by marching
-    cubes of its level function with the vertices moved onto the surface; chart: the sphere's (`IcoSphere.uv`) of the
-    direction from the grid's centre, which is one-to-one only where every such direction meets the surface once.
+    """A latent surface shaped like the data (`pcflow.shaped.LatentGrid`, of its genus), meshed at its grid's spacing
+    by marching cubes of its level function with the vertices moved onto the surface; chart: the sphere's
+    (`IcoSphere.uv`) of the direction from the grid's centre, which is one-to-one only where every such direction
+    meets the surface once (never with handles).
     """
 
     grid: object  # a pcflow.shaped.LatentGrid
     max_subdivisions = 6
+
+    @property
+    def genus(self) -> int:
+        return self.grid.genus
 
     def start(self, subdivisions: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
         """The surface of size `radius` meshed at the grid's spacing (the same mesh at every subdivision level: the
@@ -287,9 +292,7 @@ def model_template(model) -> Template:
     latent = getattr(model, "template_", None)
     if latent is None:
         return SPHERE
-    if latent.genus == 0:
-        return Shaped(latent)
-    return Torus(latent) if latent.genus == 1 else Tori(latent)
+    return {"shaped": Shaped, "torus": Torus, "tori": Tori}[latent.kind](latent)
 
 
 def _sphere_uv(latent: np.ndarray) -> np.ndarray:

@@ -176,13 +176,13 @@ def start_torus(model: "SurfaceFlow", inliers: torch.Tensor, parallel: SinglePro
 
 
 def start_from_data(model: "SurfaceFlow", data: torch.Tensor, parallel: SingleProcess) -> bool:
-    """Sets up a surface fit that needs no envelope stage: a genus-0 one from a latent surface shaped like the data
-    (`latent` ``'shaped'``), or one of genus 1 to 3, whose tori `start_torus` fits to the inliers. The inliers are
-    the points whose mean distance to their `SPACING_NEIGHBORS` nearest others (over every rank's points) is within
-    the (1 - alpha) quantile; this rank's mask becomes `_start_inliers`, a shaped surface around them (`fit_grid`)
-    `template_`, and n_iter_ is 0 (no envelope epochs). Returns whether it did; not where a shaped surface was asked
-    for and the inliers enclose no volume with a genus-0 boundary (an open scan: the fit then starts from the
-    sphere, after the envelope stage)."""
+    """Sets up a surface fit that needs no envelope stage: one from a latent surface shaped like the data (`latent`
+    ``'shaped'``) of the model's genus, or one of genus 1 to 3 whose tori `start_torus` fits to the inliers later
+    (where no shaped surface of that genus was asked for or found). The inliers are the points whose mean distance
+    to their `SPACING_NEIGHBORS` nearest others (over every rank's points) is within the (1 - alpha) quantile; this
+    rank's mask becomes `_start_inliers`, a shaped surface around them (`fit_grid`) `template_`, and n_iter_ is 0
+    (no envelope epochs). Returns whether it did; not for a genus-0 fit whose inliers enclose no volume with a
+    genus-0 boundary (an open scan: the fit then starts from the sphere, after the envelope stage)."""
     from scipy.spatial import cKDTree
 
     if data.shape[1] != 3:
@@ -194,15 +194,19 @@ def start_from_data(model: "SurfaceFlow", data: torch.Tensor, parallel: SinglePr
     tree = cKDTree(points)
     spread = neighbor_distances(tree, points, k, "mean")
     threshold = float(np.quantile(spread, 1.0 - check_alpha(model.alpha)))
-    if model.genus == 0:
+    if model.latent == "shaped":
         start = time.perf_counter()
-        grid = fit_grid(points[spread <= threshold])
-        if grid is None:
+        grid = fit_grid(points[spread <= threshold], model.genus)
+        if grid is None and model.genus == 0:
             _log.info("the points enclose no genus-0 volume: the surface fit starts from the sphere")
             return False
-        _log.info("shaped latent surface: grid %s, spacing %.4f, %.2f s", grid.values.shape, grid.spacing,
-                  time.perf_counter() - start)
-        model.template_ = grid
+        if grid is None:
+            _log.info("the points enclose no volume of genus %d on a grid: the surface fit starts from tori",
+                      model.genus)
+        else:
+            _log.info("shaped latent surface: genus %d, grid %s, spacing %.4f, %.2f s", grid.genus,
+                      grid.values.shape, grid.spacing, time.perf_counter() - start)
+            model.template_ = grid
     model.n_iter_ = 0
     own = spread if parallel.world_size == 1 else neighbor_distances(tree, local, k, "mean")  # this rank's points
     model._start_inliers = torch.as_tensor(own <= threshold, device=data.device)
@@ -291,10 +295,9 @@ class SurfaceFlow(ReferencePoints, OneFlow):
     its mean distance to the `n_neighbors` nearest other training points where that is smaller, combined (root of
     the sum of squares) with `plane_weight` times its distance to the plane through its `plane_neighbors` nearest
     other training points; the points beyond the (1 - alpha) quantile of the training points' outlyingness are
-    outliers, inside the object as well as outside. A fit of genus 1 to 3, or from a shaped latent surface
-    (`latent`), has no envelope stage: its latent surface is fitted to the points near their neighbours
-    (`start_from_data`), and the flow starts from the identity.
-    The fit works in any dimension D >= 2 (the meshing, not the estimator, is 3D only).
+    outliers, inside the object as well as outside. Fits of genus 1 to 3 and from a shaped latent surface (`latent`)
+    have no envelope stage: the latent surface is fitted to the points near their neighbours (`start_from_data`), the
+    flow starts from the identity. The fit works in any dimension D >= 2 (the meshing, not the estimator, is 3D only).
 
     Args:
         alpha, flow, n_couplings, hidden_features, n_hidden_layers, epochs, batch_size, lr, patience, tol,
@@ -335,9 +338,9 @@ class SurfaceFlow(ReferencePoints, OneFlow):
             or 3 (two or three joined tori's, for an object with that many handles side by side): `start_torus`; 3D
             only. Where no torus fits, the surface is of genus 0.
         torus_steps: the most steps of a surface fit from fitted tori (genus 1 to 3), as `surface_steps`.
-        latent: a genus-0 fit's latent surface: ``'sphere'``, or ``'shaped'`` (3D only; `start_from_data`), a closed
-            surface around the points that the flow refines from the identity, with no envelope stage, in at most
-            `shaped_steps` steps (the sphere where the points enclose no genus-0 volume).
+        latent: ``'sphere'`` (the tori for genus 1 to 3) or ``'shaped'`` (3D only; `start_from_data`): a closed
+            surface of the fit's genus around the points, refined from the identity with no envelope stage in at
+            most `shaped_steps` steps (the sphere or the tori where the points bound no such volume).
 
     Attributes:
         As `OneFlow`'s, with radius_ the latent radius of the surface, and offset_ = -distance_threshold_, plus:
@@ -456,7 +459,7 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         alpha = check_alpha(self.alpha)
         inliers = self.__dict__.pop("_start_inliers", None)  # where `_train` skipped the envelope stage
         radius = GRID_SIZE if isinstance(self.template_, LatentGrid) else None
-        if self.genus > 0:
+        if self.genus > 0 and radius is None:
             radius = start_torus(self, data[inliers], parallel)
             if radius is None:  # no torus fits: the sphere, which starts from the envelope
                 super()._train(data, generator, parallel)
@@ -557,7 +560,8 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         if self.template_ is not None:
             state["template"] = torch.as_tensor(self.template_.to_array())
             if isinstance(self.template_, LatentGrid):  # float32 numbers (`fit_grid`'s): kept exactly
-                state["template"], state["template_kind"] = state["template"].float(), "grid"
+                state.update(template=state["template"].float(), template_kind="grid",
+                             template_genus=self.template_.genus)
         return state
 
     @classmethod
@@ -577,6 +581,6 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         if template is None:
             self.template_ = None
         elif state.get("template_kind") == "grid":
-            self.template_ = LatentGrid.from_array(template.double().numpy())
+            self.template_ = LatentGrid.from_array(template.double().numpy(), state.get("template_genus", 0))
         else:
             self.template_ = template_from_array(template.numpy())

@@ -72,9 +72,9 @@ def fit_cloud(cloud, options: FitOptions, timer: Timer | None = None) -> OneFlow
 def choose_genus(model, train: np.ndarray, seed: int, options: FitOptions | None = None):
     """Sets a surface model's genus to 1, 2 or 3 (with its normalisation, `genus_params`) where the training points
     enclose a volume with that many handles (`pcflow.meshing.estimate_genus` of a seeded subset of them, as
-    `pcflow.meshing.topology` takes), and a genus-0 model's latent surface to the shaped one where they enclose a
-    volume (as `options` ask: their ``'auto'`` genus and latent; both by default); returns the estimate, which the
-    report reuses."""
+    `pcflow.meshing.topology` takes), and the model's latent surface to the shaped one (of that genus) where they
+    enclose a volume (as `options` ask: their ``'auto'`` genus and latent; both by default); returns the estimate,
+    which the report reuses."""
     genus_auto = options is None or options.genus == "auto"
     latent_auto = options is None or options.latent == "auto"
     from ..meshing.genus import estimate_genus, topology_points
@@ -88,7 +88,7 @@ def choose_genus(model, train: np.ndarray, seed: int, options: FitOptions | None
         _log.info("the points need a surface with %s: a genus-%d fit",
                   "one handle" if estimate.genus == 1 else f"{estimate.genus} handles", estimate.genus)
         model.set_params(**genus_params(estimate.genus))
-    if latent_auto and model.genus == 0 and estimate is not None and estimate.encloses:
+    if latent_auto and estimate is not None and estimate.encloses:
         model.set_params(latent="shaped")
     return estimate
 

@@ -39,9 +39,9 @@ GENERA = ("auto", 0, 1, 2, 3)
 #: the double torus and its fit fell back to genus 0).
 GENUS_NORMALIZE = {0: "isotropic", 1: "standard", 2: "isotropic", 3: "isotropic"}
 
-#: `FitOptions.latent`: a genus-0 surface fit's latent surface (`pcflow.models.SurfaceFlow`'s `latent`), or
-#: ``'auto'``: shaped like the data where the training points enclose a volume (`pcflow.meshing.estimate_genus`),
-#: else the sphere (`pcflow.pipeline.fit_cloud` sets it).
+#: `FitOptions.latent`: a surface fit's latent surface (`pcflow.models.SurfaceFlow`'s `latent`: the sphere or tori,
+#: or shaped like the data, of the fit's genus), or ``'auto'``: shaped where the training points enclose a volume
+#: (`pcflow.meshing.estimate_genus`), else the sphere (`pcflow.pipeline.fit_cloud` sets it).
 LATENTS = ("auto", "sphere", "shaped")
 
 

@@ -321,11 +321,7 @@ def _try_preview(cloud, inside, mesh, path: Path) -> str | None:
 
 
 def latent_kind(model) -> str:
-    """The latent surface a fitted model's mesh is the preimage of: ``'sphere'``, ``'shaped'`` (like the data),
-    ``'torus'`` or ``'tori'``."""
+    """The latent surface a fitted model's mesh is the preimage of: ``'sphere'``, ``'shaped'`` (like the data, of
+    any genus), ``'torus'`` or ``'tori'``."""
     template = getattr(model, "template_", None)
-    if template is None:
-        return "sphere"
-    if template.genus == 0:
-        return "shaped"
-    return "torus" if template.genus == 1 else "tori"
+    return "sphere" if template is None else template.kind
