@@ -443,7 +443,11 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         f"{args.threads}"
         + (" -- quick mode: 2 couplings, hidden 16." if args.quick else "."),
         "OneFlow-Surface: the surface objective (what `pcflow reconstruct`'s auto mode keeps for an object): a "
-        f"general flow of {surface.n_couplings} couplings, hidden {surface.hidden_features}, trained as OneFlow-Gen "
+        f"general flow of {surface.n_couplings} couplings, hidden {surface.hidden_features}; where the training points "
+        "enclose a volume (the genus estimate, as in the CLI), from the identity and a latent surface shaped like the "
+        f"points, of the genus the estimate finds (0 to 3), in at most {surface.shaped_steps} surface-fit steps with "
+        "no envelope stage (fitted tori where no grid of that genus closes, "
+        f"{surface.torus_steps} steps); else trained as OneFlow-Gen "
         f"but in steps of {surface.batch_size} points at lr {surface.lr:g}, then at most {surface.surface_steps} "
         f"surface-fit steps (batch {surface.surface_batch_size}, {surface.n_surface_samples} sphere points spread "
         f"evenly, {surface.coarse_surface_samples()} in the first {surface.coarse_share:.0%} of the steps, "
@@ -454,8 +458,7 @@ def summary_markdown(rows, mesh_rows, real_rows, args, sweep_shapes, mesh_shapes
         f"{surface.n_neighbors} nearest other training points, combined (root of the sum of squares) with "
         f"{surface.plane_weight:g} times the distance to the plane through the {surface.plane_neighbors} nearest; "
         "its mesh is the surface, snapped onto its training inliers "
-        "(`pcflow.meshing.snap_to_points`); where the genus estimate of the training points finds one to three "
-        "handles, the surface is a latent torus (genus 1) or as many joined tori instead of a sphere, as in the CLI.",
+        "(`pcflow.meshing.snap_to_points`).",
         "IsolationForest and LOF get contamination = the outlier ratio, kNN-distance (distance to the 8th nearest "
         "other point) flags the same share; Open3D statistical (20 neighbours, std 2) "
         "and radius (2% of the diagonal, 8 points) removal get nothing.",
