@@ -30,9 +30,10 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
                             "half the envelope epochs, at most 400 surface steps (--epochs and --surface-steps still "
                             "set their own)")
     group.add_argument("--genus", choices=("auto", "0", "1", "2", "3"), default="auto",
-                       help="genus of a surface fit's mesh: 0 (a sphere's preimage), 1 (a torus's, for an object "
-                            "with one handle), 2 or 3 (joined tori's, for handles side by side), auto (default): "
-                            "1 to 3 where the points enclose a volume with that many handles")
+                       help="genus of a surface fit's mesh: 0, or 1 to 3 for an object with that many handles (the "
+                            "preimage of a latent surface of that genus: shaped like the points, or with --latent "
+                            "sphere a torus or joined tori); auto (default): 1 to 3 where the points enclose a volume "
+                            "with that many handles")
     group.add_argument("--latent", choices=("auto", "sphere", "shaped"), default="auto",
                        help="latent surface of a surface fit: the sphere (fitted tori for genus 1 to 3), or "
                             "shaped like the points (a closed surface of the fit's genus around them that the flow "

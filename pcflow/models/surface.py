@@ -334,9 +334,9 @@ class SurfaceFlow(ReferencePoints, OneFlow):
         surface_block: steps per entry of ``history_["surface_loss"]`` (and per `surface_patience` count).
         surface_cooldown: steps that bring the learning rate down to its lowest once the loss stops falling.
         n_reference_points: most training points kept for the neighbour distances (a seeded subset).
-        genus: the genus of the surface, 0 (the sphere's preimage), 1 (a torus's, for an object with a handle), 2
-            or 3 (two or three joined tori's, for an object with that many handles side by side): `start_torus`; 3D
-            only. Where no torus fits, the surface is of genus 0.
+        genus: the genus of the surface, 0 to 3 (for an object with that many handles): the preimage of a shaped
+            latent surface of that genus (`latent`), else of a torus or joined tori (`start_torus`); 3D only. Where
+            neither fits, the surface is of genus 0.
         torus_steps: the most steps of a surface fit from fitted tori (genus 1 to 3), as `surface_steps`.
         latent: ``'sphere'`` (the tori for genus 1 to 3) or ``'shaped'`` (3D only; `start_from_data`): a closed
             surface of the fit's genus around the points, refined from the identity with no envelope stage in at
