@@ -126,7 +126,7 @@ def write_ply_mesh(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> 
     Not plyfile's writer: it writes a list property face by face, which takes a third of a second for 40,000 faces;
     the rows here are numpy records written whole.
     """
-    from .ply import _PLY_NAMES
+    from .ply import ply_header
 
     columns = [(name, "<f8") for name in "xyz"] + [(name, "<f4") for name in ("nx", "ny", "nz")]
     values = [np.asarray(mesh.vertices), _vertex_normals(mesh)]
@@ -140,11 +140,9 @@ def write_ply_mesh(path: Path, mesh: trimesh.Trimesh, uv: np.ndarray | None) -> 
     face = np.empty(len(mesh.faces), dtype=[("count", "u1"), ("vertex_indices", "<i4", (3,))])
     face["count"] = 3
     face["vertex_indices"] = mesh.faces
-    header = ["ply", "format binary_little_endian 1.0", "comment written by pcflow", f"element vertex {len(vertex)}",
-              *(f"property {_PLY_NAMES[code[1:]]} {name}" for name, code in columns),
-              f"element face {len(face)}", "property list uchar int vertex_indices", "end_header\n"]
+    faces = (f"element face {len(face)}", "property list uchar int vertex_indices")
     with open(path, "wb") as f:
-        f.write("\n".join(header).encode("ascii"))
+        f.write(ply_header(vertex.dtype, len(vertex), 0, ascii=False, more=faces))
         f.write(vertex.tobytes())
         f.write(face.tobytes())
 

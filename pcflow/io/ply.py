@@ -164,12 +164,13 @@ def write_ply(path: Path, records: np.ndarray, *, ascii: bool = False, las_heade
     PlyData([PlyElement.describe(ply_records(records), "vertex")], text=ascii, byte_order="<").write(str(path))
 
 
-def ply_header(dtype: np.dtype, count: int, pad: int, *, ascii: bool) -> bytes:
-    """The header of a streamed PLY file of `count` vertices, with `pad` spare bytes in its comment line."""
+def ply_header(dtype: np.dtype, count: int, pad: int, *, ascii: bool, more: tuple[str, ...] = ()) -> bytes:
+    """The header of a PLY file of `count` vertices laid out as `dtype` (streamed: with `pad` spare bytes in its
+    comment line), then the header lines `more` of the elements after the vertices."""
     lines = ["ply", f"format {'ascii' if ascii else 'binary_little_endian'} 1.0",
              "comment written by pcflow" + " " * pad, f"element vertex {count}"]
     lines += [f"property {_PLY_NAMES[dtype[name].str[1:]]} {name}" for name in dtype.names]
-    lines.append("end_header")
+    lines += [*more, "end_header"]
     return ("\n".join(lines) + "\n").encode("ascii")
 
 
