@@ -24,8 +24,9 @@ def count_self_intersections(mesh) -> int:
                                        np.asarray(mesh.faces, dtype=np.int64).reshape(-1, 3))))
 
 
-def _intersecting_pairs(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(K, 2) face index pairs i < j that intersect and share no vertex, sorted."""
+def _intersecting_pairs(vertices: np.ndarray, faces: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
+    """(K, 2) face index pairs i < j that intersect and share no vertex, sorted; with `among`, a (F,) boolean mask,
+    only the pairs with a face in it (the faces that moved since a mesh was found to have none)."""
     found = [np.empty((0, 2), dtype=np.int64)]
     if len(faces) < 2:
         return found[0]
@@ -38,7 +39,7 @@ def _intersecting_pairs(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
         found.append(np.column_stack([first[hits], second[hits]]))
 
     waiting, n_waiting = [], 0  # small chunks wait to be tested together, large ones are cut
-    for first, second in _candidate_chunks(vertices, faces):
+    for first, second in _candidate_chunks(vertices, faces, among):
         waiting.append((first, second))
         n_waiting += len(first)
         if n_waiting < _PAIR_CHUNK:
@@ -49,7 +50,8 @@ def _intersecting_pairs(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
         waiting, n_waiting = [], 0
     if waiting:
         test(*(np.concatenate(column) for column in zip(*waiting)))
-    return np.concatenate(found)
+    pairs = np.concatenate(found)
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
 
 
 #: `_candidate_chunks` gives the bounding boxes to an R-tree instead of the k-d tree of their centres when the largest
@@ -61,11 +63,12 @@ _MAX_SIZE_RATIO = 4.0
 _QUERY_PAIRS = 16_000_000
 
 
-def _candidate_chunks(vertices: np.ndarray, faces: np.ndarray):
-    """Face pairs i < j whose bounding boxes overlap, as (first, second) chunks, in (i, j) order over all chunks:
+def _candidate_chunks(vertices: np.ndarray, faces: np.ndarray, among: np.ndarray | None = None):
+    """Face pairs i < j whose bounding boxes overlap, as (first, second) chunks, each pair once, in no set order:
     the pairs of box centres closer than the two largest half-diagonals (scipy's k-d tree), kept where the boxes
     overlap; an R-tree of the boxes where the largest face is so much larger than the rest that the centres close
-    enough would be too many pairs (in chunks of at most `_QUERY_PAIRS`)."""
+    enough would be too many pairs (in chunks of at most `_QUERY_PAIRS`). With `among` ((F,) bool), only the pairs
+    with a face in it, found from those faces' boxes."""
     from scipy.spatial import cKDTree
 
     triangles = vertices[faces]
@@ -74,36 +77,53 @@ def _candidate_chunks(vertices: np.ndarray, faces: np.ndarray):
     mins, maxs = mins - pad, maxs + pad
     centres, half = 0.5 * (mins + maxs), 0.5 * np.linalg.norm(maxs - mins, axis=1)
     reach = 2.0 * float(half.max()) * (1.0 + 1e-9)  # boxes that overlap have centres closer than their half-diagonals
+    queried = None if among is None else np.flatnonzero(among)
     if float(half.max()) > _MAX_SIZE_RATIO * float(np.median(half)):
-        chunks = _rtree_pairs(mins, maxs)
-    else:
+        chunks = _rtree_pairs(mins, maxs, queried)
+    elif queried is None:
         pairs = cKDTree(centres).query_pairs(reach, output_type="ndarray")  # i < j in each row
         chunks = [(pairs[:, 0], pairs[:, 1])]
+    else:
+        near = cKDTree(centres[queried]).sparse_distance_matrix(cKDTree(centres), reach, output_type="ndarray")
+        chunks = [_each_pair_once(queried[near["i"]], near["j"], among)]
     for first, second in chunks:
         for axis in range(3):  # one axis at a time, on the pairs the axes before left
             low, high = mins[:, axis], maxs[:, axis]
             overlap = (low[first] <= high[second]) & (low[second] <= high[first])
             first, second = first[overlap], second[overlap]
-        order = np.lexsort((second, first))
-        yield first[order], second[order]
+        yield first, second
 
 
-def _rtree_pairs(mins: np.ndarray, maxs: np.ndarray):
+def _each_pair_once(queried: np.ndarray, other: np.ndarray, among: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first, second) with first < second from pairs (a face of `among`, any other face) found from the faces of
+    `among`: each pair once (a pair of two such faces is found from both)."""
+    keep = (queried != other) & ~(among[other] & (other < queried))
+    queried, other = queried[keep], other[keep]
+    return np.minimum(queried, other), np.maximum(queried, other)
+
+
+def _rtree_pairs(mins: np.ndarray, maxs: np.ndarray, queried: np.ndarray | None = None):
     """Box pairs i < j that overlap, from an R-tree of the boxes: (first, second) chunks, each from the boxes of a
-    run of first indices, at most `_QUERY_PAIRS` pairs each."""
+    run of first indices (or of `queried`, each pair with one of them once), at most `_QUERY_PAIRS` pairs each."""
     from rtree import index
 
     properties = index.Property()
     properties.dimension = 3
     properties.leaf_capacity = properties.index_capacity = 16
     tree = index.Index((np.arange(len(mins), dtype=np.int64), mins, maxs), properties=properties)
+    rows = np.arange(len(mins)) if queried is None else queried
+    among = None if queried is None else np.isin(np.arange(len(mins)), queried)
     block = max(1, _QUERY_PAIRS // len(mins))
-    for start in range(0, len(mins), block):
-        ids, counts = tree.intersection_v(mins[start:start + block], maxs[start:start + block])
-        first = np.repeat(np.arange(start, start + len(counts)), np.asarray(counts, dtype=np.int64))
+    for start in range(0, len(rows), block):
+        run = rows[start:start + block]
+        ids, counts = tree.intersection_v(mins[run], maxs[run])
+        first = np.repeat(run, np.asarray(counts, dtype=np.int64))
         second = np.asarray(ids, dtype=np.int64)
-        keep = first < second
-        yield first[keep], second[keep]
+        if among is None:
+            keep = first < second
+            yield first[keep], second[keep]
+        else:
+            yield _each_pair_once(first, second, among)
 
 
 def _orient(a, b, c, d) -> np.ndarray:

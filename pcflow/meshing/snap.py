@@ -202,12 +202,13 @@ def _backed_off(start, displacement, faces, ring_mean, *, min_cos: float, crossi
     before = _face_normals(start, faces)
     has_normal = np.einsum("ij,ij->i", before, before) > 0.5  # a face of no area has no normal to turn
     scale = np.ones(len(start))
+    moved_faces = None  # the faces moved by the last halving (None: all, the first time)
     for backoffs in range(max_backoffs + 1):
         moved = start + scale[:, None] * displacement
         bad = (np.einsum("ij,ij->i", _face_normals(moved, faces), before) < min_cos) & has_normal
         bad_faces = np.flatnonzero(bad)
-        if crossings:
-            bad_faces = np.union1d(bad_faces, _intersecting_pairs(moved, faces).ravel())
+        if crossings:  # two faces the halving did not move did not cross before it either
+            bad_faces = np.union1d(bad_faces, _intersecting_pairs(moved, faces, moved_faces).ravel())
         if len(bad_faces) == 0:
             return moved, backoffs
         near = np.zeros(len(start))
@@ -215,5 +216,6 @@ def _backed_off(start, displacement, faces, ring_mean, *, min_cos: float, crossi
         for _ in range(3 + 2 * backoffs):  # spread smoothly (wider each time), so the halving leaves no step behind
             near = np.maximum(near, ring_mean @ near)
         scale *= 1.0 - 0.5 * near
+        moved_faces = (near > 0)[faces].any(axis=1)
     return None, max_backoffs + 1
 

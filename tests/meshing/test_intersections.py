@@ -83,11 +83,30 @@ def test_candidate_pairs_are_every_pair_of_overlapping_boxes(huge, monkeypatch):
                 if np.all(mins[i] <= maxs[j]) and np.all(mins[j] <= maxs[i])]
     chunks = list(intersections._candidate_chunks(vertices, faces))
     first, second = (np.concatenate(column) for column in zip(*chunks))
-    assert list(zip(first.tolist(), second.tolist())) == expected
+    assert sorted(zip(first.tolist(), second.tolist())) == expected  # each pair once
     assert len(calls) == int(huge)
     assert len(chunks) == (50 if huge else 1)  # 300 boxes, 6 queried at a time (2,000 pairs at most)
     if huge:
         assert sum(i == 0 for i, _ in expected) == 299  # its box holds every other
+
+
+@pytest.mark.parametrize("huge", [False, True])
+def test_pairs_among_some_faces_are_the_full_pairs_with_one_of_them(huge):
+    """`_intersecting_pairs(..., among)`, from the k-d tree (small faces) and from the R-tree (one face across the
+    soup): the pairs of the whole soup with a face of `among`, each once and in order."""
+    from pcflow.meshing.intersections import _intersecting_pairs
+
+    rng = np.random.default_rng(5)
+    corners = rng.uniform(0, 2, size=(200, 1, 3)) + rng.normal(scale=0.25, size=(200, 3, 3))
+    if huge:
+        corners[7] = [[-0.5, -0.5, -0.5], [2.5, -0.5, 2.5], [1.0, 2.5, 1.0]]
+    vertices, faces = corners.reshape(-1, 3), np.arange(600).reshape(-1, 3)
+    every = _intersecting_pairs(vertices, faces)
+    among = rng.random(200) < 0.2
+    among[7] = True
+    expected = every[among[every[:, 0]] | among[every[:, 1]]]
+    assert len(expected) > 10 and len(expected) < len(every)
+    np.testing.assert_array_equal(_intersecting_pairs(vertices, faces, among), expected)
 
 
 def test_count_in_small_chunks_matches_brute_force(monkeypatch):

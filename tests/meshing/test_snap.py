@@ -97,6 +97,29 @@ def test_snap_backs_off_where_moves_would_fold_or_cross(monkeypatch):
     assert np.einsum("ij,ij->i", before, after).min() >= 0.5 - 1e-9  # no face turned by more than 60 degrees
 
 
+def test_crossing_halvings_recheck_only_the_faces_they_moved(monkeypatch):
+    """The halvings around crossings test only the pairs with a face the last halving moved: the same vertices and
+    halvings as testing every pair each time."""
+    import pcflow.meshing.snap as snap_module
+    from pcflow.meshing.intersections import _intersecting_pairs
+    from pcflow.meshing.primitives import _adjacency, _ring_mean
+
+    unit = sphere_mesh(lambda z: z, 1.0, tolerance=0.1)
+    start, faces = np.asarray(unit.mesh.vertices), np.asarray(unit.mesh.faces, dtype=np.int64)
+    cap = np.clip((start[:, 2] - 0.6) / 0.2, 0.0, 1.0)  # the cap above z = 0.8 pushed down through the south pole
+    displacement = -1.9 * cap[:, None] * np.array([0.0, 0.0, 1.0])
+    assert len(_intersecting_pairs(start + displacement, faces)) > 0
+    ring_mean = _ring_mean(_adjacency(faces, len(start)))
+    settings = dict(min_cos=0.0, crossings=True, max_backoffs=12)
+    moved, halvings = snap_module._backed_off(start, displacement, faces, ring_mean, **settings)
+    monkeypatch.setattr(snap_module, "_intersecting_pairs", lambda vertices, faces, among=None:
+                        _intersecting_pairs(vertices, faces))
+    every, every_halvings = snap_module._backed_off(start, displacement, faces, ring_mean, **settings)
+    assert moved is not None and halvings == every_halvings > 1
+    np.testing.assert_array_equal(moved, every)
+    assert count_self_intersections(trimesh.Trimesh(moved, faces, process=False)) == 0
+
+
 def test_snap_returns_a_self_intersecting_mesh_unmoved():
     unit = sphere_mesh(lambda z: z, 1.0, subdivisions=2, tolerance=np.inf)
     crossed = BoundaryMesh(mesh=unit.mesh, latent=unit.latent, uv=unit.uv, radius=1.0,
