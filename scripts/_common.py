@@ -28,6 +28,61 @@ def timed(function, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
+#: How often `run_watched` reads the memory of a command's processes.
+WATCH_INTERVAL_S = 0.02
+
+
+def run_watched(command: list[str], **popen) -> tuple[int, float, float]:
+    """Runs a command to its end: (exit status, wall seconds, peak memory in MiB).
+
+    The peak memory is the largest total resident memory of the command's process and all its descendants, read
+    from /proc every `WATCH_INTERVAL_S` seconds, and at least the largest peak of any one of them (its VmHWM). Not
+    `os.wait4`'s ru_maxrss: that counts the memory of the process that started the command (a child shares its
+    parent's memory until it runs the command), and only one process of the tree.
+    """
+    import subprocess
+
+    start = time.perf_counter()
+    child = subprocess.Popen(command, **popen)
+    peak, single = 0.0, {}
+    while child.poll() is None:
+        total = 0.0
+        for pid in _process_tree(child.pid):
+            resident, highest = _memory_mib(pid)
+            total += resident
+            single[pid] = max(single.get(pid, 0.0), highest)
+        peak = max(peak, total)
+        time.sleep(WATCH_INTERVAL_S)
+    seconds = time.perf_counter() - start
+    return child.returncode, seconds, max(peak, max(single.values(), default=0.0))
+
+
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants now running (from /proc/PID/task/*/children)."""
+    found = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                for child in children.read().split():
+                    found.extend(_process_tree(int(child)))
+    except OSError:  # it ended meanwhile
+        pass
+    return found
+
+
+def _memory_mib(pid: int) -> tuple[float, float]:
+    """(resident memory, its peak so far) of a running process in MiB; zeros once it has ended."""
+    values = {}
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    values[line[:5]] = int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
 def cpu_timed(function, *args, **kwargs):
     """Calls function(*args, **kwargs); returns (result, wall seconds, CPU seconds). CPU time counts every thread of
     this process and every child process that ended and was waited for meanwhile (a process pool shut down): on a

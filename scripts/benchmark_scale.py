@@ -2,9 +2,9 @@
 
 Generates seeded binary PLY clouds (float32 xyz + uchar rgb: a noisy ellipsoid surface plus 5% uniform outliers) in
 a temporary folder, runs each job in its own subprocess and measures its wall time and peak resident memory
-(`os.wait4`'s ru_maxrss of that child). Runs: the streaming denoise (`pcflow.pipeline.stream.denoise_file`, what
-`pcflow denoise` runs) at every size, the whole-file path (read_cloud, fit_cloud, predict, write_cloud) at the
-smallest size, and Open3D's `remove_statistical_outlier(nb_neighbors=20, std_ratio=2.0)` at the smallest size as
+(`_common.run_watched`: its processes' resident memory, polled). Runs: the streaming denoise
+(`pcflow.pipeline.stream.denoise_file`, what `pcflow denoise` runs) at every size, the whole-file path (read_cloud,
+fit_cloud, predict, write_cloud) at the smallest size, and Open3D's `remove_statistical_outlier(nb_neighbors=20, std_ratio=2.0)` at the smallest size as
 the peer of the same run. Prints a table with time per million points and growth ratios, writes JSON to --out and,
 with --markdown, the table to a new markdown file (docs/benchmarks/scale.md keeps the recorded runs, added by hand).
 
@@ -27,6 +27,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import run_watched  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FULL = {"sizes": (1_000_000, 3_000_000, 10_000_000), "chunk_size": 1_000_000, "epochs": 20, "surface_steps": 300,
@@ -115,13 +118,9 @@ def measure(kind: str, source: Path, workdir: Path, settings: dict) -> dict:
     outdir = Path(tempfile.mkdtemp(dir=workdir, prefix=f"{kind}-"))
     log = outdir / "child.json"
     command = [sys.executable, __file__, "--child", kind, str(source), str(outdir), json.dumps(settings)]
-    start = time.perf_counter()
     with open(log, "w") as stdout, open(outdir / "child.err", "w") as stderr:
-        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=REPO)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - start
-    result = {"ok": process.returncode == 0, "seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024}
+        code, seconds, mib = run_watched(command, stdout=stdout, stderr=stderr, cwd=REPO)
+    result = {"ok": code == 0, "seconds": seconds, "peak_rss_mib": mib}
     if result["ok"]:
         result.update(json.loads(log.read_text().strip().splitlines()[-1]))
     else:
@@ -245,8 +244,8 @@ def main(argv=None) -> int:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(
             "# Scale benchmark\n\n`python scripts/benchmark_scale.py` (chunked `pcflow denoise`, binary PLY, float32 "
-            "xyz + uchar rgb, 5% uniform outliers); each run in its own process, peak memory is its maximum "
-            "resident set size.\n\n```\n" + text + "\n```\n")
+            "xyz + uchar rgb, 5% uniform outliers); each run in its own process, peak memory is the largest "
+            "resident memory of its processes.\n\n```\n" + text + "\n```\n")
     return 0
 
 

@@ -5,7 +5,8 @@ Prints ratios (machines are shared and noisy, so a lone absolute time means litt
   (statistical outlier removal, normals, consistent orientation, Poisson depth 8), on a scan of each of --shapes at
   --points (default Spot, bob and the nut at 20,000 points) and one more of the first shape at --large-points
   (default 100,000); each as a whole command in a fresh process (the installed `pcflow` command), the three commands
-  in turn, median wall time of --repeats runs and the largest peak resident memory; with the outlier F1 and the mesh
+  in turn, median wall time of --repeats runs and the largest peak memory (of the command's processes together,
+  `_common.run_watched`); with the outlier F1 and the mesh
   CD-L1 / F-score of each, so that the speed is read beside the quality;
 - scoring throughput (forward pass and latent radius) of the first scan's fitted model, in GFLOP/s, against the
   float32 matrix-multiply rate measured on this machine, and the rate of the whole score (`score_samples`: for the
@@ -38,6 +39,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import trimesh
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import run_watched  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 #: The `pcflow reconstruct` commands measured (extra flags each; --pcflow-args comes on top of both).
@@ -96,18 +100,15 @@ def pcflow_command() -> list[str]:
 
 
 def timed_run(command: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak resident memory in MiB) of a command run to its end in a child process."""
-    start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    stderr = child.stderr.read().decode(errors="replace")
-    child.stdout.close()
-    child.stderr.close()
-    if child.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({child.returncode}): {stderr.strip()[-500:]}")
-    return seconds, usage.ru_maxrss / 1024.0  # kilobytes on Linux
+    """(wall seconds, peak memory in MiB of the command's processes together: `run_watched`) of a command run to its
+    end in a child process."""
+    with tempfile.TemporaryFile() as errors:
+        code, seconds, mib = run_watched(command, stdout=subprocess.DEVNULL, stderr=errors)
+        if code != 0:
+            errors.seek(0)
+            message = errors.read().decode(errors="replace").strip()[-500:]
+            raise SystemExit(f"{' '.join(command)} failed ({code}): {message}")
+    return seconds, mib
 
 
 def matmul_rate(size: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
