@@ -364,56 +364,25 @@ def test_first_use_checks_opengl_in_a_child_process(monkeypatch):
         gl._pyvista()
 
 
-def test_a_picture_from_the_early_child_is_the_one_drawn_here(pv, tmp_path, monkeypatch):
-    """`start_render_worker`'s child draws the next picture, pixel for pixel as this process draws it; the picture
-    after it is drawn here."""
-    from pcflow.viz import worker
-
-    rng = np.random.default_rng(0)
-    points = rng.normal(size=(300, 3))
-    sphere = trimesh.creation.icosphere(subdivisions=2)
-    scene = dict(cloud=PointCloud(points, source="scan.ply"), inside=rng.random(300) < 0.8, mesh=sphere,
-                 size=(240, 80))
-    monkeypatch.setattr(worker, "_worker", None)
-    worker.start_render_worker()
-    child = worker._worker
-    assert child is not None
-    viz.render_scene(tmp_path / "child.png", **scene)
-    assert worker._worker is None and child._process.returncode == 0  # used once, then ended
-    viz.render_scene(tmp_path / "here.png", **scene)
-    child_image, here_image = (read_image(tmp_path / f"{name}.png") for name in ("child", "here"))
-    assert child_image.shape == (80, 240, 3)
-    np.testing.assert_array_equal(child_image, here_image)
-
-
-@pytest.mark.parametrize("child, message", [
-    ("import os; os.abort()", "OpenGL cannot render here .a test render crashed with signal"),
-    ("raise SystemExit('no EGL display')", "OpenGL cannot render here .no EGL display"),
-])
-def test_an_early_child_that_fails_gives_the_opengl_verdict(monkeypatch, tmp_path, child, message):
+def test_an_early_check_is_the_one_first_use_waits_for(monkeypatch):
     pytest.importorskip("pyvista")
-    from pcflow.viz import worker
+    started = []
 
-    monkeypatch.setattr(worker, "_CHILD", ("-c", child))
-    monkeypatch.setattr(worker, "_worker", None)
+    def start():
+        started.append(probe())
+        return started[-1]
+
+    probe = gl._start_gl_probe
     monkeypatch.setattr(gl, "_gl_checked", None)
-    worker.start_render_worker()
-    with pytest.raises(PcflowError, match=message):
-        viz.render_scene(tmp_path / "picture.png", cloud=PointCloud(np.zeros((4, 3))))
-    assert not (tmp_path / "picture.png").exists()
-    with pytest.raises(PcflowError, match=message):  # the verdict is kept: no second child, no probe
+    monkeypatch.setattr(gl, "_gl_probe", None)
+    monkeypatch.setattr(gl, "_GL_PROBE", "import os; os.abort()")
+    monkeypatch.setattr(gl, "_start_gl_probe", start)
+    gl.start_gl_check()
+    gl.start_gl_check()
+    assert len(started) == 1
+    with pytest.raises(PcflowError, match="crashed with signal"):
         gl._pyvista()
-
-
-def test_an_early_child_no_picture_needs_ends_with_its_parent():
-    """A child whose parent ends before any picture (a failed reconstruct) ends too, at once."""
-    pytest.importorskip("pyvista")
-    script = ("from pcflow.viz import worker; worker.start_render_worker(); "
-              "print(worker._worker._process.pid, flush=True)")
-    parent = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
-    pid = int(parent.stdout.split()[-1])
-    with pytest.raises(ProcessLookupError):  # killed at the parent's exit, then reaped
-        os.kill(pid, 0)
+    assert len(started) == 1 and gl._gl_probe is None  # its verdict was read, no second probe started
 
 
 def test_a_failed_import_stops_the_opengl_check(monkeypatch):

@@ -82,7 +82,7 @@ def cmd_reconstruct(args) -> int:
     """`pcflow reconstruct`: one file into OUTDIR, or a batch into OUTDIR/<name>/, here or on a Dask cluster (exit 1
     if any file failed)."""
     if len(args.input) == 1 and Path(args.input[0]).is_file():  # one file, reconstructed in this process
-        _start_preview_worker(args)
+        _start_preview_check(args)
     from ..pipeline.batch import BATCH_REPORT, completed, is_batch, run_batch
     from ..pipeline import reconstruct
 
@@ -117,13 +117,13 @@ def cmd_reconstruct(args) -> int:
     return 0 if report["n_failed"] == 0 else EXIT_FAILURE
 
 
-def _start_preview_worker(args) -> None:
-    """With a preview to draw, starts the process that draws it now (`pcflow.viz.worker.start_render_worker`): its
-    imports and OpenGL check run while the command imports, reads and fits, instead of before the picture."""
+def _start_preview_check(args) -> None:
+    """With a preview to draw, starts the OpenGL check now (`pcflow.viz.gl.start_gl_check`): it runs while the
+    command imports, reads and fits, instead of before the picture."""
     if not args.no_preview:
-        from ..viz.worker import start_render_worker
+        from ..viz.gl import start_gl_check
 
-        start_render_worker()
+        start_gl_check()
 
 
 def _scene_options(args) -> dict:
@@ -234,7 +234,7 @@ def fresh_folder(base: Path) -> Path:
 
 def cmd_demo(args) -> int:
     """`pcflow demo`: reconstruct the bundled scan into a fresh folder, then score it against the known labels."""
-    _start_preview_worker(args)
+    _start_preview_check(args)
     from ..pipeline import reconstruct
 
     scan, labels_path = demo_asset()

@@ -2,8 +2,8 @@
 objects and planes (pyvista).
 
 `gl` imports pyvista and checks that OpenGL renders here; `camera` holds the views; `scene` draws the cloud, the
-outliers and the surface into a plotter; `render` writes pictures and turntables off-screen; `worker` draws a
-command's one picture in a child process started first (`child`); `window` opens the interactive viewer.
+outliers and the surface into a plotter; `render` writes pictures and turntables off-screen; `window` opens the
+interactive viewer.
 """
 
 from .camera import UP_AXES, VIEWS, default_up, set_view

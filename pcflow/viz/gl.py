@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -21,12 +22,23 @@ window.SetSize(8, 8)
 window.Render()
 print("ok", window.GetClassName())
 """
-_gl_checked: str | None = None  # "ok" once a probe (or `pcflow.viz.worker`'s child) rendered, else why it failed
+_gl_checked: str | None = None  # "ok" once a probe rendered, else the reason it failed
+_gl_probe: subprocess.Popen | str | None = None  # a probe `start_gl_check` started that no one has waited for yet
 
 
 def _headless() -> bool:
     """Whether there is no display to open windows on (Linux without DISPLAY)."""
     return sys.platform.startswith("linux") and not os.environ.get("DISPLAY")
+
+
+def start_gl_check() -> None:
+    """Starts the check that OpenGL renders here (where pyvista is installed), for a picture drawn later: a
+    command that ends with a picture calls it first, so that the check runs while the command works, and `_pyvista`
+    then only reads its verdict."""
+    global _gl_probe
+    if _gl_checked is None and _gl_probe is None and importlib.util.find_spec("pyvista") is not None:
+        _set_up_headless()
+        _gl_probe = _start_gl_probe()
 
 
 def _set_up_headless() -> None:
@@ -38,16 +50,17 @@ def _set_up_headless() -> None:
 def _pyvista(*, interactive: bool = False):
     """Imports pyvista, set up for EGL off-screen rendering when there is no display.
 
-    The first call also checks that OpenGL renders here, in a child process that runs while pyvista imports (unless
-    `pcflow.viz.worker`'s child gave its verdict). Once it rendered, pyvista's own check (``ALLOW_PLOTTING``) is not
-    made again.
+    The first call also checks that OpenGL renders here, in a child process that runs while pyvista imports (or
+    since `start_gl_check`). Once it rendered, pyvista's own check (``ALLOW_PLOTTING``) is not made again.
 
     Raises:
         PcflowError: pyvista is missing, OpenGL cannot render here, or a window is wanted without a display.
     """
-    global _gl_checked
+    global _gl_checked, _gl_probe
     _set_up_headless()
-    probe = _start_gl_probe() if _gl_checked is None else None
+    probe = None
+    if _gl_checked is None:
+        probe, _gl_probe = _gl_probe or _start_gl_probe(), None
     try:
         try:
             import pyvista

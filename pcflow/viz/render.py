@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,6 @@ from ..errors import PcflowError
 from .camera import _camera_direction, _frame, check_size, default_up, set_view
 from .gl import _INSTALL_HINT, _pyvista
 from .scene import BACKGROUND_COLOR, _points, _rgb, build_scene, model_surface, outlyingness
-from .worker import take_render_worker
 
 #: Image suffixes `render_scene` writes.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -20,8 +18,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 def render_scene(path, *, cloud, inside=None, mesh=None, model=None, labels=None, object_meshes=(), plane_meshes=(),
                  views=("iso", "front", "side"), size=(1500, 500), up: str | None = None,
                  coverage: float | None = None, point_size: float | None = None) -> None:
-    """Draws the scene off-screen from several views side by side and writes the picture (atomically): in the child
-    process `pcflow.viz.worker.start_render_worker` started, where one waits and no model is given.
+    """Draws the scene off-screen from several views side by side and writes the picture (atomically).
 
     Args:
         path: output image, .png or .jpg.
@@ -46,12 +43,6 @@ def render_scene(path, *, cloud, inside=None, mesh=None, model=None, labels=None
         _camera_direction(view, up)
     width, height = check_size(size)
     point_size = point_size or _default_point_size(width / len(views), height)
-    worker = take_render_worker() if model is None else None
-    if worker is not None:  # drawn in the child started first (`start_render_worker`)
-        worker.render(path, cloud=_portable(cloud), inside=inside, mesh=mesh, labels=labels,
-                      object_meshes=object_meshes, plane_meshes=plane_meshes, views=views, size=(width, height), up=up,
-                      coverage=coverage, point_size=point_size)
-        return
 
     pv = _pyvista()
     radii = None if model is None else outlyingness(model, _points(cloud))
@@ -114,14 +105,6 @@ def render_turntable(path, *, cloud, inside=None, mesh=None, model=None, labels=
     finally:
         plotter.close()
     _write_gif(path, frames, duration_ms=1000.0 * seconds / n_frames)
-
-
-def _portable(cloud):
-    """`cloud` as the picture's child process gets it: a `PointCloud` without its LAS header (the picture does not
-    use it, and it may not pickle)."""
-    from ..io import PointCloud
-
-    return dataclasses.replace(cloud, las_header=None) if isinstance(cloud, PointCloud) else cloud
 
 
 def _default_point_size(width: float, height: float) -> float:
