@@ -28,6 +28,10 @@ GROWTH = 1.5
 TRIES = 3
 #: Dilations (6-neighbour) that close the occupied cells' gaps before the inside is filled; as many erosions follow.
 CLOSING = 2
+#: The dilations of a last try at the first spacing, where `CLOSING` found no inside at any spacing: a solid only a
+#: few cells thick (a flat cut-out, 3 cells at the first spacing) is filled whole by `CLOSING` dilations from both
+#: its sides, and one leaves its inside.
+THIN_CLOSING = 1
 #: Standard deviation, in cells, of the Gaussian that smooths the signed distances.
 SMOOTHING = 1.0
 
@@ -119,34 +123,34 @@ class LatentGrid(ImplicitSurface):
         return cls(values[7:].reshape(shape), tuple(float(v) for v in values[3:6]), float(values[6]), int(genus))
 
 
-def _closed_solid(points: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray] | None:
+def _closed_solid(points: np.ndarray, spacing: float, closing: int = CLOSING) -> tuple[np.ndarray, np.ndarray] | None:
     """The cells of a grid of `spacing` that the points close around: the occupied cells, their gaps closed
-    (`CLOSING` dilations), the inside filled, the largest piece kept, eroded back (the occupied cells stay). (cells,
+    (`closing` dilations), the inside filled, the largest piece kept, eroded back (the occupied cells stay). (cells,
     origin of cell (0, 0, 0)'s centre), or None where the cells enclose nothing."""
     from scipy import ndimage
 
-    pad = CLOSING + 3
+    pad = closing + 3
     low = points.min(axis=0) - pad * spacing
     shape = np.ceil(np.ptp(points, axis=0) / spacing).astype(int) + 2 * pad + 1
     occupied = np.zeros(shape, dtype=bool)
     occupied[tuple(np.floor((points - low) / spacing).astype(int).T)] = True
     cross = ndimage.generate_binary_structure(3, 1)
-    closed = ndimage.binary_dilation(occupied, cross, iterations=CLOSING)
+    closed = ndimage.binary_dilation(occupied, cross, iterations=closing)
     filled = ndimage.binary_fill_holes(closed)
     if np.count_nonzero(filled) == np.count_nonzero(closed):
         return None
     pieces, count = ndimage.label(filled)
     largest = 1 + int(np.argmax(np.bincount(pieces.ravel())[1:])) if count > 1 else 1
-    solid = ndimage.binary_erosion(pieces == largest, cross, iterations=CLOSING, border_value=0)
+    solid = ndimage.binary_erosion(pieces == largest, cross, iterations=closing, border_value=0)
     return solid | (occupied & (pieces == largest)), low + 0.5 * spacing
 
 
-def _grid_at(points: np.ndarray, spacing: float, genus: int = 0) -> LatentGrid | None:
-    """The `LatentGrid` of the points' closed solid at `spacing`: its smoothed signed distance, offset so that the
-    points' median level is `GRID_SIZE`; None where the points enclose nothing."""
+def _grid_at(points: np.ndarray, spacing: float, genus: int = 0, closing: int = CLOSING) -> LatentGrid | None:
+    """The `LatentGrid` of the points' closed solid at `spacing` (`closing` dilations): its smoothed signed distance,
+    offset so that the points' median level is `GRID_SIZE`; None where the points enclose nothing."""
     from scipy import ndimage
 
-    found = _closed_solid(points, spacing)
+    found = _closed_solid(points, spacing, closing)
     if found is None:
         return None
     solid, origin = found
@@ -170,7 +174,7 @@ def _bounds_its_genus(grid: LatentGrid) -> bool:
 def fit_grid(points: np.ndarray, genus: int = 0) -> LatentGrid | None:
     """A `LatentGrid` of size `GRID_SIZE` and genus `genus` through the (M, 3) points (inliers of a closed scan), or
     None where they do not enclose a volume bounded by one surface of that genus at any of the spacings tried (see
-    `GRID_CELLS`)."""
+    `GRID_CELLS`), nor with `THIN_CLOSING` dilations at the first."""
     from scipy.spatial import cKDTree
 
     points = np.asarray(points, dtype=np.float64)
@@ -179,9 +183,13 @@ def fit_grid(points: np.ndarray, genus: int = 0) -> LatentGrid | None:
         return None
     distances, _ = cKDTree(points).query(points, k + 1)
     spacing = max(float(np.ptp(points, axis=0).max()) / GRID_CELLS, float(np.median(distances[:, 1:].mean(axis=1))))
+    tries = []
     for _ in range(TRIES):
-        grid = _grid_at(points, spacing, genus)
+        tries.append((spacing, CLOSING))
+        spacing *= GROWTH
+    tries.append((tries[0][0], THIN_CLOSING))  # a thin solid, which `CLOSING` fills whole at every spacing
+    for spacing, closing in tries:
+        grid = _grid_at(points, spacing, genus, closing)
         if grid is not None and _bounds_its_genus(grid):
             return grid
-        spacing *= GROWTH
     return None

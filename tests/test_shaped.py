@@ -226,3 +226,21 @@ def test_auto_takes_the_shaped_surface_only_where_the_points_enclose_a_volume():
     assert model.latent == "sphere"
     with pytest.raises(PcflowError, match="latent must be one of"):
         FitOptions(latent="blob").estimator()
+
+
+def test_fit_grid_closes_a_thin_slab_with_fewer_dilations_where_the_usual_ones_fill_it(monkeypatch):
+    """A box 3% as thick as it is long: two dilations from both faces fill its inside at every spacing tried, one
+    leaves it (the last try); the surface is one closed genus-0 surface as thin as the slab."""
+    import trimesh
+
+    import pcflow.shaped as shaped
+
+    box = trimesh.creation.box(extents=(1.0, 0.6, 0.03))
+    points = box.sample(20_000, seed=0) + np.random.default_rng(0).normal(scale=0.002, size=(20_000, 3))
+    grid = fit_grid(points)
+    assert grid is not None
+    mesh = trimesh.Trimesh(*grid.surface_mesh(GRID_SIZE), process=False)
+    assert mesh.is_watertight and mesh.body_count == 1 and mesh.euler_number == 2
+    assert np.ptp(mesh.vertices[:, 2]) < 0.1 and mesh.volume == pytest.approx(0.018, rel=0.5)
+    monkeypatch.setattr(shaped, "THIN_CLOSING", shaped.CLOSING)
+    assert fit_grid(points) is None
