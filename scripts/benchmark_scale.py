@@ -4,9 +4,10 @@ Generates seeded binary PLY clouds (float32 xyz + uchar rgb: a noisy ellipsoid s
 a temporary folder, runs each job in its own subprocess and measures its wall time and peak resident memory
 (`_common.run_watched`: its processes' resident memory, polled). Runs: the streaming denoise
 (`pcflow.pipeline.stream.denoise_file`, what `pcflow denoise` runs) at every size, the whole-file path (read_cloud,
-fit_cloud, predict, write_cloud) at the smallest size, and Open3D's `remove_statistical_outlier(nb_neighbors=20, std_ratio=2.0)` at the smallest size as
-the peer of the same run. Prints a table with time per million points and growth ratios, writes JSON to --out and,
-with --markdown, the table to a new markdown file (docs/benchmarks/scale.md keeps the recorded runs, added by hand).
+fit_cloud, predict, write_cloud) at the smallest size, and Open3D's
+`remove_statistical_outlier(nb_neighbors=20, std_ratio=2.0)` at the smallest size as the peer of the same run.
+Prints a table with time per million points and growth ratios, writes JSON to --out and, with --markdown, the table
+to a new markdown file (docs/benchmarks/scale.md keeps the recorded runs, added by hand).
 
 Usage:
     python scripts/benchmark_scale.py            # 1M, 3M, 10M points (about 10 minutes on 2 CPU cores)
@@ -20,7 +21,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time

@@ -6,8 +6,8 @@ Prints ratios (machines are shared and noisy, so a lone absolute time means litt
   --points (default Spot, bob and the nut at 20,000 points) and one more of the first shape at --large-points
   (default 100,000); each as a whole command in a fresh process (the installed `pcflow` command), the three commands
   in turn, median wall time of --repeats runs and the largest peak memory (of the command's processes together,
-  `_common.run_watched`); with the outlier F1 and the mesh
-  CD-L1 / F-score of each, so that the speed is read beside the quality;
+  `_common.run_watched`); with the outlier F1 and the mesh CD-L1 / F-score of each, so that the speed is read
+  beside the quality;
 - scoring throughput (forward pass and latent radius) of the first scan's fitted model, in GFLOP/s, against the
   float32 matrix-multiply rate measured on this machine, and the rate of the whole score (`score_samples`: for the
   default surface mode also the gradient and the neighbour distances);

@@ -77,13 +77,13 @@ def _candidate_chunks(vertices: np.ndarray, faces: np.ndarray, among: np.ndarray
     mins, maxs = mins - pad, maxs + pad
     centres, half = 0.5 * (mins + maxs), 0.5 * np.linalg.norm(maxs - mins, axis=1)
     reach = 2.0 * float(half.max()) * (1.0 + 1e-9)  # boxes that overlap have centres closer than their half-diagonals
-    queried = None if among is None else np.flatnonzero(among)
     if float(half.max()) > _MAX_SIZE_RATIO * float(np.median(half)):
-        chunks = _rtree_pairs(mins, maxs, queried)
-    elif queried is None:
+        chunks = _rtree_pairs(mins, maxs, among)
+    elif among is None:
         pairs = cKDTree(centres).query_pairs(reach, output_type="ndarray")  # i < j in each row
         chunks = [(pairs[:, 0], pairs[:, 1])]
     else:
+        queried = np.flatnonzero(among)
         near = cKDTree(centres[queried]).sparse_distance_matrix(cKDTree(centres), reach, output_type="ndarray")
         chunks = [_each_pair_once(queried[near["i"]], near["j"], among)]
     for first, second in chunks:
@@ -102,17 +102,17 @@ def _each_pair_once(queried: np.ndarray, other: np.ndarray, among: np.ndarray) -
     return np.minimum(queried, other), np.maximum(queried, other)
 
 
-def _rtree_pairs(mins: np.ndarray, maxs: np.ndarray, queried: np.ndarray | None = None):
+def _rtree_pairs(mins: np.ndarray, maxs: np.ndarray, among: np.ndarray | None = None):
     """Box pairs i < j that overlap, from an R-tree of the boxes: (first, second) chunks, each from the boxes of a
-    run of first indices (or of `queried`, each pair with one of them once), at most `_QUERY_PAIRS` pairs each."""
+    run of first indices (with `among`, (F,) bool, of its boxes, each pair with one of them once), at most
+    `_QUERY_PAIRS` pairs each."""
     from rtree import index
 
     properties = index.Property()
     properties.dimension = 3
     properties.leaf_capacity = properties.index_capacity = 16
     tree = index.Index((np.arange(len(mins), dtype=np.int64), mins, maxs), properties=properties)
-    rows = np.arange(len(mins)) if queried is None else queried
-    among = None if queried is None else np.isin(np.arange(len(mins)), queried)
+    rows = np.arange(len(mins)) if among is None else np.flatnonzero(among)
     block = max(1, _QUERY_PAIRS // len(mins))
     for start in range(0, len(rows), block):
         run = rows[start:start + block]
